@@ -1,0 +1,6 @@
+/** Proof of Drilling: comparison policies, commit–reveal, unit outcomes, credit records, ledger. Pure, no I/O. */
+export * from './policy.ts';
+export * from './commit.ts';
+export * from './quorum.ts';
+export * from './credit.ts';
+export * from './ledger.ts';
