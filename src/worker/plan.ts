@@ -1,0 +1,181 @@
+/**
+ * Pure run planning for the worker: check a request's tensors against a model's input metadata
+ * BEFORE anything runs, and decide how the rows are fed.
+ *
+ * - batch mode: the model's first input dim is symbolic (dynamic) or already equals the request's
+ *   row count, so the whole batch goes through ONNX Runtime in one call.
+ * - rows mode: some input's first dim is FIXED at 1 and the request carries B > 1 rows, so the
+ *   rows are run one by one and the outputs concatenated along axis 0, in order.
+ *
+ * Every mismatch is a DrillError with code INPUT_MISMATCH whose message names the input, what
+ * the model expects and what was received. No ONNX Runtime import here: unit-testable.
+ */
+import { DrillError } from '../util/errors.ts';
+import { DTYPES, elementCount } from '../util/tensor.ts';
+import type { Dtype, HostTensor, TensorData } from '../util/tensor.ts';
+
+/** A model input as ONNX Runtime describes it (tensor inputs only). */
+export interface InputSpec {
+  name: string;
+  /** ORT tensor type name ('float32', 'int64', 'bool', 'float16', ...). */
+  type: string;
+  /** Dims: a number is fixed, a string is symbolic; [] when ORT does not know the shape. */
+  shape: ReadonlyArray<number | string>;
+}
+
+/** How a request will be run. */
+export interface RunPlan {
+  mode: 'batch' | 'rows';
+  /** Rows along axis 0 (for rows mode, the number of separate ORT runs). */
+  rows: number;
+  /** Rows mode: the inputs sliced per row; the others are fed whole to every run. */
+  split: string[];
+  /** The outputs to fetch, in the model's order unless the request named them. */
+  outputNames: string[];
+}
+
+/** Which typed array carries each dtype (ORT 'bool' tensors take a Uint8Array). */
+const ARRAY_OF: Record<Dtype, string> = {
+  float32: 'Float32Array',
+  float64: 'Float64Array',
+  int32: 'Int32Array',
+  int64: 'BigInt64Array',
+  uint8: 'Uint8Array',
+  bool: 'Uint8Array',
+};
+
+function mismatch(field: string, expected: string, received: string, meta: Record<string, unknown> = {}): DrillError {
+  return new DrillError('INPUT_MISMATCH', `${field}: expected ${expected}, received ${received}`, { field, expected, received, ...meta });
+}
+
+const fmtShape = (s: ReadonlyArray<number | string>): string => `[${s.map((d) => (typeof d === 'string' ? JSON.stringify(d) : String(d))).join(', ')}]`;
+
+/**
+ * Check that `t` is a well-formed HostTensor (known dtype, integer dims, matching typed array
+ * and length).
+ * @throws DrillError INPUT_MISMATCH naming `field`.
+ */
+export function checkHostTensor(field: string, t: HostTensor): void {
+  if (t === null || typeof t !== 'object') throw mismatch(field, 'a tensor {dtype, dims, data}', String(t));
+  if (!DTYPES.includes(t.dtype)) throw mismatch(`${field}.dtype`, `one of ${DTYPES.join(', ')}`, JSON.stringify(t.dtype));
+  if (!Array.isArray(t.dims) || !t.dims.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+    throw mismatch(`${field}.dims`, 'an array of non-negative integers', JSON.stringify(t.dims));
+  }
+  const want = ARRAY_OF[t.dtype];
+  const got = (t.data as { constructor?: { name?: string } } | undefined)?.constructor?.name ?? String(t.data);
+  if (got !== want) throw mismatch(`${field}.data`, `a ${want} for dtype ${t.dtype}`, `a ${got}`);
+  const n = elementCount(t.dims);
+  if (t.data.length !== n) throw mismatch(`${field}.data`, `${n} elements for dims ${fmtShape(t.dims)}`, `${t.data.length} elements`);
+}
+
+/**
+ * Check a request against the model and plan its run.
+ * @param specs the model's tensor inputs (session.inputMetadata).
+ * @param modelOutputs the model's output names.
+ * @param inputs the request's tensors by input name (rows along axis 0).
+ * @param wanted the outputs the request asks for (default: all, in model order).
+ * @throws DrillError INPUT_MISMATCH for unknown or missing inputs, wrong dtype, wrong rank, wrong
+ *   non-batch dims, a batch size the model cannot take, inconsistent row counts or unknown outputs.
+ */
+export function planRun(
+  specs: readonly InputSpec[],
+  modelOutputs: readonly string[],
+  inputs: Readonly<Record<string, HostTensor>>,
+  wanted?: readonly string[],
+): RunPlan {
+  const known = new Map(specs.map((s) => [s.name, s]));
+  const names = Object.keys(inputs);
+  // Cheapest checks first: names, then each tensor on its own, then tensors against the model.
+  for (const name of names) {
+    if (!known.has(name)) {
+      throw mismatch(`inputs.${name}`, `an input of the model (${[...known.keys()].join(', ') || 'none'})`, `unknown input ${JSON.stringify(name)}`, { input: name });
+    }
+  }
+  for (const s of specs) {
+    if (!(s.name in inputs)) throw mismatch(`inputs.${s.name}`, `a tensor for model input ${JSON.stringify(s.name)}`, 'nothing', { input: s.name });
+  }
+  for (const name of names) checkHostTensor(`inputs.${name}`, inputs[name]!);
+
+  let rowsB: number | undefined; // the row count when some input's first dim is fixed at 1
+  for (const s of specs) {
+    const t = inputs[s.name]!;
+    const field = `inputs.${s.name}`;
+    if (t.dtype !== s.type) throw mismatch(`${field}.dtype`, s.type, t.dtype, { input: s.name });
+    if (s.shape.length === 0) continue; // ORT does not know the shape: let it decide
+    if (t.dims.length !== s.shape.length) {
+      throw mismatch(`${field}.dims`, `rank ${s.shape.length} ${fmtShape(s.shape)}`, `rank ${t.dims.length} ${fmtShape(t.dims)}`, { input: s.name });
+    }
+    for (let i = 1; i < s.shape.length; i++) {
+      const d = s.shape[i]!;
+      if (typeof d === 'number' && t.dims[i] !== d) {
+        throw mismatch(`${field}.dims[${i}]`, `${d} (model shape ${fmtShape(s.shape)})`, `${t.dims[i]} (dims ${fmtShape(t.dims)})`, { input: s.name, axis: i });
+      }
+    }
+    const d0 = s.shape[0]!;
+    if (typeof d0 === 'number' && t.dims[0] !== d0) {
+      if (d0 === 1 && t.dims[0]! > 1) {
+        if (rowsB !== undefined && rowsB !== t.dims[0]) {
+          throw mismatch(`${field}.dims[0]`, `${rowsB} rows like the other inputs`, `${t.dims[0]}`, { input: s.name, axis: 0 });
+        }
+        rowsB = t.dims[0];
+      } else {
+        throw mismatch(`${field}.dims[0]`, `${d0} (model shape ${fmtShape(s.shape)})`, `${t.dims[0]} (dims ${fmtShape(t.dims)})`, { input: s.name, axis: 0 });
+      }
+    }
+  }
+
+  const outs = wanted === undefined || wanted.length === 0 ? [...modelOutputs] : [...wanted];
+  for (const o of outs) {
+    if (!modelOutputs.includes(o)) throw mismatch('outputNames', `outputs of the model (${modelOutputs.join(', ')})`, JSON.stringify(o), { output: o });
+  }
+
+  if (rowsB === undefined) {
+    const first = specs[0] ? inputs[specs[0].name] : undefined;
+    return { mode: 'batch', rows: first?.dims[0] ?? 1, split: [], outputNames: outs };
+  }
+  // Rows mode: inputs with B rows are sliced per row; inputs with one row are fed whole.
+  const split: string[] = [];
+  for (const s of specs) {
+    const t = inputs[s.name]!;
+    if (t.dims.length > 0 && t.dims[0] === rowsB) split.push(s.name);
+    else if (!(t.dims.length > 0 && t.dims[0] === 1)) {
+      throw mismatch(`inputs.${s.name}.dims[0]`, `${rowsB} rows (or 1, shared by every row) like the other inputs`, `${t.dims[0] ?? 'a scalar'}`, { input: s.name, axis: 0 });
+    }
+  }
+  return { mode: 'rows', rows: rowsB, split, outputNames: outs };
+}
+
+/** Row `i` of `t` as a [1, ...rest] view over the same buffer (no copy). */
+export function sliceRow(t: HostTensor, i: number): HostTensor {
+  const rest = t.dims.slice(1);
+  const per = elementCount(rest);
+  return { dtype: t.dtype, dims: [1, ...rest], data: t.data.subarray(i * per, (i + 1) * per) as TensorData };
+}
+
+/**
+ * Concatenate tensors along axis 0, in order.
+ * @throws DrillError OUTPUT_MISMATCH when dtypes or trailing dims differ between parts.
+ */
+export function concatRows(name: string, parts: readonly HostTensor[]): HostTensor {
+  if (parts.length === 0) throw new RangeError('concatRows: no parts');
+  const first = parts[0]!;
+  if (parts.length === 1) return first;
+  const rest = first.dims.slice(1);
+  let rows = 0;
+  let total = 0;
+  for (const [k, p] of parts.entries()) {
+    if (p.dtype !== first.dtype || p.dims.length !== first.dims.length || p.dims.slice(1).some((d, i) => d !== rest[i])) {
+      throw new DrillError('OUTPUT_MISMATCH', `outputs.${name}: expected every row to give ${first.dtype} ${fmtShape(['rows', ...rest])}, received ${p.dtype} ${fmtShape(p.dims)} for row ${k}`, { output: name, row: k });
+    }
+    rows += p.dims[0] ?? 1;
+    total += p.data.length;
+  }
+  const Ctor = first.data.constructor as new (n: number) => TensorData;
+  const data = new Ctor(total);
+  let off = 0;
+  for (const p of parts) {
+    (data as Float32Array).set(p.data as Float32Array, off);
+    off += p.data.length;
+  }
+  return { dtype: first.dtype, dims: [rows, ...rest], data };
+}

@@ -1,0 +1,109 @@
+/**
+ * ONNX Runtime session helpers shared by the pool's threads (thread.ts) and the in-process
+ * baseline (direct.ts): session options, HostTensor <-> ort.Tensor without copies, and running
+ * a checked plan (one batched call, or row by row with outputs concatenated in order).
+ */
+import { InferenceSession, Tensor } from 'onnxruntime-node';
+import { DrillError } from '../util/errors.ts';
+import type { Dtype, HostTensor, TensorData } from '../util/tensor.ts';
+import { concatRows, planRun, sliceRow } from './plan.ts';
+import type { InputSpec, RunPlan } from './plan.ts';
+
+/** How a session is created. */
+export interface SessionConfig {
+  /** ORT execution providers in priority order, e.g. ['cpu'] or ['cuda', 'cpu']. */
+  executionProviders: string[];
+  /** ORT intra-op threads for this session (1 = no ORT thread pool). */
+  intraOpThreads: number;
+  /**
+   * Let ORT's intra-op threads spin while waiting for work. Spinning cuts latency for one
+   * session that owns the machine, but steals cores from the other sessions of a pool, so the
+   * pool turns it off.
+   */
+  allowSpinning?: boolean;
+  /** ORT log severity (0 verbose .. 4 fatal); 3 keeps ORT's per-node warnings out of the logs. */
+  logSeverityLevel?: 0 | 1 | 2 | 3 | 4;
+}
+
+/** ORT session options for a config. */
+export function sessionOptions(cfg: SessionConfig): InferenceSession.SessionOptions {
+  const spin = (cfg.allowSpinning ?? true) ? '1' : '0';
+  return {
+    executionProviders: cfg.executionProviders,
+    intraOpNumThreads: cfg.intraOpThreads,
+    // One operator at a time: parallel inter-op mode only helps branchy graphs and would add a
+    // second thread pool per session on top of the pool's threads.
+    interOpNumThreads: 1,
+    executionMode: 'sequential',
+    graphOptimizationLevel: 'all',
+    logSeverityLevel: cfg.logSeverityLevel ?? 3,
+    extra: { session: { intra_op: { allow_spinning: spin }, inter_op: { allow_spinning: spin } } },
+  };
+}
+
+/** Create a session from a file path or the model's bytes. */
+export async function openSession(model: string | Uint8Array, cfg: SessionConfig): Promise<InferenceSession> {
+  const opts = sessionOptions(cfg);
+  return typeof model === 'string' ? InferenceSession.create(model, opts) : InferenceSession.create(model, opts);
+}
+
+/** The session's tensor inputs as InputSpecs. @throws DrillError UNSUPPORTED_MODEL for non-tensor inputs. */
+export function inputSpecs(session: InferenceSession): InputSpec[] {
+  return session.inputMetadata.map((m) => {
+    if (!m.isTensor) throw new DrillError('UNSUPPORTED_MODEL', `model input ${JSON.stringify(m.name)}: expected a tensor input, received a non-tensor (sequence/map) input`, { input: m.name });
+    return { name: m.name, type: m.type, shape: m.shape };
+  });
+}
+
+/** Wrap a HostTensor as an ort.Tensor over the same typed array (no copy). */
+export function toOrt(t: HostTensor): Tensor {
+  // ORT's 'bool' tensors take a Uint8Array; every other HostTensor dtype is ORT's own name.
+  return new Tensor(t.dtype, t.data as Float32Array, t.dims);
+}
+
+const HOST_DTYPES: ReadonlySet<string> = new Set<Dtype>(['float32', 'float64', 'int32', 'int64', 'uint8', 'bool']);
+
+/**
+ * An ORT output as a HostTensor over the same typed array (no copy).
+ * @throws DrillError UNSUPPORTED_OUTPUT for non-tensor outputs or dtypes HostTensor lacks.
+ */
+export function fromOrt(name: string, v: unknown): HostTensor {
+  if (!(v instanceof Tensor)) throw new DrillError('UNSUPPORTED_OUTPUT', `outputs.${name}: expected a tensor, received a non-tensor value`, { output: name });
+  if (!HOST_DTYPES.has(v.type)) {
+    throw new DrillError('UNSUPPORTED_OUTPUT', `outputs.${name}: expected one of ${[...HOST_DTYPES].join(', ')}, received dtype ${v.type}`, { output: name, dtype: v.type });
+  }
+  return { dtype: v.type as Dtype, dims: [...v.dims], data: v.data as TensorData };
+}
+
+async function runOnce(session: InferenceSession, feeds: Record<string, HostTensor>, outputNames: string[]): Promise<Record<string, HostTensor>> {
+  const ortFeeds: Record<string, Tensor> = {};
+  for (const [k, t] of Object.entries(feeds)) ortFeeds[k] = toOrt(t);
+  const res = await session.run(ortFeeds, outputNames);
+  const out: Record<string, HostTensor> = {};
+  for (const o of outputNames) out[o] = fromOrt(o, res[o]);
+  return out;
+}
+
+/**
+ * Check `inputs` against the session, then run: in one call (batch mode) or one ORT run per row
+ * with outputs concatenated along axis 0 (rows mode, for models whose first dim is fixed at 1).
+ * @throws DrillError INPUT_MISMATCH before running when the inputs do not fit the model.
+ * @throws DrillError UNSUPPORTED_OUTPUT / OUTPUT_MISMATCH when outputs cannot be returned.
+ */
+export async function runChecked(
+  session: InferenceSession,
+  inputs: Record<string, HostTensor>,
+  wanted?: readonly string[],
+): Promise<{ outputs: Record<string, HostTensor>; plan: RunPlan }> {
+  const plan = planRun(inputSpecs(session), session.outputNames, inputs, wanted);
+  if (plan.mode === 'batch') return { outputs: await runOnce(session, inputs, plan.outputNames), plan };
+  const parts: Record<string, HostTensor>[] = [];
+  for (let i = 0; i < plan.rows; i++) {
+    const feeds: Record<string, HostTensor> = {};
+    for (const [k, t] of Object.entries(inputs)) feeds[k] = plan.split.includes(k) ? sliceRow(t, i) : t;
+    parts.push(await runOnce(session, feeds, plan.outputNames));
+  }
+  const outputs: Record<string, HostTensor> = {};
+  for (const o of plan.outputNames) outputs[o] = concatRows(o, parts.map((p) => p[o]!));
+  return { outputs, plan };
+}
