@@ -1,0 +1,116 @@
+/**
+ * The coordinator's job store (SQLite through `node:sqlite`, WAL mode). A unit is marked done
+ * only after its rows are flushed to the output file, so a finished unit is never lost and a
+ * restarted coordinator resumes a job from where it stopped. Credit records are kept with the
+ * unit that earned them.
+ */
+import { DatabaseSync } from 'node:sqlite';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { CreditRecord } from '../pod/credit.ts';
+import { creditRecordId } from '../pod/credit.ts';
+import type { OutputLayout } from './output.ts';
+
+export type JobStatus = 'running' | 'done' | 'failed';
+
+export interface StoredJob {
+  id: string;
+  spec: string;
+  status: JobStatus;
+  error: string | null;
+  layout: OutputLayout[] | null;
+  createdAt: number;
+  finishedAt: number | null;
+}
+
+export class JobStore {
+  readonly #db: DatabaseSync;
+
+  constructor(path: string) {
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    this.#db = new DatabaseSync(path);
+    this.#db.exec(`
+      PRAGMA journal_mode = WAL;
+      PRAGMA synchronous = NORMAL;
+      CREATE TABLE IF NOT EXISTS jobs (
+        id TEXT PRIMARY KEY, spec TEXT NOT NULL, status TEXT NOT NULL, error TEXT,
+        layout TEXT, created_at INTEGER NOT NULL, finished_at INTEGER);
+      CREATE TABLE IF NOT EXISTS units (
+        job TEXT NOT NULL, unit INTEGER NOT NULL, status TEXT NOT NULL, digest TEXT NOT NULL,
+        workers TEXT NOT NULL, credited TEXT NOT NULL, faulty TEXT NOT NULL, done_at INTEGER NOT NULL,
+        PRIMARY KEY (job, unit));
+      CREATE TABLE IF NOT EXISTS credits (
+        id TEXT PRIMARY KEY, job TEXT NOT NULL, unit INTEGER NOT NULL, record TEXT NOT NULL);
+    `);
+  }
+
+  createJob(id: string, spec: unknown, now: number): void {
+    this.#db.prepare('INSERT INTO jobs (id, spec, status, created_at) VALUES (?, ?, ?, ?)').run(id, JSON.stringify(spec), 'running', now);
+  }
+
+  setLayout(id: string, layout: OutputLayout[]): void {
+    this.#db.prepare('UPDATE jobs SET layout = ? WHERE id = ?').run(JSON.stringify(layout), id);
+  }
+
+  finishJob(id: string, status: 'done' | 'failed', now: number, error?: string): void {
+    this.#db.prepare('UPDATE jobs SET status = ?, error = ?, finished_at = ? WHERE id = ?').run(status, error ?? null, now, id);
+  }
+
+  getJob(id: string): StoredJob | undefined {
+    const r = this.#db.prepare('SELECT * FROM jobs WHERE id = ?').get(id) as Record<string, unknown> | undefined;
+    return r ? rowToJob(r) : undefined;
+  }
+
+  runningJobs(): StoredJob[] {
+    return (this.#db.prepare("SELECT * FROM jobs WHERE status = 'running' ORDER BY created_at").all() as Record<string, unknown>[]).map(rowToJob);
+  }
+
+  /** Record a finished unit and its credit record in one transaction. */
+  unitDone(job: string, unit: number, status: string, digest: string, workers: string[], credited: string[], faulty: string[], record: CreditRecord | null, now: number): void {
+    this.#db.exec('BEGIN');
+    try {
+      this.#db
+        .prepare('INSERT OR REPLACE INTO units (job, unit, status, digest, workers, credited, faulty, done_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+        .run(job, unit, status, digest, JSON.stringify(workers), JSON.stringify(credited), JSON.stringify(faulty), now);
+      if (record) this.#db.prepare('INSERT OR IGNORE INTO credits (id, job, unit, record) VALUES (?, ?, ?, ?)').run(creditRecordId(record), job, unit, JSON.stringify(record));
+      this.#db.exec('COMMIT');
+    } catch (e) {
+      this.#db.exec('ROLLBACK');
+      throw e;
+    }
+  }
+
+  doneUnits(job: string): Set<number> {
+    return new Set((this.#db.prepare('SELECT unit FROM units WHERE job = ?').all(job) as { unit: number }[]).map((r) => r.unit));
+  }
+
+  unitStats(job: string): { status: string; workers: string[]; credited: string[]; faulty: string[] }[] {
+    return (this.#db.prepare('SELECT status, workers, credited, faulty FROM units WHERE job = ? ORDER BY unit').all(job) as Record<string, string>[]).map((r) => ({
+      status: r.status!,
+      workers: JSON.parse(r.workers!) as string[],
+      credited: JSON.parse(r.credited!) as string[],
+      faulty: JSON.parse(r.faulty!) as string[],
+    }));
+  }
+
+  credits(job?: string): CreditRecord[] {
+    const rows = (job ? this.#db.prepare('SELECT record FROM credits WHERE job = ? ORDER BY unit').all(job) : this.#db.prepare('SELECT record FROM credits ORDER BY rowid').all()) as { record: string }[];
+    return rows.map((r) => JSON.parse(r.record) as CreditRecord);
+  }
+
+  close(): void {
+    this.#db.close();
+  }
+}
+
+function rowToJob(r: Record<string, unknown>): StoredJob {
+  return {
+    id: r.id as string,
+    spec: r.spec as string,
+    status: r.status as JobStatus,
+    error: (r.error as string | null) ?? null,
+    layout: r.layout ? (JSON.parse(r.layout as string) as OutputLayout[]) : null,
+    createdAt: r.created_at as number,
+    finishedAt: (r.finished_at as number | null) ?? null,
+  };
+}

@@ -1,0 +1,276 @@
+/**
+ * The grid protocol between coordinators and workers.
+ *
+ * gossip  `matrix-drill/units/1`        coordinator → all: "unit U of job J needs N replicas"
+ *                                        (a wake-up hint; the lease itself is a direct request)
+ * request `/matrix-drill/grid/hello/1`  worker → coordinator: register (threads, device, score)
+ * request `/matrix-drill/grid/claim/1`  worker → coordinator: lease a unit (inputs come back)
+ * request `/matrix-drill/grid/commit/1` worker → coordinator: H(worker, lease, salt, result)
+ * request `/matrix-drill/grid/reveal/1` coordinator → worker: once every replica of the round
+ *                                        committed, pull the result and salt behind a commitment
+ * request `/matrix-drill/grid/error/1`  worker → coordinator: the unit could not be run
+ * blob    model bytes by sha256 (src/net/blobs.ts)
+ *
+ * Every message is versioned (`v`) and schema-checked before use; binary payloads are framed
+ * as u32be jsonLength ‖ JSON ‖ tensor frame (src/protocol/tensors.ts).
+ */
+import { jsonCodec } from '../net/topics.ts';
+import type { TopicSpec } from '../net/topics.ts';
+import { DrillError } from '../util/errors.ts';
+import type { HostTensor } from '../util/tensor.ts';
+import { encodeTensors, decodeTensors } from './tensors.ts';
+
+export const GRID_VERSION = 1;
+
+export const PROTOCOL = {
+  hello: '/matrix-drill/grid/hello/1',
+  claim: '/matrix-drill/grid/claim/1',
+  commit: '/matrix-drill/grid/commit/1',
+  reveal: '/matrix-drill/grid/reveal/1',
+  error: '/matrix-drill/grid/error/1',
+} as const;
+
+/**
+ * Size limits. Units carry input rows: 64 MiB allows e.g. 1,000 rows of 3×224×224 float32
+ * (600 KB a row) — far above the default unit size — while bounding what a peer can make us buffer.
+ */
+export const MAX_UNIT_BYTES = 64 * 1024 * 1024;
+export const MAX_CONTROL_BYTES = 64 * 1024;
+export const MAX_ANNOUNCE_BYTES = 2 * 1024;
+
+// ------------------------------------------------------------------------------- schema checks
+
+type Obj = Record<string, unknown>;
+function obj(raw: unknown): Obj {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new Error('expected an object');
+  return raw as Obj;
+}
+function s(o: Obj, k: string, max = 256): string {
+  const v = o[k];
+  if (typeof v !== 'string' || v.length === 0 || v.length > max) throw new Error(`${k}: expected a string of 1..${max} chars`);
+  return v;
+}
+function n(o: Obj, k: string, min = 0, max = Number.MAX_SAFE_INTEGER): number {
+  const v = o[k];
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) throw new Error(`${k}: expected a number in [${min}, ${max}]`);
+  return v;
+}
+function int(o: Obj, k: string, min = 0, max = Number.MAX_SAFE_INTEGER): number {
+  const v = n(o, k, min, max);
+  if (!Number.isInteger(v)) throw new Error(`${k}: expected an integer`);
+  return v;
+}
+function hex(o: Obj, k: string, bytes: number): string {
+  const v = s(o, k, bytes * 2);
+  if (v.length !== bytes * 2 || !/^[0-9a-f]+$/.test(v)) throw new Error(`${k}: expected ${bytes} bytes of lowercase hex`);
+  return v;
+}
+function bool(o: Obj, k: string): boolean {
+  const v = o[k];
+  if (typeof v !== 'boolean') throw new Error(`${k}: expected a boolean`);
+  return v;
+}
+function strList(o: Obj, k: string, maxLen = 64): string[] {
+  const v = o[k];
+  if (!Array.isArray(v) || v.length > maxLen || !v.every((x) => typeof x === 'string' && x.length > 0 && x.length <= 256)) throw new Error(`${k}: expected a list of strings`);
+  return v as string[];
+}
+
+// ------------------------------------------------------------------------------------ messages
+
+export interface UnitAnnouncement {
+  coordinator: string;
+  job: string;
+  unit: number;
+  modelHash: string;
+  rows: number;
+  flops: number;
+  need: number;
+}
+
+export const UNITS_TOPIC: TopicSpec<UnitAnnouncement> = {
+  name: 'matrix-drill/units/1',
+  maxBytes: MAX_ANNOUNCE_BYTES,
+  ...jsonCodec<UnitAnnouncement>({
+    version: GRID_VERSION,
+    maxBytes: MAX_ANNOUNCE_BYTES,
+    check: (raw) => {
+      const o = obj(raw);
+      return { coordinator: s(o, 'coordinator', 128), job: s(o, 'job', 128), unit: int(o, 'unit'), modelHash: hex(o, 'modelHash', 32), rows: int(o, 'rows', 1), flops: int(o, 'flops'), need: int(o, 'need', 1, 64) };
+    },
+  }),
+  // Only the coordinator itself may announce its units: the signed sender must match.
+  validate: (msg, from) => (msg.coordinator === from ? 'accept' : 'reject'),
+};
+
+export interface Hello {
+  threads: number;
+  device: string;
+  /** Device Share benchmark score (GFLOP/s): a scheduling hint, never credit. */
+  score: number;
+  /** Demo flag: this worker corrupts results on purpose (so reports can show PoD catching it). */
+  cheater: boolean;
+  profile: string;
+}
+export const helloCodec = jsonCodec<Hello>({
+  version: GRID_VERSION,
+  maxBytes: MAX_CONTROL_BYTES,
+  check: (raw) => {
+    const o = obj(raw);
+    return { threads: int(o, 'threads', 1, 1024), device: s(o, 'device', 32), score: n(o, 'score'), cheater: bool(o, 'cheater'), profile: s(o, 'profile', 1024) };
+  },
+});
+
+export interface HelloAck {
+  coordinator: string;
+  /** Most un-committed leases the coordinator lets this worker hold (backpressure). */
+  maxInflight: number;
+}
+export const helloAckCodec = jsonCodec<HelloAck>({
+  version: GRID_VERSION,
+  maxBytes: MAX_CONTROL_BYTES,
+  check: (raw) => {
+    const o = obj(raw);
+    return { coordinator: s(o, 'coordinator', 128), maxInflight: int(o, 'maxInflight', 1, 4096) };
+  },
+});
+
+export interface ClaimRequest {
+  job?: string;
+  unit?: number;
+}
+export const claimCodec = jsonCodec<ClaimRequest>({
+  version: GRID_VERSION,
+  maxBytes: MAX_CONTROL_BYTES,
+  check: (raw) => {
+    const o = obj(raw);
+    return { job: o.job === undefined ? undefined : s(o, 'job', 128), unit: o.unit === undefined ? undefined : int(o, 'unit') };
+  },
+});
+
+export interface LeaseInfo {
+  lease: string;
+  job: string;
+  unit: number;
+  modelHash: string;
+  modelBytes: number;
+  outputNames: string[];
+  rows: number;
+  deadlineMs: number;
+}
+export type ClaimReply = { ok: true; lease: LeaseInfo; inputs: Record<string, HostTensor> } | { ok: false; reason: 'no-work' | 'not-registered' | 'busy' };
+
+const leaseCodec = jsonCodec<{ ok: true; lease: LeaseInfo } | { ok: false; reason: 'no-work' | 'not-registered' | 'busy' }>({
+  version: GRID_VERSION,
+  maxBytes: MAX_CONTROL_BYTES,
+  check: (raw) => {
+    const o = obj(raw);
+    if (o.ok === false) {
+      const r = o.reason;
+      if (r !== 'no-work' && r !== 'not-registered' && r !== 'busy') throw new Error('reason: expected no-work|not-registered|busy');
+      return { ok: false, reason: r };
+    }
+    const l = obj(o.lease);
+    return {
+      ok: true,
+      lease: { lease: s(l, 'lease', 256), job: s(l, 'job', 128), unit: int(l, 'unit'), modelHash: hex(l, 'modelHash', 32), modelBytes: int(l, 'modelBytes', 1), outputNames: strList(l, 'outputNames'), rows: int(l, 'rows', 1), deadlineMs: int(l, 'deadlineMs', 1) },
+    };
+  },
+});
+
+/** Frame: u32be jsonLength ‖ json ‖ binary. */
+function frame(json: Uint8Array, bin?: Uint8Array): Uint8Array {
+  const out = new Uint8Array(4 + json.length + (bin?.length ?? 0));
+  new DataView(out.buffer).setUint32(0, json.length, false);
+  out.set(json, 4);
+  if (bin) out.set(bin, 4 + json.length);
+  return out;
+}
+function unframe(bytes: Uint8Array): { json: Uint8Array; bin: Uint8Array } {
+  if (bytes.length < 4) throw new DrillError('CODEC_MALFORMED', 'frame shorter than its length prefix');
+  const len = new DataView(bytes.buffer, bytes.byteOffset, 4).getUint32(0, false);
+  if (len > MAX_CONTROL_BYTES || 4 + len > bytes.length) throw new DrillError('CODEC_MALFORMED', `frame JSON length ${len} out of range`);
+  return { json: bytes.subarray(4, 4 + len), bin: bytes.subarray(4 + len) };
+}
+
+export function encodeClaimReply(r: ClaimReply): Uint8Array {
+  if (!r.ok) return frame(leaseCodec.encode(r));
+  return frame(leaseCodec.encode({ ok: true, lease: r.lease }), encodeTensors(r.inputs));
+}
+export function decodeClaimReply(bytes: Uint8Array): ClaimReply {
+  const { json, bin } = unframe(bytes);
+  const head = leaseCodec.decode(json);
+  if (!head.ok) return head;
+  return { ok: true, lease: head.lease, inputs: decodeTensors(bin) };
+}
+
+export interface Commit {
+  lease: string;
+  commitment: string;
+  runMs: number;
+  profile: string;
+}
+export const commitCodec = jsonCodec<Commit>({
+  version: GRID_VERSION,
+  maxBytes: MAX_CONTROL_BYTES,
+  check: (raw) => {
+    const o = obj(raw);
+    return { lease: s(o, 'lease'), commitment: hex(o, 'commitment', 32), runMs: n(o, 'runMs'), profile: s(o, 'profile', 1024) };
+  },
+});
+
+export interface Ack {
+  ok: boolean;
+  reason?: string;
+}
+export const ackCodec = jsonCodec<Ack>({
+  version: GRID_VERSION,
+  maxBytes: MAX_CONTROL_BYTES,
+  check: (raw) => {
+    const o = obj(raw);
+    return { ok: bool(o, 'ok'), reason: o.reason === undefined ? undefined : s(o, 'reason', 1024) };
+  },
+});
+
+export interface RevealRequest {
+  lease: string;
+}
+export const revealRequestCodec = jsonCodec<RevealRequest>({
+  version: GRID_VERSION,
+  maxBytes: MAX_CONTROL_BYTES,
+  check: (raw) => ({ lease: s(obj(raw), 'lease') }),
+});
+
+export type RevealReply = { ok: true; salt: string; outputs: Record<string, HostTensor> } | { ok: false; reason: string };
+const revealHeadCodec = jsonCodec<{ ok: true; salt: string } | { ok: false; reason: string }>({
+  version: GRID_VERSION,
+  maxBytes: MAX_CONTROL_BYTES,
+  check: (raw) => {
+    const o = obj(raw);
+    if (o.ok === false) return { ok: false, reason: s(o, 'reason', 1024) };
+    return { ok: true, salt: hex(o, 'salt', 32) };
+  },
+});
+export function encodeRevealReply(r: RevealReply): Uint8Array {
+  if (!r.ok) return frame(revealHeadCodec.encode(r));
+  return frame(revealHeadCodec.encode({ ok: true, salt: r.salt }), encodeTensors(r.outputs));
+}
+export function decodeRevealReply(bytes: Uint8Array): RevealReply {
+  const { json, bin } = unframe(bytes);
+  const head = revealHeadCodec.decode(json);
+  if (!head.ok) return head;
+  return { ok: true, salt: head.salt, outputs: decodeTensors(bin) };
+}
+
+export interface UnitError {
+  lease: string;
+  message: string;
+}
+export const unitErrorCodec = jsonCodec<UnitError>({
+  version: GRID_VERSION,
+  maxBytes: MAX_CONTROL_BYTES,
+  check: (raw) => {
+    const o = obj(raw);
+    return { lease: s(o, 'lease'), message: s(o, 'message', 4096) };
+  },
+});

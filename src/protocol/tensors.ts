@@ -1,0 +1,80 @@
+/**
+ * Binary framing for a named set of tensors (unit inputs in a lease, results in a reveal):
+ *   u32be headerLength ‖ header (UTF-8 JSON: [{name, dtype, dims, offset, length}]) ‖ payload
+ * Decoding validates everything before use (it reads untrusted peer bytes): dtype known, dims
+ * non-negative integers, byte length = product(dims)·sizeof(dtype), ranges inside the payload,
+ * no duplicate names. Data are 8-byte aligned in the payload so typed views need no copy.
+ */
+import { DrillError } from '../util/errors.ts';
+import type { HostTensor, Dtype } from '../util/tensor.ts';
+import { BYTES_PER_ELEMENT, DTYPES, elementCount, tensorBytes, typedView } from '../util/tensor.ts';
+import { utf8ToBytes } from '../util/bytes.ts';
+
+interface Entry {
+  name: string;
+  dtype: Dtype;
+  dims: number[];
+  offset: number;
+  length: number;
+}
+
+/** Largest header accepted: generous for hundreds of outputs, tiny next to any payload. */
+const MAX_HEADER_BYTES = 64 * 1024;
+
+export function encodeTensors(tensors: Record<string, HostTensor>): Uint8Array {
+  const entries: Entry[] = [];
+  let off = 0;
+  for (const name of Object.keys(tensors).sort()) {
+    const t = tensors[name]!;
+    const len = t.data.byteLength;
+    entries.push({ name, dtype: t.dtype, dims: t.dims, offset: off, length: len });
+    off += Math.ceil(len / 8) * 8;
+  }
+  const header = utf8ToBytes(JSON.stringify(entries));
+  const headPad = Math.ceil((4 + header.length) / 8) * 8;
+  const out = new Uint8Array(headPad + off);
+  new DataView(out.buffer).setUint32(0, header.length, false);
+  out.set(header, 4);
+  for (const e of entries) out.set(tensorBytes(tensors[e.name]!), headPad + e.offset);
+  return out;
+}
+
+function bad(msg: string): never {
+  throw new DrillError('CODEC_TENSORS', `malformed tensor frame: ${msg}`);
+}
+
+/**
+ * Decode a frame produced by encodeTensors. Views into `bytes` where aligned (no copy).
+ * @throws DrillError CODEC_TENSORS on any malformed input.
+ */
+export function decodeTensors(bytes: Uint8Array): Record<string, HostTensor> {
+  if (bytes.length < 4) bad('shorter than its length prefix');
+  const hlen = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(0, false);
+  if (hlen > MAX_HEADER_BYTES || 4 + hlen > bytes.length) bad(`header length ${hlen} out of range`);
+  let entries: unknown;
+  try {
+    entries = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(4, 4 + hlen)));
+  } catch {
+    bad('header is not JSON');
+  }
+  if (!Array.isArray(entries)) bad('header is not a list');
+  const headPad = Math.ceil((4 + hlen) / 8) * 8;
+  const payload = bytes.subarray(Math.min(headPad, bytes.length));
+  const out: Record<string, HostTensor> = Object.create(null) as Record<string, HostTensor>;
+  for (const raw of entries as unknown[]) {
+    if (typeof raw !== 'object' || raw === null) bad('entry is not an object');
+    const e = raw as Record<string, unknown>;
+    if (typeof e.name !== 'string' || e.name.length === 0 || e.name.length > 256) bad('entry name');
+    if (e.name in out) bad(`duplicate tensor ${JSON.stringify(e.name)}`);
+    if (typeof e.dtype !== 'string' || !(DTYPES as readonly string[]).includes(e.dtype)) bad(`dtype of ${e.name}`);
+    if (!Array.isArray(e.dims) || e.dims.length > 16 || !e.dims.every((d) => Number.isSafeInteger(d) && (d as number) >= 0)) bad(`dims of ${e.name}`);
+    const dtype = e.dtype as Dtype;
+    const dims = e.dims as number[];
+    const length = elementCount(dims) * BYTES_PER_ELEMENT[dtype];
+    if (e.length !== length) bad(`${e.name}: ${String(e.length)} bytes for dims [${dims.join(',')}] of ${dtype}`);
+    if (!Number.isSafeInteger(e.offset) || (e.offset as number) < 0 || (e.offset as number) + length > payload.length) bad(`${e.name}: data outside the frame`);
+    const start = e.offset as number;
+    out[e.name] = { dtype, dims, data: typedView(dtype, payload.subarray(start, start + length)) };
+  }
+  return out;
+}
