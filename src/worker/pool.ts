@@ -23,6 +23,7 @@ import { DrillError, isDrillError } from '../util/errors.ts';
 import { silentLogger } from '../util/log.ts';
 import type { Logger } from '../util/log.ts';
 import type { HostTensor, TensorData } from '../util/tensor.ts';
+import { buildMatMulChain } from './benchmark.ts';
 import { checkHostTensor } from './plan.ts';
 import { selectDevice, selectionFor } from './device.ts';
 import type { Device, DeviceSelection, ExecutionProfile } from './device.ts';
@@ -75,6 +76,8 @@ export const defaultInferencePoolOptions = {
 
 /** Graceful stop waits this long for running units before terminating threads (a CPU unit takes seconds at most). */
 const CLOSE_TIMEOUT_MS = 30_000;
+/** Width of the CUDA probe's single MatMul: tiny, it only has to run once on the device. */
+const PROBE_WIDTH = 8;
 /** Samples kept for the wait/run medians: recent enough to follow load changes, cheap to sort. */
 const TIMING_SAMPLES = 512;
 
@@ -128,7 +131,7 @@ export interface InferencePoolStats {
   sessionLoads: number;
   waitMsP50?: number;
   runMsP50?: number;
-  /** piscina's utilisation: run time / (threads × elapsed), 0..1. */
+  /** Threads' busy time / (threads × time since start), 0..1, over the pool's lifetime. */
   utilization: number;
   /** True while run() would refuse with POOL_QUEUE_FULL. */
   saturated: boolean;
@@ -164,6 +167,8 @@ export class InferencePool {
   #completed = 0;
   #failed = 0;
   #loadsByThread = new Map<number, number>();
+  #busyMs = 0;
+  #startedAt = 0;
   #waits: number[] = [];
   #runs: number[] = [];
 
@@ -218,7 +223,8 @@ export class InferencePool {
       allowSpinning: this.threads === 1,
       maxSessions: this.#opts.maxSessionsPerThread ?? defaultInferencePoolOptions.maxSessionsPerThread,
       verifyModelHash: this.#opts.verifyModelHash ?? defaultInferencePoolOptions.verifyModelHash,
-      probeModel: this.#opts.probeModel,
+      // A GPU is only known to work once a session ran on it: probe CUDA with a tiny model.
+      probeModel: this.#opts.probeModel ?? (sel.device === 'cuda' ? buildMatMulChain(PROBE_WIDTH, 1) : undefined),
     };
     this.#selection = sel;
     this.#piscina = new Piscina<ThreadTask, ThreadReply>({
@@ -235,6 +241,7 @@ export class InferencePool {
     if (!reply.ok) throw new DrillError(reply.error.code, reply.error.message, reply.error.meta);
     if (reply.kind !== 'probe') throw new DrillError('WORKER_FAILED', 'probe: expected a probe reply');
     this.#profile = reply.profile;
+    this.#startedAt = performance.now();
   }
 
   /**
@@ -299,6 +306,7 @@ export class InferencePool {
     }
     if (reply.kind !== 'run') throw new DrillError('WORKER_FAILED', 'run: expected a run reply');
     this.#completed++;
+    this.#busyMs += reply.busyMs;
     this.#loadsByThread.set(reply.thread, reply.sessionLoads);
     const waitMs = Math.max(0, reply.startedAt - submittedAt);
     push(this.#waits, waitMs);
@@ -331,7 +339,7 @@ export class InferencePool {
       sessionLoads,
       waitMsP50: median(this.#waits),
       runMsP50: median(this.#runs),
-      utilization: this.#piscina?.utilization ?? 0,
+      utilization: this.#piscina ? Math.min(1, this.#busyMs / (this.threads * Math.max(1, performance.now() - this.#startedAt))) : 0,
       saturated: this.#inFlight >= this.threads + this.maxQueue,
     };
   }

@@ -72,6 +72,8 @@ export type ThreadReply =
       sessionLoads: number;
       /** performance.timeOrigin + performance.now() when the thread picked the task up. */
       startedAt: number;
+      /** ms the thread spent on this task (session load + run + output handling). */
+      busyMs: number;
       profile: ExecutionProfile;
     }
   | { ok: false; thread: number; error: WireError };
@@ -161,7 +163,8 @@ export async function createHandler(cfg: ThreadConfig): Promise<ThreadHandler> {
       const t0 = performance.now();
       const { outputs } = await runChecked(s, task.inputs, task.outputNames);
       const runMs = performance.now() - t0;
-      const reply: ThreadReply = { ok: true, kind: 'run', thread: threadId, outputs, runMs, sessionLoaded: loaded, loadMs, sessionLoads, startedAt, profile };
+      const busyMs = performance.timeOrigin + performance.now() - startedAt;
+      const reply: ThreadReply = { ok: true, kind: 'run', thread: threadId, outputs, runMs, sessionLoaded: loaded, loadMs, sessionLoads, startedAt, busyMs, profile };
       const buffers = new Set<ArrayBuffer>();
       for (const t of Object.values(outputs)) if (t.data.buffer instanceof ArrayBuffer) buffers.add(t.data.buffer);
       return move({ get [transferableSymbol]() { return [...buffers]; }, get [valueSymbol]() { return reply; } });
