@@ -1,0 +1,95 @@
+/**
+ * Error codes of the chain module. Validation throws a `BlockError` whose `code` names the rule
+ * the block broke (one code per rule, `meta` says which field and what was expected/received).
+ * `BLOCK_ERROR_VERDICTS` is the one table that turns these codes into gossip verdicts; the net
+ * layer's `registerVerdicts` receives it (see topics.ts), so the mapping lives in one place.
+ *
+ * IGNORE = we cannot judge it now (too early, parent missing, already seen) — no penalty;
+ * REJECT = the block is provably invalid — the relaying peer loses gossip score.
+ */
+import { DrillError } from '../util/errors.ts';
+
+export const BlockErrorCode = {
+  /** Bytes / JSON do not form a block (missing field, wrong type, bad hex, over-long list). */
+  MALFORMED: 'BLOCK_MALFORMED',
+  /** `chainId` differs from our genesis chain id. */
+  WRONG_CHAIN: 'BLOCK_WRONG_CHAIN',
+  /** We already hold a block with this hash. */
+  ALREADY_KNOWN: 'BLOCK_ALREADY_KNOWN',
+  /** `slot` is later than the current slot (clock drift allowance included). */
+  FUTURE_SLOT: 'BLOCK_FUTURE_SLOT',
+  /** `parent` is not a block we hold (we may fetch it and retry). */
+  PARENT_UNKNOWN: 'BLOCK_PARENT_UNKNOWN',
+  /** `slot` is not greater than the parent's slot. */
+  SLOT_NOT_AFTER_PARENT: 'BLOCK_SLOT_NOT_AFTER_PARENT',
+  /** `height` is not the parent's height + 1. */
+  BAD_HEIGHT: 'BLOCK_BAD_HEIGHT',
+  /** `producer` is not an Ed25519 libp2p peer id. */
+  BAD_PRODUCER: 'BLOCK_BAD_PRODUCER',
+  /** More credit records than `maxCreditsPerBlock`. */
+  TOO_MANY_CREDITS: 'BLOCK_TOO_MANY_CREDITS',
+  /** `creditRoot` / `creditCount` do not match the carried credit records. */
+  CREDIT_ROOT_MISMATCH: 'BLOCK_CREDIT_ROOT_MISMATCH',
+  /** The producer's Ed25519 signature over the header is invalid. */
+  BAD_SIGNATURE: 'BLOCK_BAD_SIGNATURE',
+  /** The VRF proof does not verify for the producer's key on (epoch randomness ‖ slot), or
+   * `vrfOutput` is not the proof's output. */
+  BAD_VRF_PROOF: 'BLOCK_BAD_VRF_PROOF',
+  /** The VRF ticket is not below the producer's threshold at the epoch snapshot. */
+  VRF_ABOVE_THRESHOLD: 'BLOCK_VRF_ABOVE_THRESHOLD',
+  /** A credit record is malformed or its coordinator signature is invalid. */
+  BAD_CREDIT_RECORD: 'BLOCK_BAD_CREDIT_RECORD',
+  /** A credit record is signed by a coordinator the genesis does not authorise. */
+  UNKNOWN_COORDINATOR: 'BLOCK_UNKNOWN_COORDINATOR',
+  /** The same credit record appears twice in the block. */
+  DUPLICATE_CREDIT: 'BLOCK_DUPLICATE_CREDIT',
+  /** A credit record was already included by an ancestor on this branch (replay). */
+  CREDIT_REPLAYED: 'BLOCK_CREDIT_REPLAYED',
+} as const;
+export type BlockErrorCode = (typeof BlockErrorCode)[keyof typeof BlockErrorCode];
+
+/** Gossip verdict per block error code — the single mapping the network layer uses. */
+export const BLOCK_ERROR_VERDICTS: Readonly<Record<BlockErrorCode, 'ignore' | 'reject'>> = {
+  [BlockErrorCode.MALFORMED]: 'reject',
+  [BlockErrorCode.WRONG_CHAIN]: 'reject',
+  [BlockErrorCode.ALREADY_KNOWN]: 'ignore',
+  [BlockErrorCode.FUTURE_SLOT]: 'ignore',
+  [BlockErrorCode.PARENT_UNKNOWN]: 'ignore',
+  [BlockErrorCode.SLOT_NOT_AFTER_PARENT]: 'reject',
+  [BlockErrorCode.BAD_HEIGHT]: 'reject',
+  [BlockErrorCode.BAD_PRODUCER]: 'reject',
+  [BlockErrorCode.TOO_MANY_CREDITS]: 'reject',
+  [BlockErrorCode.CREDIT_ROOT_MISMATCH]: 'reject',
+  [BlockErrorCode.BAD_SIGNATURE]: 'reject',
+  [BlockErrorCode.BAD_VRF_PROOF]: 'reject',
+  [BlockErrorCode.VRF_ABOVE_THRESHOLD]: 'reject',
+  [BlockErrorCode.BAD_CREDIT_RECORD]: 'reject',
+  [BlockErrorCode.UNKNOWN_COORDINATOR]: 'reject',
+  [BlockErrorCode.DUPLICATE_CREDIT]: 'reject',
+  [BlockErrorCode.CREDIT_REPLAYED]: 'reject',
+};
+
+/** A block validation failure: `code` is the rule broken, `meta.field` the field at fault. */
+export class BlockError extends DrillError {
+  constructor(code: BlockErrorCode, field: string, message: string, meta: Record<string, unknown> = {}) {
+    super(code, `${field}: ${message}`, { field, ...meta });
+    this.name = 'BlockError';
+  }
+}
+
+/** Error codes of chain configuration and storage (caller / operator problems, not gossip). */
+export const ChainErrorCode = {
+  /** The genesis config is invalid (field named in the message). */
+  BAD_GENESIS: 'CHAIN_BAD_GENESIS',
+  /** The store at this path belongs to another genesis. */
+  STORE_GENESIS_MISMATCH: 'CHAIN_STORE_GENESIS_MISMATCH',
+  /** The store holds a block that no longer decodes or links (corruption). */
+  STORE_CORRUPT: 'CHAIN_STORE_CORRUPT',
+  /** A service method was called in the wrong state (not started, already started). */
+  BAD_STATE: 'CHAIN_BAD_STATE',
+} as const;
+export type ChainErrorCode = (typeof ChainErrorCode)[keyof typeof ChainErrorCode];
+
+export function chainError(code: ChainErrorCode, message: string, meta: Record<string, unknown> = {}): DrillError {
+  return new DrillError(code, message, meta);
+}
