@@ -27,7 +27,7 @@ import type { Multiaddr } from '@multiformats/multiaddr';
 import type { PeerId, PrivateKey, Stream, Connection } from '@libp2p/interface';
 import type { Logger } from '../util/log.ts';
 import { silentLogger } from '../util/log.ts';
-import { isDrillError } from '../util/errors.ts';
+import { DrillError } from '../util/errors.ts';
 import { NetError, NetErrorCode } from './errors.ts';
 import { checkTopicSpec, verdictFor } from './topics.ts';
 import type { TopicSpec, Verdict } from './topics.ts';
@@ -309,7 +309,7 @@ export async function createDrillNode(opts: DrillNodeOptions = {}): Promise<Dril
         value = spec.decode(msg.data);
       } catch (e) {
         verdict = verdictFor(e, { fallback: 'reject' });
-        code = isDrillError(e) ? e.code : 'DECODE_FAILED';
+        code = e instanceof DrillError ? e.code : 'DECODE_FAILED';
         count(spec.name, verdict === 'accept' ? 'reject' : verdict, code);
         log.debug('gossip decode failed', { topic: spec.name, from, code, err: (e as Error)?.message });
         return verdict === 'accept' ? TopicValidatorResult.Reject : toGossip[verdict];
@@ -326,7 +326,7 @@ export async function createDrillNode(opts: DrillNodeOptions = {}): Promise<Dril
         }
       } catch (e) {
         verdict = verdictFor(e, { fallback: 'reject' });
-        code = isDrillError(e) ? e.code : 'VALIDATOR_THREW';
+        code = e instanceof DrillError ? e.code : 'VALIDATOR_THREW';
         log.debug('gossip validation failed', { topic: spec.name, from, code, err: (e as Error)?.message });
       }
       if (verdict === 'accept') decoded.set(msg, value);
@@ -549,9 +549,11 @@ export async function createDrillNode(opts: DrillNodeOptions = {}): Promise<Dril
       reqCounters.serveFailed++;
       if (stream.status !== 'open') return; // aborted/reset: nobody to answer
       status = STATUS_ERROR;
-      const code = isDrillError(e) ? e.code : 'INTERNAL';
-      const message = isDrillError(e) ? e.message : 'internal error';
-      if (!isDrillError(e)) log.warn('request handler failed', { protocol, from, err: (e as Error)?.message });
+      // Only our own typed errors cross the wire; anything else may hold local details.
+      const typed = e instanceof DrillError;
+      const code = typed ? e.code : 'INTERNAL';
+      const message = typed ? e.message : 'internal error';
+      if (!typed) log.warn('request handler failed', { protocol, from, err: (e as Error)?.message });
       else log.debug('request refused', { protocol, from, code });
       body = new TextEncoder().encode(JSON.stringify({ code, message: message.slice(0, 1024) }));
     }
@@ -615,7 +617,7 @@ export async function createDrillNode(opts: DrillNodeOptions = {}): Promise<Dril
         frame = await responseP;
       } catch (e) {
         if (ac.signal.aborted) throw ac.signal.reason;
-        if (isDrillError(e)) throw e;
+        if (e instanceof NetError) throw e;
         throw new NetError(NetErrorCode.NET_BAD_FRAME, `no response to ${protocol} from ${label}: ${(e as Error)?.message ?? String(sendErr)}`, { protocol }, { cause: e });
       }
       const { header, payload } = frame;
@@ -628,7 +630,7 @@ export async function createDrillNode(opts: DrillNodeOptions = {}): Promise<Dril
       throw remoteError(payload, protocol, label);
     } catch (e) {
       if (stream && stream.status === 'open') stream.abort(e as Error);
-      if (ac.signal.aborted && !(isDrillError(e))) throw ac.signal.reason;
+      if (ac.signal.aborted && !(e instanceof NetError)) throw ac.signal.reason;
       throw e;
     } finally {
       clearTimeout(timer);

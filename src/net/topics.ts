@@ -7,7 +7,7 @@
  * (we cannot judge it: too early, duplicate, our own trouble); REJECT drops and lowers the
  * sender's score (the message is provably bad).
  */
-import { isDrillError } from '../util/errors.ts';
+import { DrillError } from '../util/errors.ts';
 import { NetError, NetErrorCode } from './errors.ts';
 
 export type Verdict = 'accept' | 'ignore' | 'reject';
@@ -81,7 +81,8 @@ export function registerVerdicts(table: Record<string, Verdict>): void {
  */
 export function verdictFor(err: unknown, opts: { table?: VerdictTable; fallback?: Verdict } = {}): Verdict {
   const fallback = opts.fallback ?? 'ignore';
-  if (!isDrillError(err)) return fallback;
+  // instanceof, not duck typing: Node's own errors also carry a string `code` (ECONNRESET, ...).
+  if (!(err instanceof DrillError)) return fallback;
   const code = err.code;
   const table = opts.table;
   const hit = (table && Object.hasOwn(table, code) ? table[code] : undefined) ?? registered[code] ?? (Object.hasOwn(BUILTIN, code) ? BUILTIN[code] : undefined);
@@ -179,7 +180,7 @@ export function jsonCodec<T>(opts: JsonCodecOptions<T>): Pick<TopicSpec<T>, 'enc
       try {
         raw = JSON.parse(utf8Decoder.decode(bytes), reviveBigint);
       } catch (e) {
-        if (isDrillError(e)) throw e;
+        if (e instanceof NetError) throw e; // from reviveBigint
         throw new NetError(NetErrorCode.CODEC_MALFORMED, `not UTF-8 JSON: ${(e as Error).message}`);
       }
       if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
@@ -192,8 +193,8 @@ export function jsonCodec<T>(opts: JsonCodecOptions<T>): Pick<TopicSpec<T>, 'enc
       try {
         return check(body);
       } catch (e) {
-        if (isDrillError(e) && e.code.startsWith('CODEC_')) throw e;
-        throw new NetError(NetErrorCode.CODEC_SCHEMA, `schema: ${(e as Error)?.message ?? String(e)}`, { cause: isDrillError(e) ? e.code : undefined }, { cause: e });
+        if (e instanceof DrillError && e.code.startsWith('CODEC_')) throw e;
+        throw new NetError(NetErrorCode.CODEC_SCHEMA, `schema: ${(e as Error)?.message ?? String(e)}`, { cause: e instanceof DrillError ? e.code : undefined }, { cause: e });
       }
     },
   };
@@ -204,7 +205,7 @@ function reviveBigint(_key: string, val: unknown): unknown {
     const keys = Object.keys(val);
     if (keys.length === 1 && keys[0] === BIGINT_TAG) {
       const s = (val as Record<string, unknown>)[BIGINT_TAG];
-      if (typeof s !== 'string' || s.length > MAX_BIGINT_DIGITS + 1 || !BIGINT_RE.test(s)) {
+      if (typeof s !== 'string' || s.length - (s.startsWith('-') ? 1 : 0) > MAX_BIGINT_DIGITS || !BIGINT_RE.test(s)) {
         throw new NetError(NetErrorCode.CODEC_MALFORMED, `${BIGINT_TAG}: expected a decimal integer string of at most ${MAX_BIGINT_DIGITS} digits, received ${typeof s === 'string' ? JSON.stringify(s.slice(0, 20)) : typeof s}`);
       }
       return BigInt(s);
