@@ -62,7 +62,9 @@ export function checkHostTensor(field: string, t: HostTensor): void {
     throw mismatch(`${field}.dims`, 'an array of non-negative integers', JSON.stringify(t.dims));
   }
   const want = ARRAY_OF[t.dtype];
-  const got = (t.data as { constructor?: { name?: string } } | undefined)?.constructor?.name ?? String(t.data);
+  // Symbol.toStringTag names the typed array kind, also for subclasses (a Node Buffer is a
+  // 'Uint8Array') and arrays from another realm, where instanceof would fail.
+  const got = ArrayBuffer.isView(t.data) ? (t.data as unknown as { [Symbol.toStringTag]: string })[Symbol.toStringTag] : t.data === undefined ? 'nothing' : typeof t.data;
   if (got !== want) throw mismatch(`${field}.data`, `a ${want} for dtype ${t.dtype}`, `a ${got}`);
   const n = elementCount(t.dims);
   if (t.data.length !== n) throw mismatch(`${field}.data`, `${n} elements for dims ${fmtShape(t.dims)}`, `${t.data.length} elements`);

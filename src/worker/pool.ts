@@ -18,6 +18,7 @@
  * buffering tensors without bound.
  */
 import { availableParallelism } from 'node:os';
+import { isMarkedAsUntransferable } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { DrillError, isDrillError } from '../util/errors.ts';
 import { silentLogger } from '../util/log.ts';
@@ -138,6 +139,22 @@ export interface InferencePoolStats {
 }
 
 const HEX64 = /^[0-9a-fA-F]{64}$/;
+
+const ARRAY_CTOR = {
+  float32: Float32Array,
+  float64: Float64Array,
+  int32: Int32Array,
+  int64: BigInt64Array,
+  uint8: Uint8Array,
+  bool: Uint8Array,
+} as const;
+
+/** A fresh, exact-size copy of a tensor's data in its base typed array (never a Buffer view). */
+function copyOf(t: HostTensor): TensorData {
+  const out = new ARRAY_CTOR[t.dtype](t.data.length);
+  (out as Float32Array).set(t.data as Float32Array);
+  return out;
+}
 
 function median(xs: readonly number[]): number | undefined {
   if (xs.length === 0) return undefined;
@@ -281,7 +298,10 @@ export class InferencePool {
         inputs[name] = { dtype: t.dtype, dims: [...t.dims], data: t.data }; // shared memory: nothing to move
         continue;
       }
-      const data = transfer && whole && !transferList.has(t.data.buffer) ? t.data : (t.data.slice() as TensorData);
+      // Move the caller's buffer only when it is exactly this tensor and may move (Node's Buffer
+      // pool slab is marked untransferable); otherwise one exact-size copy, which is what moves.
+      const movable = transfer && whole && !transferList.has(t.data.buffer) && !isMarkedAsUntransferable(t.data.buffer);
+      const data = movable ? t.data : copyOf(t);
       transferList.add(data.buffer as ArrayBuffer);
       inputs[name] = { dtype: t.dtype, dims: [...t.dims], data };
     }

@@ -16,6 +16,7 @@ import { runDirect } from '../../src/worker/direct.ts';
 import { ModelCache } from '../../src/worker/models.ts';
 import { InferencePool } from '../../src/worker/pool.ts';
 import type { RunRequest } from '../../src/worker/pool.ts';
+import { GraphBuilder } from '../../src/onnx/builder.ts';
 import { makeInputs, workloadSpec } from '../../workloads/models.ts';
 
 let dir: string;
@@ -107,6 +108,35 @@ describe('InferencePool (2 threads, CPU)', () => {
     const want = await runDirect(m.path, clone(inputs));
     const r = await pool.run({ modelHash: m.hash, modelPath: m.path, inputs: clone(inputs) });
     expectSame(r.outputs, want);
+  });
+
+  it('every HostTensor dtype crosses the thread boundary both ways (bool as Uint8Array, int64 as BigInt64Array)', async () => {
+    const g = new GraphBuilder({ name: 'dtypes', seed: 1 });
+    g.output(g.op('Not', [g.input('m', 'bool', ['batch', 3])]), 'bool', ['batch', 3], 'not_m');
+    const i = g.input('i', 'int64', ['batch', 2]);
+    g.output(g.op('Add', [i, i]), 'int64', ['batch', 2], 'twice_i');
+    g.output(g.op('Neg', [g.input('d', 'float64', ['batch', 2])]), 'float64', ['batch', 2], 'neg_d');
+    g.output(g.op('Identity', [g.input('u', 'uint8', ['batch', 2])]), 'uint8', ['batch', 2], 'same_u');
+    g.output(g.op('Abs', [g.input('k', 'int32', ['batch', 2])]), 'int32', ['batch', 2], 'abs_k');
+    const hash = await models.put(g.toBytes());
+    const inputs: Record<string, HostTensor> = {
+      m: { dtype: 'bool', dims: [2, 3], data: Uint8Array.from([1, 0, 1, 0, 0, 1]) },
+      i: { dtype: 'int64', dims: [2, 2], data: BigInt64Array.from([1n, -2n, 2n ** 40n, 0n]) },
+      d: { dtype: 'float64', dims: [2, 2], data: Float64Array.from([0.1, -2.5, 1e300, 0]) },
+      u: { dtype: 'uint8', dims: [2, 2], data: Uint8Array.from([0, 255, 7, 8]) },
+      k: { dtype: 'int32', dims: [2, 2], data: Int32Array.from([-3, 4, -5, 0]) },
+    };
+    const r = await pool.run({ modelHash: hash, modelPath: models.path(hash), inputs: clone(inputs) });
+    expect(r.outputs.not_m).toEqual({ dtype: 'bool', dims: [2, 3], data: Uint8Array.from([0, 1, 0, 1, 1, 0]) });
+    expect(r.outputs.twice_i).toEqual({ dtype: 'int64', dims: [2, 2], data: BigInt64Array.from([2n, -4n, 2n ** 41n, 0n]) });
+    expect(r.outputs.neg_d).toEqual({ dtype: 'float64', dims: [2, 2], data: Float64Array.from([-0.1, 2.5, -1e300, -0]) });
+    expect(r.outputs.same_u).toEqual({ dtype: 'uint8', dims: [2, 2], data: Uint8Array.from([0, 255, 7, 8]) });
+    expect(r.outputs.abs_k).toEqual({ dtype: 'int32', dims: [2, 2], data: Int32Array.from([3, 4, 5, 0]) });
+    // A Node Buffer is a Uint8Array: accepted (and copied, since it views a shared pool slab).
+    const buf = Buffer.from([1, 1, 0, 0, 1, 0]);
+    const r2 = await pool.run({ modelHash: hash, modelPath: models.path(hash), inputs: { ...clone(inputs), m: { dtype: 'bool', dims: [2, 3], data: buf } } });
+    expect(Array.from(r2.outputs.not_m!.data as Uint8Array)).toEqual([0, 0, 1, 1, 0, 1]);
+    expect(buf.length).toBe(6);
   });
 
   it('rowwise: first dim fixed at 1, B rows run row by row equal per-row direct runs, in order', async () => {
