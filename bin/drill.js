@@ -9,5 +9,12 @@ if (major < 22 || (major === 22 && minor < 18)) {
   );
   process.exit(2);
 }
+// node:sqlite is stable enough for us but still prints an ExperimentalWarning on Node 22:
+// keep the CLI's output clean of it (every other warning still shows).
+const emitWarning = process.emitWarning.bind(process);
+process.emitWarning = (warning, ...rest) => {
+  if (String(warning).includes('SQLite is an experimental feature')) return;
+  return emitWarning(warning, ...rest);
+};
 const { main } = await import('../src/cli/main.ts');
 process.exitCode = await main(process.argv.slice(2));

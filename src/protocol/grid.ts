@@ -86,6 +86,8 @@ export interface UnitAnnouncement {
   rows: number;
   flops: number;
   need: number;
+  /** Sender's clock (ms): makes each re-announcement distinct bytes, so gossip does not dedupe it. */
+  at: number;
 }
 
 export const UNITS_TOPIC: TopicSpec<UnitAnnouncement> = {
@@ -96,7 +98,7 @@ export const UNITS_TOPIC: TopicSpec<UnitAnnouncement> = {
     maxBytes: MAX_ANNOUNCE_BYTES,
     check: (raw) => {
       const o = obj(raw);
-      return { coordinator: s(o, 'coordinator', 128), job: s(o, 'job', 128), unit: int(o, 'unit'), modelHash: hex(o, 'modelHash', 32), rows: int(o, 'rows', 1), flops: int(o, 'flops'), need: int(o, 'need', 1, 64) };
+      return { coordinator: s(o, 'coordinator', 128), job: s(o, 'job', 128), unit: int(o, 'unit'), modelHash: hex(o, 'modelHash', 32), rows: int(o, 'rows', 1), flops: int(o, 'flops'), need: int(o, 'need', 1, 64), at: int(o, 'at') };
     },
   }),
   // Only the coordinator itself may announce its units: the signed sender must match.

@@ -1,0 +1,140 @@
+/**
+ * `drill run`: a partner's batch job on an embedded local grid.
+ *   drill run --model M.onnx --input NAME=X.npy [...] --out DIR [--workers N] [--replicas R]
+ *             [--unit-rows B] [--compare POLICY] [--cheaters K] [--threads T] [--json]
+ *   drill run --job job.json --out DIR [...]
+ */
+import { resolve } from 'node:path';
+import type { Command } from '../command.ts';
+import { parseArgs, str, list, int, bool, helpText } from '../args.ts';
+import type { FlagSpec, ParsedArgs } from '../args.ts';
+import { UserError } from '../../util/errors.ts';
+import { createLogger } from '../../util/log.ts';
+import { DEFAULT_POLICY } from '../../pod/policy.ts';
+import { prepareJob, readJobManifest, DEFAULT_REPLICAS } from '../../coordinator/job.ts';
+import type { JobRequest } from '../../coordinator/job.ts';
+import type { JobReport } from '../../coordinator/service.ts';
+import { LocalGrid } from '../../node/local-grid.ts';
+import type { LocalGridOptions } from '../../node/local-grid.ts';
+import { ProgressBar, formatSummary } from '../progress.ts';
+
+export const RUN_FLAGS: Record<string, FlagSpec> = {
+  model: { type: 'string', help: 'the ONNX model file' },
+  input: { type: 'string', multiple: true, help: 'NAME=FILE.npy, once per model input (FILE.npy alone for a single-input model)' },
+  job: { type: 'string', help: 'a job manifest (JSON: model, inputs, policy, replicas, unitRows) instead of --model/--input' },
+  out: { type: 'string', help: 'output directory: <output name>.npy per model output, plus report.json', default: 'drill-out' },
+  workers: { type: 'string', help: 'honest workers in the embedded grid', default: '3' },
+  replicas: { type: 'string', help: 'workers that run each unit', default: String(DEFAULT_REPLICAS) },
+  'unit-rows': { type: 'string', help: 'rows per work unit (default: ~0.25 GFLOP of work per unit)' },
+  compare: { type: 'string', help: 'PoD comparison policy: exact | argmax | allclose:RTOL,ATOL', default: DEFAULT_POLICY },
+  cheaters: { type: 'string', help: 'extra workers that return corrupted results, to watch PoD catch them', default: '0' },
+  threads: { type: 'string', help: 'ONNX Runtime threads per worker (default: cores / workers)' },
+  json: { type: 'boolean', help: 'print report.json to stdout instead of the summary table' },
+  quiet: { type: 'boolean', help: 'no progress bar' },
+  help: { type: 'boolean', help: 'show this help' },
+};
+
+const USAGE = 'usage: drill run --model FILE.onnx --input NAME=FILE.npy [...] --out DIR [flags]\n       drill run --job FILE.json --out DIR [flags]';
+
+/** Build the JobRequest from flags (the manifest supplies defaults the flags override). */
+export async function jobRequestFrom(p: ParsedArgs): Promise<JobRequest> {
+  const jobPath = str(p, 'job');
+  const inputs: Record<string, string> = {};
+  for (const spec of list(p, 'input')) {
+    const eq = spec.indexOf('=');
+    const name = eq >= 0 ? spec.slice(0, eq) : '';
+    const file = eq >= 0 ? spec.slice(eq + 1) : spec;
+    if (!file) throw new UserError('--input', 'NAME=FILE.npy or FILE.npy', spec);
+    if (name in inputs) throw new UserError(`--input ${name || '(unnamed)'}`, 'each input once', 'it twice');
+    inputs[name] = file;
+  }
+  const flags = {
+    replicas: int(p, 'replicas', 1, 16),
+    unitRows: int(p, 'unit-rows', 1),
+    policy: p.flags.compare !== RUN_FLAGS.compare!.default ? str(p, 'compare') : undefined,
+  };
+  if (jobPath) {
+    if (str(p, 'model')) throw new UserError('--model', 'not together with --job (the manifest names the model)', str(p, 'model'));
+    const m = await readJobManifest(jobPath);
+    return {
+      model: m.model,
+      inputs: Object.keys(inputs).length ? inputs : m.inputs,
+      outDir: str(p, 'out')!,
+      replicas: p.flags.replicas !== RUN_FLAGS.replicas!.default ? flags.replicas : (m.replicas ?? flags.replicas),
+      unitRows: flags.unitRows ?? m.unitRows,
+      policy: flags.policy ?? m.policy,
+      name: m.name,
+      flopsPerRow: m.flopsPerRow,
+    };
+  }
+  const model = str(p, 'model');
+  if (!model) throw new UserError('--model', 'a path to an .onnx file (or --job FILE.json)', undefined);
+  if (Object.keys(inputs).length === 0) throw new UserError('--input', 'at least one NAME=FILE.npy', undefined);
+  return { model, inputs, outDir: str(p, 'out')!, replicas: flags.replicas, unitRows: flags.unitRows, policy: flags.policy };
+}
+
+export interface RunUi {
+  json: boolean;
+  quiet: boolean;
+  /** Extra status text for the progress line (e.g. chain height). */
+  status?: () => string;
+  onGrid?: (grid: LocalGrid, bar: ProgressBar | null) => void | Promise<void>;
+}
+
+/** Prepare, run on a fresh embedded grid, print, return the report. */
+export async function runOnLocalGrid(req: JobRequest, gridOpts: LocalGridOptions, ui: RunUi): Promise<JobReport> {
+  const spec = await prepareJob(req);
+  const say = (s: string): void => void (ui.json ? process.stderr.write(s + '\n') : process.stdout.write(s + '\n'));
+  const workers = gridOpts.workers ?? 3;
+  const cheaters = gridOpts.cheaters ?? 0;
+  say(`job ${spec.name}: ${spec.rows} rows, ${Object.keys(spec.inputs).length} input(s), outputs ${spec.outputNames.join(', ')}; ${(spec.flopsPerRow / 1e6).toFixed(2)} MFLOP/row`);
+  say(`starting an embedded grid: 1 coordinator + ${workers} workers${cheaters ? ` + ${cheaters} cheating worker(s)` : ''} on 127.0.0.1; ${spec.replicas} replicas per unit, policy ${req.policy ?? DEFAULT_POLICY}`);
+  const grid = new LocalGrid(gridOpts);
+  try {
+    await grid.start();
+    const bar = ui.quiet ? null : new ProgressBar(spec.rows);
+    await ui.onGrid?.(grid, bar);
+    const handle = await grid.coordinator.submit(spec);
+    if (bar) {
+      handle.events.on('progress', (pr) => {
+        if (ui.status) bar.extra = ui.status();
+        bar.update(pr);
+      });
+    }
+    const report = await handle.result;
+    if (bar) {
+      if (ui.status) bar.extra = ui.status();
+      bar.update(handle.progress(), true);
+      bar.done();
+    }
+    if (ui.json) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+    else say('\n' + formatSummary(report, spec.outDir));
+    return report;
+  } finally {
+    await grid.stop();
+  }
+}
+
+export const command: Command = {
+  name: 'run',
+  summary: 'run a batch inference job on an embedded local grid',
+  async run(argv) {
+    const p = parseArgs(argv, RUN_FLAGS);
+    if (bool(p, 'help')) {
+      process.stdout.write(helpText(USAGE, RUN_FLAGS));
+      return 0;
+    }
+    const req = await jobRequestFrom(p);
+    const report = await runOnLocalGrid(
+      req,
+      { workers: int(p, 'workers', 1, 64), cheaters: int(p, 'cheaters', 0, 64), threadsPerWorker: int(p, 'threads', 1, 256), logger: createLogger() },
+      { json: bool(p, 'json'), quiet: bool(p, 'quiet') },
+    );
+    if (report.status !== 'done') {
+      process.stderr.write(`drill run: job failed: ${report.error}\n`);
+      return 1;
+    }
+    void resolve;
+    return 0;
+  },
+};

@@ -1,0 +1,236 @@
+/**
+ * The drilling worker's network side: registers with coordinators, claims units when it has
+ * free capacity (woken by unit announcements on gossip), fetches models by content hash over
+ * a libp2p stream into its on-disk cache, runs units in the InferencePool, commits to a hash
+ * of each result and reveals it only when the coordinator asks (after every replica of the
+ * round has committed).
+ */
+import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import type { DrillNode } from '../net/node.ts';
+import { fetchBlob } from '../net/blobs.ts';
+import type { Logger } from '../util/log.ts';
+import { silentLogger } from '../util/log.ts';
+import { isDrillError } from '../util/errors.ts';
+import type { HostTensor } from '../util/tensor.ts';
+import { commitment, resultDigest } from '../pod/commit.ts';
+import {
+  PROTOCOL, UNITS_TOPIC, helloCodec, helloAckCodec, claimCodec, decodeClaimReply, commitCodec, ackCodec,
+  revealRequestCodec, encodeRevealReply, unitErrorCodec, MAX_UNIT_BYTES,
+} from '../protocol/grid.ts';
+import type { LeaseInfo } from '../protocol/grid.ts';
+import type { InferencePool } from './pool.ts';
+import type { ModelCache } from './models.ts';
+
+export interface WorkerNodeOptions {
+  /** Units this worker runs or queues at once. Default: pool threads + 1 (one unit waits behind each running one, so threads never idle on the network). */
+  capacity?: number;
+  /** Threads reported to coordinators (scheduling hint). */
+  threads: number;
+  device: string;
+  /** Device Share benchmark score in GFLOP/s (a hint, never credit). */
+  score?: number;
+  /**
+   * DEMO ONLY: corrupt every result, so a report shows Proof of Drilling catching a cheater.
+   * The worker says so in its hello; it earns no credit either way.
+   */
+  cheat?: boolean;
+  /** Results waiting to be revealed are dropped after this long (the coordinator gave up). 10 min. */
+  revealTtlMs?: number;
+  logger?: Logger;
+}
+
+export interface WorkerEvents {
+  registered: [string];
+  unit: [{ lease: string; rows: number; runMs: number }];
+  error: [{ lease: string; message: string }];
+}
+
+interface Pending {
+  coordinator: string;
+  salt: string;
+  outputs: Record<string, HostTensor>;
+  expires: number;
+}
+
+export class WorkerNode {
+  readonly events = new EventEmitter<WorkerEvents>();
+  readonly #node: DrillNode;
+  readonly #pool: InferencePool;
+  readonly #models: ModelCache;
+  readonly #opts: Required<Omit<WorkerNodeOptions, 'logger'>>;
+  readonly #log: Logger;
+  readonly #coordinators = new Map<string, { maxInflight: number }>();
+  readonly #pending = new Map<string, Pending>();
+  readonly #fetching = new Map<string, Promise<string>>();
+  #inflight = 0;
+  #filling = new Set<string>();
+  #wanted = new Set<string>();
+  #stopped = false;
+  #unitsDone = 0;
+  #offPeer: (() => void) | null = null;
+  #sweep: NodeJS.Timeout | null = null;
+
+  constructor(node: DrillNode, pool: InferencePool, models: ModelCache, opts: WorkerNodeOptions) {
+    this.#node = node;
+    this.#pool = pool;
+    this.#models = models;
+    this.#opts = { capacity: opts.threads + 1, score: 0, cheat: false, revealTtlMs: 600_000, ...opts };
+    this.#log = (opts.logger ?? silentLogger).child('worker');
+  }
+
+  get peerId(): string {
+    return this.#node.peerId;
+  }
+
+  get unitsDone(): number {
+    return this.#unitsDone;
+  }
+
+  async start(): Promise<void> {
+    await this.#node.handle(PROTOCOL.reveal, (req, from) => this.#onReveal(req, from), { maxRequestBytes: 4096 });
+    this.#node.subscribe(UNITS_TOPIC, (a, from) => {
+      if (!this.#coordinators.has(from)) {
+        void this.join(from).catch((e) => this.#log.debug('cannot join announcing coordinator', { from, error: String(e) }));
+        return;
+      }
+      void this.#fill(from);
+    });
+    this.#offPeer = this.#node.onPeer('disconnect', (peer) => {
+      if (this.#coordinators.delete(peer)) {
+        this.#log.warn('coordinator disconnected', { peer });
+        for (const [k, p] of this.#pending) if (p.coordinator === peer) this.#pending.delete(k);
+      }
+    });
+    this.#sweep = setInterval(() => {
+      const now = Date.now();
+      for (const [k, p] of this.#pending) if (p.expires < now) this.#pending.delete(k);
+    }, 30_000);
+    this.#sweep.unref();
+  }
+
+  /** Register with a coordinator (peer id or multiaddr) and start claiming its units. */
+  async join(coordinator: string): Promise<string> {
+    if (coordinator.startsWith('/')) await this.#node.dial(coordinator);
+    const reply = helloAckCodec.decode(
+      await this.#node.request(coordinator, PROTOCOL.hello, helloCodec.encode({
+        threads: this.#opts.threads, device: this.#opts.device, score: this.#opts.score, cheater: this.#opts.cheat, profile: JSON.stringify(this.#pool.profile ?? {}),
+      })),
+    );
+    this.#coordinators.set(reply.coordinator, { maxInflight: reply.maxInflight });
+    this.#log.info('registered with coordinator', { coordinator: reply.coordinator, maxInflight: reply.maxInflight });
+    this.events.emit('registered', reply.coordinator);
+    void this.#fill(reply.coordinator);
+    return reply.coordinator;
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#offPeer?.();
+    if (this.#sweep) clearInterval(this.#sweep);
+    await this.#node.unhandle(PROTOCOL.reveal).catch(() => undefined);
+    this.#node.unsubscribe(UNITS_TOPIC.name);
+  }
+
+  /** Claim units from `coordinator` while there is capacity and it has work. */
+  async #fill(coordinator: string): Promise<void> {
+    if (this.#filling.has(coordinator)) {
+      this.#wanted.add(coordinator); // re-run once the current pass ends
+      return;
+    }
+    this.#filling.add(coordinator);
+    try {
+      while (!this.#stopped && this.#inflight < this.#opts.capacity && this.#coordinators.has(coordinator)) {
+        let reply;
+        try {
+          reply = decodeClaimReply(await this.#node.request(coordinator, PROTOCOL.claim, claimCodec.encode({}), { maxResponseBytes: MAX_UNIT_BYTES, timeoutMs: 60_000 }));
+        } catch (e) {
+          this.#log.debug('claim failed', { coordinator, error: isDrillError(e) ? e.code : String(e) });
+          return;
+        }
+        if (!reply.ok) {
+          if (reply.reason === 'not-registered') this.#coordinators.delete(coordinator);
+          return;
+        }
+        this.#inflight++;
+        void this.#runUnit(coordinator, reply.lease, reply.inputs).finally(() => {
+          this.#inflight--;
+          void this.#fill(coordinator);
+        });
+      }
+    } finally {
+      this.#filling.delete(coordinator);
+      if (this.#wanted.delete(coordinator)) void this.#fill(coordinator);
+    }
+  }
+
+  async #model(coordinator: string, hash: string, bytes: number): Promise<string> {
+    if (this.#models.has(hash)) return this.#models.path(hash);
+    let p = this.#fetching.get(hash);
+    if (!p) {
+      p = (async () => {
+        this.#log.info('fetching model', { hash: hash.slice(0, 12), bytes });
+        const data = await fetchBlob(this.#node, coordinator, hash, { maxBytes: bytes });
+        return this.#models.putVerified(hash, data);
+      })();
+      this.#fetching.set(hash, p);
+      p.finally(() => this.#fetching.delete(hash)).catch(() => undefined);
+    }
+    await p;
+    return this.#models.path(hash);
+  }
+
+  async #runUnit(coordinator: string, lease: LeaseInfo, inputs: Record<string, HostTensor>): Promise<void> {
+    try {
+      const modelPath = await this.#model(coordinator, lease.modelHash, lease.modelBytes);
+      const r = await this.#pool.run({ modelHash: lease.modelHash, modelPath, inputs, outputNames: lease.outputNames });
+      const outputs = this.#opts.cheat ? corrupt(r.outputs) : r.outputs;
+      const salt = randomBytes(32).toString('hex');
+      const c = commitment(this.#node.peerId, lease.lease, salt, resultDigest(outputs));
+      this.#pending.set(lease.lease, { coordinator, salt, outputs, expires: Date.now() + this.#opts.revealTtlMs });
+      const ack = ackCodec.decode(
+        await this.#node.request(coordinator, PROTOCOL.commit, commitCodec.encode({ lease: lease.lease, commitment: c, runMs: r.runMs, profile: `${r.profile.device}/${r.profile.ep}/t${r.profile.intraOpThreads}` })),
+      );
+      if (!ack.ok) {
+        this.#pending.delete(lease.lease);
+        this.#log.debug('commit refused', { lease: lease.lease, reason: ack.reason });
+        return;
+      }
+      this.#unitsDone++;
+      this.events.emit('unit', { lease: lease.lease, rows: lease.rows, runMs: r.runMs });
+    } catch (e) {
+      const message = e instanceof Error ? e.message : String(e);
+      this.#log.warn('unit failed', { lease: lease.lease, error: message });
+      this.events.emit('error', { lease: lease.lease, message });
+      await this.#node.request(coordinator, PROTOCOL.error, unitErrorCodec.encode({ lease: lease.lease, message: message.slice(0, 4000) })).catch(() => undefined);
+    }
+  }
+
+  async #onReveal(req: Uint8Array, from: string): Promise<Uint8Array> {
+    const { lease } = revealRequestCodec.decode(req);
+    const p = this.#pending.get(lease);
+    // Only the coordinator that leased the unit may see the result.
+    if (!p || p.coordinator !== from) return encodeRevealReply({ ok: false, reason: 'no such result' });
+    this.#pending.delete(lease);
+    return encodeRevealReply({ ok: true, salt: p.salt, outputs: p.outputs });
+  }
+}
+
+/**
+ * What a cheating (demo) worker returns: every value visibly wrong (floats scaled and shifted,
+ * integers incremented), same shapes — the kind of result a worker that skipped the compute
+ * would have to invent.
+ */
+export function corrupt(outputs: Record<string, HostTensor>): Record<string, HostTensor> {
+  const out: Record<string, HostTensor> = {};
+  for (const [k, t] of Object.entries(outputs)) {
+    const d = t.data;
+    let data: HostTensor['data'];
+    if (d instanceof Float32Array || d instanceof Float64Array) data = d.map((x) => x * 0.5 + 1);
+    else if (d instanceof BigInt64Array) data = d.map((x) => x + 1n);
+    else if (d instanceof Int32Array) data = d.map((x) => x + 1);
+    else data = (d as Uint8Array).map((x) => (t.dtype === 'bool' ? x ^ 1 : (x + 1) & 255));
+    out[k] = { ...t, data };
+  }
+  return out;
+}
