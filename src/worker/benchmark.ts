@@ -96,7 +96,7 @@ function benchInput(rows: number, width: number): HostTensor {
 }
 
 function sameProfile(a: ExecutionProfile, b: ExecutionProfile): boolean {
-  return a.device === b.device && a.ep === b.ep && a.intraOpThreads === b.intraOpThreads && a.ortVersion === b.ortVersion && a.arch === b.arch && a.cpuModel === b.cpuModel;
+  return a.device === b.device && a.ep === b.ep && a.intraOpThreads === b.intraOpThreads && a.ortVersion === b.ortVersion && a.arch === b.arch && a.cpuModel === b.cpuModel && a.gpuModel === b.gpuModel;
 }
 
 async function readCache(file: string): Promise<DeviceBenchmarkResult | undefined> {

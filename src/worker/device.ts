@@ -11,7 +11,7 @@
  * The check is split into a probe of the machine (`probeMachine`, I/O) and a pure decision
  * (`checkDevice`), so the decision is unit-testable with made-up probes.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { cpus, arch as osArch, platform as osPlatform } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -38,6 +38,8 @@ export interface ExecutionProfile {
   arch: string;
   /** os.cpus()[0].model, or 'unknown'. */
   cpuModel: string;
+  /** For 'cuda': the GPU model from the NVIDIA driver (/proc/driver/nvidia/gpus), when readable. */
+  gpuModel?: string;
 }
 
 /** What the machine offers, as far as ONNX Runtime's CUDA execution provider is concerned. */
@@ -156,9 +158,22 @@ export function selectDevice(
   throw deviceUnavailable(requested, verdict.missing, verdict.hint);
 }
 
+/** The first GPU's model name as the NVIDIA driver reports it (Linux), or undefined. */
+export function nvidiaGpuModel(root = '/proc/driver/nvidia/gpus'): string | undefined {
+  try {
+    for (const bus of readdirSync(root).sort()) {
+      const m = /^Model:\s*(.+)$/m.exec(readFileSync(join(root, bus, 'information'), 'utf8'));
+      if (m) return m[1]!.trim();
+    }
+  } catch {
+    // no driver or not Linux: the profile just lacks the GPU name
+  }
+  return undefined;
+}
+
 /** The execution profile for a selection on this machine. */
 export function executionProfile(sel: DeviceSelection, intraOpThreads: number, version: string = ortVersion()): ExecutionProfile {
-  return {
+  const p: ExecutionProfile = {
     device: sel.device,
     ep: sel.ep,
     intraOpThreads,
@@ -166,4 +181,9 @@ export function executionProfile(sel: DeviceSelection, intraOpThreads: number, v
     arch: osArch(),
     cpuModel: cpus()[0]?.model.trim() || 'unknown',
   };
+  if (sel.device === 'cuda') {
+    const gpu = nvidiaGpuModel();
+    if (gpu !== undefined) p.gpuModel = gpu;
+  }
+  return p;
 }

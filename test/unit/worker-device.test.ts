@@ -1,7 +1,10 @@
 /** Device selection decisions on made-up machine probes (no GPU needed). */
 import { describe, expect, it } from 'vitest';
 import { DrillError } from '../../src/util/errors.ts';
-import { CUDA_INSTALL_HINT, checkDevice, executionProfile, selectDevice, selectionFor } from '../../src/worker/device.ts';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CUDA_INSTALL_HINT, checkDevice, executionProfile, nvidiaGpuModel, selectDevice, selectionFor } from '../../src/worker/device.ts';
 import type { Device, MachineProbe } from '../../src/worker/device.ts';
 
 const probe = (p: Partial<MachineProbe> = {}): MachineProbe => ({
@@ -60,5 +63,18 @@ describe('checkDevice / selectDevice', () => {
     const p = executionProfile(selectionFor('cpu'), 3, '9.9.9');
     expect(p).toMatchObject({ device: 'cpu', ep: 'CPUExecutionProvider', intraOpThreads: 3, ortVersion: '9.9.9', arch: process.arch });
     expect(p.cpuModel.length).toBeGreaterThan(0);
+  });
+
+  it('reads the GPU model from the NVIDIA driver files', () => {
+    const root = mkdtempSync(join(tmpdir(), 'drill-gpus-'));
+    try {
+      expect(nvidiaGpuModel(root)).toBeUndefined();
+      mkdirSync(join(root, '0000:01:00.0'));
+      writeFileSync(join(root, '0000:01:00.0', 'information'), 'Model: \t\t NVIDIA H100 80GB HBM3\nIRQ:   42\n');
+      expect(nvidiaGpuModel(root)).toBe('NVIDIA H100 80GB HBM3');
+      expect(nvidiaGpuModel(join(root, 'missing'))).toBeUndefined();
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 });
