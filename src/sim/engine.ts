@@ -1,0 +1,226 @@
+/**
+ * The simulation loop (pure apart from the optional callbacks and the clock passed in).
+ *
+ * Per slot: the slot's PoD work units are run to their decision (src/pod quorum, policy,
+ * ledger — see pod.ts) and credited to ledger bucket = the slot's epoch; then the slot's
+ * lottery is drawn from the epoch's weights. Per epoch e: the weights are the credit of ledger
+ * buckets ≤ e − 1 − lookback (`snapshotBucket` in src/chain/epoch.ts), optionally only the last
+ * `windowEpochs` of them. The first lookback + 1 epochs are a warm-up: PoD runs, the lottery is
+ * not measured (the chain uses genesis allocations there). A scenario with unitsPerSlot = 0
+ * skips PoD: the weights are the hashrates, as genesis allocations, from slot 0.
+ *
+ * Memory is flat in the number of slots: ledger buckets are folded into a per-trainer weight
+ * array (and a Fenwick tree) as they enter the snapshot and then pruned; per-slot results go to
+ * the `onSlot` callback (the CLI streams them to CSV) and into O(1) counters. The per-trainer
+ * arrays are O(trainers).
+ *
+ * Cost: O(units · replicas) per slot for PoD and O(1 + leaders · log n) for the fast lottery —
+ * trainers that cannot win are never touched in a slot — plus O(n) per epoch for the exact
+ * expected-wins bookkeeping that the fairness statistics need.
+ */
+import { CreditLedger } from '../pod/ledger.ts';
+import { snapshotBucket } from '../chain/epoch.ts';
+import { Rng } from './rng.ts';
+import { buildPopulation, KIND } from './population.ts';
+import type { Population } from './population.ts';
+import { PodSimulator } from './pod.ts';
+import { FenwickSampler } from './sampling.ts';
+import { drawWinnersFast, EcvrfLottery, lotteryLambda } from './lottery.ts';
+import type { Scenario } from './scenario.ts';
+
+/** One measured slot, as streamed to `onSlot` (and the per-slot CSV). */
+export interface SlotRow {
+  slot: number;
+  epoch: number;
+  /** Trainers whose VRF ticket won. */
+  leaders: number;
+  /** Leaders that were online and produced a block (flaky trainers may be offline). */
+  produced: number;
+  /** Work units decided in this slot. */
+  units: number;
+  /** Total lottery weight of the epoch (credited FLOPs in the snapshot). */
+  totalWeight: number;
+  /** The trainer of the lowest index among the producers, −1 if none (for traces). */
+  producer: number;
+}
+
+export interface RunOptions {
+  /** Called once per measured slot, in order (the row object is reused: copy what you keep). */
+  onSlot?: (row: Readonly<SlotRow>) => void;
+  /** Called every `progressEvery` measured slots with the count done so far. */
+  onProgress?: (slotsDone: number) => void;
+  progressEvery?: number;
+  /** Milliseconds clock (default performance.now); injected so tests can fix elapsedMs. */
+  now?: () => number;
+}
+
+/** Lottery counters over the measured slots. */
+export interface LotteryCounters {
+  slots: number;
+  noLeaderSlots: number;
+  multiLeaderSlots: number;
+  /** Slots in which no block was produced (no leader, or all leaders offline). */
+  emptySlots: number;
+  leaders: number;
+  /** Leader slots lost because a flaky leader was offline. */
+  missedLeaderships: number;
+}
+
+/** Per-trainer lottery results. */
+export interface LotteryTrainerStats {
+  wins: Int32Array;
+  produced: Int32Array;
+  /** Σ over measured slots of P(win) = 1 − (1 − c)^(w/W) with that slot's epoch weights. */
+  expectedWins: Float64Array;
+  /** Σ over measured slots of w/W: divided by the slot count, the trainer's average weight share. */
+  weightSlots: Float64Array;
+  /** Weight in the last epoch's snapshot. */
+  finalWeight: Float64Array;
+}
+
+export interface SimRun {
+  scenario: Scenario;
+  population: Population;
+  pod: PodSimulator | null;
+  lottery: LotteryCounters;
+  trainers: LotteryTrainerStats;
+  warmupSlots: number;
+  elapsedMs: number;
+}
+
+/**
+ * Run a scenario (already resolved by `resolveScenario`). Deterministic: the same scenario
+ * (seed included) gives the same SimRun, bit for bit, except elapsedMs.
+ * @throws UserError for an invalid policy string.
+ */
+export function runSimulation(s: Scenario, opts: RunOptions = {}): SimRun {
+  const now = opts.now ?? (() => performance.now());
+  const t0 = now();
+  const master = new Rng(s.seed);
+  const pop = buildPopulation(s, master.fork(1));
+  const podRng = master.fork(2);
+  const lotRng = master.fork(3);
+  const n = pop.n;
+  const ids = Array.from({ length: n }, (_, i) => `t${i}`);
+  const ledger = new CreditLedger();
+  const lotteryOnly = s.pod.unitsPerSlot === 0;
+  const pod = lotteryOnly ? null : new PodSimulator(s.pod, pop, s.noiseUlp, s.seed, podRng, ledger, ids);
+
+  const E = s.lottery.epochSlots;
+  const L = s.lottery.lookbackEpochs;
+  const win = s.lottery.windowEpochs;
+  const c = s.lottery.c;
+  const lambda = lotteryLambda(c);
+  const warmupSlots = lotteryOnly ? 0 : (L + 1) * E;
+  const totalSlots = warmupSlots + s.slots;
+
+  const weight = new Float64Array(n); // net credit in the snapshot (may dip below 0 after forfeits)
+  const fen = new FenwickSampler(n);
+  const ecvrf = s.lottery.mode === 'ecvrf' ? new EcvrfLottery(s.lottery.suite, c, s.seed, n) : null;
+  if (lotteryOnly) for (let i = 0; i < n; i++) setWeight(i, pop.hashrate[i]!);
+
+  function setWeight(i: number, w: number): void {
+    weight[i] = w;
+    fen.set(i, w > 0 ? w : 0);
+  }
+  function fold(bucket: number, sign: 1 | -1): void {
+    for (const [w, e] of ledger.window(bucket, bucket)) {
+      const i = Number(w.slice(1));
+      setWeight(i, weight[i]! + sign * Number(e.credit));
+    }
+  }
+
+  const counters: LotteryCounters = { slots: 0, noLeaderSlots: 0, multiLeaderSlots: 0, emptySlots: 0, leaders: 0, missedLeaderships: 0 };
+  const tr: LotteryTrainerStats = {
+    wins: new Int32Array(n),
+    produced: new Int32Array(n),
+    expectedWins: new Float64Array(n),
+    weightSlots: new Float64Array(n),
+    finalWeight: new Float64Array(n),
+  };
+  const row: SlotRow = { slot: 0, epoch: 0, leaders: 0, produced: 0, units: 0, totalWeight: 0, producer: -1 };
+  const winners: number[] = [];
+  let folded = -1; // last ledger bucket folded into `weight`
+  let unitAcc = 0;
+  const every = opts.progressEvery ?? 0;
+
+  for (let slot = 0; slot < totalSlots; slot++) {
+    const epoch = Math.floor(slot / E);
+    if (slot % E === 0) {
+      if (!lotteryOnly) {
+        const target = snapshotBucket({ lookbackEpochs: L }, epoch);
+        while (folded < target) {
+          folded++;
+          fold(folded, 1);
+          if (win > 0 && folded - win >= 0) fold(folded - win, -1);
+          ledger.prune(win > 0 ? folded - win + 1 : folded + 1);
+        }
+      }
+      if (ecvrf) ecvrf.startEpoch(epoch, fen_weights());
+      if (slot >= warmupSlots) {
+        const slotsHere = Math.min(E, totalSlots - slot);
+        const W = fen.total;
+        if (W > 0) {
+          for (let i = 0; i < n; i++) {
+            const w = fen.get(i);
+            if (w === 0) continue;
+            const x = w / W;
+            tr.expectedWins[i]! += slotsHere * (lambda === Infinity ? 1 : -Math.expm1(-lambda * x));
+            tr.weightSlots[i]! += slotsHere * x;
+          }
+        }
+      }
+    }
+
+    let units = 0;
+    if (pod) {
+      unitAcc += s.pod.unitsPerSlot;
+      while (unitAcc >= 1) {
+        pod.runUnit(epoch);
+        unitAcc -= 1;
+        units++;
+      }
+    }
+    if (slot < warmupSlots) continue;
+
+    if (ecvrf) ecvrf.draw(slot, winners);
+    else drawWinnersFast(fen, lambda, lotRng, winners);
+    let produced = 0;
+    let producer = -1;
+    for (const i of winners) {
+      tr.wins[i]!++;
+      if (pop.kind[i] === KIND.flaky && lotRng.chance(pop.rate[i]!)) {
+        counters.missedLeaderships++;
+        continue;
+      }
+      tr.produced[i]!++;
+      produced++;
+      if (producer < 0 || i < producer) producer = i;
+    }
+    counters.slots++;
+    counters.leaders += winners.length;
+    if (winners.length === 0) counters.noLeaderSlots++;
+    if (winners.length >= 2) counters.multiLeaderSlots++;
+    if (produced === 0) counters.emptySlots++;
+    if (opts.onSlot) {
+      row.slot = slot;
+      row.epoch = epoch;
+      row.leaders = winners.length;
+      row.produced = produced;
+      row.units = units;
+      row.totalWeight = fen.total;
+      row.producer = producer;
+      opts.onSlot(row);
+    }
+    if (every > 0 && opts.onProgress && counters.slots % every === 0) opts.onProgress(counters.slots);
+  }
+  for (let i = 0; i < n; i++) tr.finalWeight[i] = fen.get(i);
+
+  function fen_weights(): Float64Array {
+    const w = new Float64Array(n);
+    for (let i = 0; i < n; i++) w[i] = fen.get(i);
+    return w;
+  }
+
+  return { scenario: s, population: pop, pod, lottery: counters, trainers: tr, warmupSlots, elapsedMs: now() - t0 };
+}
