@@ -460,7 +460,8 @@ export class NpyWriter {
 
   /**
    * Append whole rows: a tensor of this writer's dtype with dims [k, ...dims.slice(1)], or raw
-   * little-endian bytes holding a whole number of rows.
+   * little-endian bytes holding a whole number of rows. Rows land in call order even when calls
+   * are not awaited one by one; `close()` after the last write's promise settles.
    * @throws DrillError NPY_WRITE on dtype/shape mismatch, partial rows, too many rows or after close
    */
   async write(rows: HostTensor | Uint8Array): Promise<void> {
@@ -484,12 +485,15 @@ export class NpyWriter {
     if (this.#pos + bytes.length > this.#end) {
       throw npyError(NpyErrorCode.WRITE, `${this.path} rows`, `at most ${this.dims[0]} rows in total`, `${this.rowsWritten + bytes.length / Math.max(1, this.#rowBytes)} rows`);
     }
+    // Reserve the file range before awaiting, so writes issued back to back (not awaited one by
+    // one) still land in call order.
+    const at = this.#pos;
+    this.#pos += bytes.length;
     let off = 0;
     while (off < bytes.length) {
-      const { bytesWritten } = await fh.write(bytes, off, bytes.length - off, this.#pos + off);
+      const { bytesWritten } = await fh.write(bytes, off, bytes.length - off, at + off);
       off += bytesWritten;
     }
-    this.#pos += bytes.length;
   }
 
   /**

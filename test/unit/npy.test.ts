@@ -244,6 +244,17 @@ describe('streaming', () => {
     expect((await readNpy(p)).dims).toEqual([10, 3]);
   });
 
+  it('NpyWriter keeps call order when writes are issued without awaiting each one', async () => {
+    const full = makeTensor('float32', [64, 5], 8);
+    const p = join(dir, 'burst.npy');
+    const w = await NpyWriter.open(p, 'float32', [64, 5]);
+    const pending: Promise<void>[] = [];
+    for (let r = 0; r < 64; r += 4) pending.push(w.write({ dtype: 'float32', dims: [4, 5], data: (full.data as Float32Array).subarray(r * 5, (r + 4) * 5) }));
+    await Promise.all(pending);
+    await w.close();
+    expect(Buffer.from(readFileSync(p)).equals(Buffer.from(encodeNpy(full)))).toBe(true);
+  });
+
   it('NpyWriter rejects wrong dtype, wrong row shape, partial rows, too many rows, and closing early', async () => {
     const p = join(dir, 'bad.npy');
     const w = await NpyWriter.open(p, 'float32', [2, 3]);
