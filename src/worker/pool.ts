@@ -34,9 +34,9 @@ export type { Device, ExecutionProfile } from './device.ts';
 
 /** Pool settings; every field is optional (see defaultInferencePoolOptions). */
 export interface InferencePoolOptions {
-  /** Threads, each with its own sessions. Default: os.availableParallelism() (one session per core). */
+  /** Threads, each with its own sessions. Default: os.availableParallelism() (one session per core); 2 on 'cuda'. */
   threads?: number;
-  /** ORT intra-op threads per session. Default: 1 when threads > 1, else all cores. */
+  /** ORT intra-op threads per session. Default: 1 when threads > 1 or on 'cuda', else all cores. */
   intraOpThreads?: number;
   /** 'cuda' → ORT CUDA execution provider; DEVICE_UNAVAILABLE when it cannot be used. Default 'cpu'. */
   device?: Device;
@@ -68,6 +68,8 @@ export interface InferencePoolOptions {
  */
 export const defaultInferencePoolOptions = {
   threads: availableParallelism(),
+  /** On 'cuda': two threads, so one prepares/returns tensors while the other's unit is on the GPU; more only multiply GPU memory. */
+  cudaThreads: 2,
   device: 'cpu' as Device,
   fallbackToCpu: false,
   maxQueuePerThread: 4,
@@ -198,8 +200,10 @@ export class InferencePool {
       if (!Number.isSafeInteger(x) || x < 1) throw new DrillError('USER_INPUT', `${field}: expected a positive integer, received ${String(v)}`, { field });
       return x;
     };
-    this.threads = int('threads', opts.threads, defaultInferencePoolOptions.threads);
-    this.intraOpThreads = int('intraOpThreads', opts.intraOpThreads, this.threads > 1 ? 1 : availableParallelism());
+    const gpu = (opts.device ?? defaultInferencePoolOptions.device) === 'cuda';
+    this.threads = int('threads', opts.threads, gpu ? defaultInferencePoolOptions.cudaThreads : defaultInferencePoolOptions.threads);
+    // On a GPU the device does the parallel work; the CPU side only feeds it.
+    this.intraOpThreads = int('intraOpThreads', opts.intraOpThreads, this.threads > 1 || gpu ? 1 : availableParallelism());
     this.maxQueue = opts.maxQueue === 0 ? 0 : int('maxQueue', opts.maxQueue, this.threads * defaultInferencePoolOptions.maxQueuePerThread);
     int('maxSessionsPerThread', opts.maxSessionsPerThread, defaultInferencePoolOptions.maxSessionsPerThread);
   }
@@ -223,7 +227,10 @@ export class InferencePool {
     } catch (e) {
       await this.#destroy();
       if (sel.device === 'cpu' || !fallbackToCpu) {
-        throw sel.device === 'cpu' ? e : new DrillError('DEVICE_UNAVAILABLE', `device: expected a usable '${sel.device}' execution provider, but ONNX Runtime could not run on it: ${e instanceof Error ? e.message : String(e)}`, { field: 'device', device: sel.device }, { cause: e });
+        if (sel.device !== 'cpu') {
+          throw new DrillError('DEVICE_UNAVAILABLE', `device: expected a usable '${sel.device}' execution provider, received an ONNX Runtime failure: ${e instanceof Error ? e.message : String(e)}`, { field: 'device', device: sel.device }, { cause: e });
+        }
+        throw isDrillError(e) ? e : new DrillError('WORKER_FAILED', `inference threads failed to start: ${e instanceof Error ? e.message : String(e)}`, {}, { cause: e });
       }
       this.#log.warn('device probe failed, falling back to CPU as asked', { device: sel.device, error: e instanceof Error ? e.message : String(e) });
       sel = selectionFor('cpu');
