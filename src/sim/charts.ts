@@ -1,0 +1,198 @@
+/**
+ * Charts of simulation results as SVG, drawn with Vega-Lite (compiled to Vega and rendered
+ * headless with `renderer: 'none'` → `toSVG()`, which needs no canvas or browser).
+ *
+ * The spec builders are pure and exported so tests and docs can inspect them; `renderSvg`
+ * does the rendering. Large populations are aggregated before plotting (see BLOCK_SHARE_BINS)
+ * so an SVG stays small whatever the trainer count.
+ */
+import * as vega from 'vega';
+import * as vl from 'vega-lite';
+import type { TopLevelSpec } from 'vega-lite';
+import type { SimRun } from './engine.ts';
+import { KIND_NAMES } from './population.ts';
+import type { SweepRow } from './sweep.ts';
+
+/**
+ * Above this many trainers the block-share chart plots equal-count bins of trainers (sorted by
+ * weight share) instead of single trainers: 2,000 points is about 400 KB of SVG; more would
+ * make the file slow to open and no more readable.
+ */
+export const MAX_SCATTER_POINTS = 2000;
+/** Number of bins when aggregating (enough to show the curve, few enough to read). */
+export const BLOCK_SHARE_BINS = 200;
+
+const SCHEMA = 'https://vega.github.io/schema/vega-lite/v6.json';
+
+/** Render a Vega-Lite spec to an SVG string. */
+export async function renderSvg(spec: TopLevelSpec): Promise<string> {
+  const compiled = vl.compile(spec).spec;
+  const view = new vega.View(vega.parse(compiled), { renderer: 'none' });
+  try {
+    return await view.toSVG();
+  } finally {
+    view.finalize();
+  }
+}
+
+interface SharePoint {
+  weightShare: number;
+  blockShare: number;
+  behaviour: string;
+  trainers: number;
+}
+
+/** Points of the block-share chart: one per trainer, or per bin of trainers for large runs. */
+export function blockSharePoints(run: SimRun): SharePoint[] {
+  const { population: pop, trainers: tr } = run;
+  let tw = 0;
+  let ts = 0;
+  for (let i = 0; i < pop.n; i++) {
+    tw += tr.wins[i]!;
+    ts += tr.weightSlots[i]!;
+  }
+  if (!(tw > 0 && ts > 0)) return [];
+  if (pop.n <= MAX_SCATTER_POINTS) {
+    return Array.from({ length: pop.n }, (_, i) => ({ weightShare: tr.weightSlots[i]! / ts, blockShare: tr.wins[i]! / tw, behaviour: KIND_NAMES[pop.kind[i]!]!, trainers: 1 }));
+  }
+  // Per behaviour, equal-count bins by weight share; each bin's shares are summed then divided
+  // by its size, i.e. the average trainer of the bin.
+  const out: SharePoint[] = [];
+  for (let k = 0; k < KIND_NAMES.length; k++) {
+    const idx: number[] = [];
+    for (let i = 0; i < pop.n; i++) if (pop.kind[i] === k) idx.push(i);
+    if (!idx.length) continue;
+    idx.sort((a, b) => tr.weightSlots[a]! - tr.weightSlots[b]!);
+    const bins = Math.min(BLOCK_SHARE_BINS, idx.length);
+    for (let b = 0; b < bins; b++) {
+      const lo = Math.floor((b * idx.length) / bins);
+      const hi = Math.floor(((b + 1) * idx.length) / bins);
+      let w = 0;
+      let s = 0;
+      for (let j = lo; j < hi; j++) {
+        w += tr.weightSlots[idx[j]!]!;
+        s += tr.wins[idx[j]!]!;
+      }
+      const m = hi - lo;
+      out.push({ weightShare: w / ts / m, blockShare: s / tw / m, behaviour: KIND_NAMES[k]!, trainers: m });
+    }
+  }
+  return out;
+}
+
+/** Block share vs credited-hashrate (lottery weight) share, with the y = x line. */
+export function blockShareSpec(run: SimRun, title = 'Block share vs credited-hashrate share'): TopLevelSpec {
+  const pts = blockSharePoints(run);
+  const max = pts.reduce((m, p) => Math.max(m, p.weightShare, p.blockShare), 0) * 1.05 || 1;
+  const binned = run.population.n > MAX_SCATTER_POINTS;
+  return {
+    $schema: SCHEMA,
+    title: { text: title, subtitle: binned ? `each point: the mean trainer of a bin of ~${Math.round(run.population.n / BLOCK_SHARE_BINS)} trainers (same behaviour)` : 'each point: one trainer' },
+    width: 420,
+    height: 420,
+    layer: [
+      {
+        data: { values: [{ x: 0, y: 0 }, { x: max, y: max }] },
+        mark: { type: 'line', color: '#888', strokeDash: [4, 4] },
+        encoding: { x: { field: 'x', type: 'quantitative' }, y: { field: 'y', type: 'quantitative' } },
+      },
+      {
+        data: { values: pts },
+        mark: { type: 'point', filled: true, opacity: 0.6, size: 30 },
+        encoding: {
+          x: { field: 'weightShare', type: 'quantitative', title: 'credited-hashrate (lottery weight) share', scale: { domain: [0, max] } },
+          y: { field: 'blockShare', type: 'quantitative', title: 'block (win) share', scale: { domain: [0, max] } },
+          color: { field: 'behaviour', type: 'nominal', title: 'behaviour' },
+        },
+      },
+    ],
+  } as TopLevelSpec;
+}
+
+/**
+ * Detection rate and verification overhead against the spot-check probability, with the
+ * replication points (replicas sweep) drawn as horizontal reference lines.
+ */
+export function detectionOverheadSpec(rows: SweepRow[]): TopLevelSpec {
+  const spot = rows.filter((r) => r.param === 'sample-p');
+  const rep = rows.filter((r) => r.param === 'replicas');
+  const panel = (field: 'detectionRate' | 'verificationOverhead', title: string, fmt: string): Record<string, unknown> => ({
+    width: 420,
+    height: 220,
+    layer: [
+      {
+        data: { values: spot },
+        mark: { type: 'line', point: true },
+        encoding: {
+          x: { field: 'value', type: 'quantitative', title: 'spot-check probability p' },
+          y: { field, type: 'quantitative', title, axis: { format: fmt } },
+          color: { datum: 'spot-check' , type: 'nominal', title: 'policy' },
+        },
+      },
+      {
+        data: { values: rep },
+        mark: { type: 'rule', strokeDash: [5, 3] },
+        encoding: { y: { field, type: 'quantitative' }, color: { field: 'mode', type: 'nominal' } },
+      },
+    ],
+  });
+  return {
+    $schema: SCHEMA,
+    title: { text: 'Spot-check sampling vs full replication', subtitle: 'dashed: replication with R replicas' },
+    vconcat: [panel('detectionRate', 'detection rate (falsified caught / run)', '.0%'), panel('verificationOverhead', 'executions per accepted unit', '.2f')],
+    resolve: { scale: { color: 'shared' } },
+  } as TopLevelSpec;
+}
+
+/** Sybil machines' win share (observed and expected) and the empty-slot rate against identities. */
+export function sybilSpec(rows: SweepRow[]): TopLevelSpec {
+  const sy = rows.filter((r) => r.param === 'identities');
+  const long = sy.flatMap((r) => [
+    { identities: r.value, series: 'hashrate share', share: r.sybilHashrateShare },
+    { identities: r.value, series: 'win share (observed)', share: r.sybilWinShare },
+    { identities: r.value, series: 'win share (exact expectation)', share: r.sybilExpectedWinShare },
+  ]);
+  return {
+    $schema: SCHEMA,
+    title: { text: 'Splitting one machine into Sybil identities', subtitle: 'the share of slots won and the no-leader rate do not depend on the split' },
+    vconcat: [
+      {
+        width: 420,
+        height: 220,
+        data: { values: long },
+        mark: { type: 'line', point: true },
+        encoding: {
+          x: { field: 'identities', type: 'quantitative', scale: { type: 'log' }, title: 'identities per Sybil machine' },
+          y: { field: 'share', type: 'quantitative', title: 'share of the Sybil machine', axis: { format: '.1%' } },
+          color: { field: 'series', type: 'nominal', title: '' },
+        },
+      },
+      {
+        width: 420,
+        height: 160,
+        data: { values: sy },
+        mark: { type: 'line', point: true },
+        encoding: {
+          x: { field: 'value', type: 'quantitative', scale: { type: 'log' }, title: 'identities per Sybil machine' },
+          y: { field: 'noLeaderRate', type: 'quantitative', title: 'no-leader slot rate', scale: { zero: false }, axis: { format: '.1%' } },
+        },
+      },
+    ],
+  } as TopLevelSpec;
+}
+
+/** Honest false-penalty rate against the hardware noise in ULPs. */
+export function noiseSpec(rows: SweepRow[]): TopLevelSpec {
+  return {
+    $schema: SCHEMA,
+    title: 'Honest false penalties vs float noise between hardware classes',
+    width: 420,
+    height: 240,
+    data: { values: rows.filter((r) => r.param === 'noise') },
+    mark: { type: 'line', point: true },
+    encoding: {
+      x: { field: 'value', type: 'quantitative', scale: { type: 'symlog' }, title: 'noise between hardware classes (float32 ULPs)' },
+      y: { field: 'honestFalsePenaltyRate', type: 'quantitative', title: 'honest executions listed faulty', axis: { format: '.1%' } },
+    },
+  } as TopLevelSpec;
+}
