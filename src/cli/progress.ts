@@ -30,7 +30,8 @@ export class ProgressBar {
     this.#tty = Boolean(this.#out.isTTY);
     this.#totalRows = totalRows;
     this.#ttyMs = opts.ttyMs ?? 100;
-    this.#lineMs = opts.lineMs ?? 2000;
+    // DRILL_PROGRESS_MS overrides the non-TTY line interval (tests follow progress line by line).
+    this.#lineMs = opts.lineMs ?? (process.env.DRILL_PROGRESS_MS !== undefined ? Number(process.env.DRILL_PROGRESS_MS) : 2000);
   }
 
   update(p: Progress, force = false): void {

@@ -1,0 +1,124 @@
+/**
+ * `drill worker --join MULTIADDR`: a drilling worker. Keeps its identity key and model cache in
+ * a data directory, benchmarks the device on first start (the "Device Share" score: a
+ * scheduling hint, never credit), registers with the coordinator, runs units and shows what it
+ * is doing. Rejoins with backoff when the coordinator goes away.
+ */
+import { join } from 'node:path';
+import type { Command } from '../command.ts';
+import { parseArgs, str, int, bool, list, helpText } from '../args.ts';
+import type { FlagSpec } from '../args.ts';
+import { UserError } from '../../util/errors.ts';
+import { createLogger } from '../../util/log.ts';
+import { createDrillNode } from '../../net/node.ts';
+import { loadOrCreateIdentity, defaultDataDir } from '../../worker/identity.ts';
+import { InferencePool } from '../../worker/pool.ts';
+import type { Device } from '../../worker/pool.ts';
+import { ModelCache } from '../../worker/models.ts';
+import { runDeviceBenchmark } from '../../worker/benchmark.ts';
+import { WorkerNode } from '../../worker/node.ts';
+import { untilSignal } from './coordinator.ts';
+import { formatMs } from '../progress.ts';
+
+const FLAGS: Record<string, FlagSpec> = {
+  join: { type: 'string', multiple: true, help: "coordinator multiaddr (…/p2p/12D3Koo…), repeatable" },
+  threads: { type: 'string', help: 'ONNX Runtime threads (one session per thread; default: all cores)' },
+  device: { type: 'string', help: 'cpu | cuda (ONNX Runtime CUDA execution provider)', default: 'cpu' },
+  'fallback-cpu': { type: 'boolean', help: 'run on the CPU when --device cuda is unavailable instead of exiting' },
+  'data-dir': { type: 'string', help: 'identity key, model cache, benchmark (default $DRILL_HOME/worker or ~/.matrix-drill/worker)' },
+  listen: { type: 'string', help: 'multiaddr to listen on', default: '/ip4/0.0.0.0/tcp/0' },
+  rebench: { type: 'boolean', help: 'run the device benchmark again instead of using the cached score' },
+  verbose: { type: 'boolean', help: 'print a line for every unit run' },
+  cheat: { type: 'boolean', help: 'DEMO ONLY: return corrupted results (PoD gives this worker no credit)' },
+  help: { type: 'boolean', help: 'show this help' },
+};
+
+/** Retry delays when the coordinator is unreachable: 1 s doubling to 30 s (a restart takes seconds). */
+const REJOIN_MS = [1000, 2000, 4000, 8000, 16000, 30000];
+
+export const command: Command = {
+  name: 'worker',
+  summary: 'start a drilling worker',
+  async run(argv) {
+    const p = parseArgs(argv, FLAGS);
+    if (bool(p, 'help')) {
+      process.stdout.write(helpText('usage: drill worker --join MULTIADDR [--threads T] [--device cpu|cuda] [--data-dir DIR]', FLAGS));
+      return 0;
+    }
+    const joins = list(p, 'join');
+    if (joins.length === 0) throw new UserError('--join', "a coordinator multiaddr like /ip4/10.0.0.5/tcp/9360/p2p/12D3KooW… (printed by 'drill coordinator')", undefined);
+    for (const j of joins) if (!j.startsWith('/') || !j.includes('/p2p/')) throw new UserError('--join', 'a multiaddr ending in /p2p/<peer id>', j);
+    const device = str(p, 'device')!;
+    if (device !== 'cpu' && device !== 'cuda') throw new UserError('--device', 'cpu or cuda', device);
+    const dataDir = str(p, 'data-dir') ?? join(defaultDataDir(), 'worker');
+    const log = createLogger({ level: (process.env.DRILL_LOG as 'info' | undefined) ?? 'warn' });
+    const say = (s: string): void => void process.stdout.write(`${new Date().toISOString().slice(11, 19)} ${s}\n`);
+
+    const id = await loadOrCreateIdentity(dataDir, { logger: log });
+    say(`worker ${id.peerId}${id.created ? ' (new identity)' : ''}, data dir ${dataDir}`);
+    const pool = new InferencePool({ threads: int(p, 'threads', 1, 1024), device: device as Device, fallbackToCpu: bool(p, 'fallback-cpu'), logger: log });
+    await pool.start();
+    const prof = pool.profile!;
+    say(`device ${prof.device} (${prof.ep}), ${pool.threads} thread(s), ONNX Runtime ${prof.ortVersion}, ${prof.cpuModel}`);
+    const bench = await runDeviceBenchmark(pool, { dataDir, rerun: bool(p, 'rebench') });
+    say(`Device Share benchmark: ${bench.score.toFixed(1)} GFLOP/s${bench.cached ? ` (cached from ${bench.at}; --rebench to measure again)` : ''} — a scheduling hint, never credit`);
+
+    const node = await createDrillNode({ privateKey: id.privateKey, listen: [str(p, 'listen')!], logger: log });
+    const worker = new WorkerNode(node, pool, new ModelCache(join(dataDir, 'models')), { threads: pool.threads, device: prof.device, score: bench.score, cheat: bool(p, 'cheat'), logger: log });
+    await worker.start();
+    if (bool(p, 'cheat')) say('WARNING: --cheat: this worker corrupts its results on purpose (demo); it will earn no credit');
+
+    const verbose = bool(p, 'verbose');
+    let rows = 0;
+    let units = 0;
+    let runMs = 0;
+    const started = Date.now();
+    worker.events.on('unit', (u) => {
+      units++;
+      rows += u.rows;
+      runMs += u.runMs;
+      if (verbose) say(`unit ${u.lease} done: ${u.rows} rows in ${formatMs(u.runMs)}`);
+    });
+    worker.events.on('error', (e) => say(`unit ${e.lease} failed: ${e.message}`));
+    const status = setInterval(() => {
+      if (units) say(`${units} units, ${rows} rows done; busy ${formatMs(runMs)} of ${formatMs(Date.now() - started)}`);
+    }, 10_000);
+    status.unref();
+
+    let stopping = false;
+    const connected = new Set<string>();
+    const joinLoop = async (addr: string): Promise<void> => {
+      for (let attempt = 0; !stopping; attempt++) {
+        try {
+          const coord = await worker.join(addr);
+          connected.add(coord);
+          say(`joined coordinator ${coord}`);
+          await new Promise<void>((resolve) => {
+            const off = node.onPeer('disconnect', (peer) => {
+              if (peer === coord) {
+                off();
+                resolve();
+              }
+            });
+          });
+          connected.delete(coord);
+          if (!stopping) say(`coordinator ${coord} disconnected; rejoining`);
+          attempt = -1;
+        } catch (e) {
+          const wait = REJOIN_MS[Math.min(attempt, REJOIN_MS.length - 1)]!;
+          say(`cannot reach ${addr}: ${(e as Error).message}; retrying in ${wait / 1000} s`);
+          await new Promise((r) => setTimeout(r, wait));
+        }
+      }
+    };
+    for (const j of joins) void joinLoop(j);
+    const sig = await untilSignal();
+    stopping = true;
+    say(`${sig}: stopping after ${units} units`);
+    clearInterval(status);
+    await worker.stop();
+    await pool.stop();
+    await node.stop();
+    return 0;
+  },
+};
