@@ -14,8 +14,8 @@ import { modelHashOf } from '../../src/worker/models.ts';
 import { InferencePool } from '../../src/worker/pool.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..', 'workloads');
-/** Rows checked per workload: enough for several units, few enough for a 2-core CI box (the cnn is ~40 MFLOP/row). */
-const MAX_ROWS = 256;
+/** Units checked per workload: two full ones plus a one-row remainder, lean on a 2-core CI box (the cnn is ~40 MFLOP/row). */
+const unitsChecked = (unitRows: number): number => 2 * unitRows + 1;
 
 interface Job {
   model: string;
@@ -40,7 +40,7 @@ describe.each(['mlp', 'encoder', 'cnn', 'rowwise'])('workload %s', (name) => {
     const modelPath = join(dir, job.model);
     const modelHash = modelHashOf(new Uint8Array(await readFile(modelPath)));
     const first = Object.values(job.inputs)[0]!;
-    const rows = Math.min(MAX_ROWS, (await readNpyHeader(join(dir, first))).dims[0]!);
+    const rows = Math.min(unitsChecked(job.unitRows), (await readNpyHeader(join(dir, first))).dims[0]!);
     const units: Promise<Record<string, HostTensor>>[] = [];
     for (let start = 0; start < rows; start += job.unitRows) {
       const end = Math.min(rows, start + job.unitRows);
