@@ -76,6 +76,8 @@ const CNN_HW = 32;
  */
 const CNN_STAGES: readonly (readonly number[])[] = [[64, 64], [128, 128], [256]];
 const CNN_CLASSES = 10;
+/** Half-width of the dense layer's uniform weights (~6× He): max class probabilities on the sample images span ~0.4–0.99 instead of sitting near 1/10. */
+const CNN_FC_SCALE = 1;
 
 function buildCnn(): Uint8Array {
   const g = new GraphBuilder({ name: 'cnn', seed: 202 });
@@ -96,7 +98,11 @@ function buildCnn(): Uint8Array {
   });
   x = g.op('GlobalAveragePool', [x]);
   x = g.op('Flatten', [x], { axis: attr.int(1) });
-  const logits = g.op('Gemm', [x, g.weight('fc.weight', [cin, CNN_CLASSES]), g.weight('fc.bias', [CNN_CLASSES], { kind: 'uniform', scale: 0.05 })]);
+  // Centre the pooled features (all ≥ 0 after ReLU) per image so the classifier sees what
+  // differs between images, not their shared mean; scaled so softmax outputs are decisive.
+  x = g.op('Sub', [x, g.op('ReduceMean', [x], { axes: attr.ints([1]), keepdims: attr.int(1) })]);
+  const fcW = g.weight('fc.weight', [cin, CNN_CLASSES], { kind: 'uniform', scale: CNN_FC_SCALE });
+  const logits = g.op('Gemm', [x, fcW, g.weight('fc.bias', [CNN_CLASSES], { kind: 'uniform', scale: 0.05 })]);
   const p = g.op('Softmax', [logits], { axis: attr.int(-1) });
   g.output(p, 'float32', ['batch', CNN_CLASSES], 'probs');
   return g.toBytes();
@@ -111,10 +117,13 @@ function cnnInputs(rows: number, seed: number): Record<string, HostTensor> {
     const fx = rng.uniform(-4, 4);
     const fy = rng.uniform(-4, 4);
     const base = rng.uniform(64, 192);
+    const tint = [rng.uniform(-60, 60), rng.uniform(-60, 60), rng.uniform(-60, 60)];
+    const freq = rng.uniform(0.1, 0.8);
     for (let c = 0; c < CNN_C; c++) {
       for (let y = 0; y < CNN_HW; y++) {
         for (let xx = 0; xx < CNN_HW; xx++) {
-          const v = base + fx * (xx - 16) + fy * (y - 16) + (c - 1) * 20 + rng.uniform(-24, 24);
+          const stripe = ((xx + y) * freq) % 2 < 1 ? 24 : -24; // a texture whose period varies per image
+          const v = base + tint[c]! + fx * (xx - 16) + fy * (y - 16) + stripe + rng.uniform(-24, 24);
           data[((r * CNN_C + c) * CNN_HW + y) * CNN_HW + xx] = Math.max(0, Math.min(255, Math.round(v)));
         }
       }

@@ -166,6 +166,37 @@ describe.each(WORKLOADS.map((w) => w.name))('workload %s', (name) => {
   });
 });
 
+describe('encoder semantics', () => {
+  it('padding tokens do not change the pooled embedding; a real token does', async () => {
+    const s = await ort.InferenceSession.create(readFileSync(join(WL, 'encoder', 'model.onnx')));
+    try {
+      const base = workloadSpec('encoder').makeInputs(8, 5);
+      const ids = base.input_ids!.data as BigInt64Array;
+      const mask = base.attention_mask!.data as Float32Array;
+      const run = async (idData: BigInt64Array): Promise<Float32Array> =>
+        (await s.run({ input_ids: toOrt({ ...base.input_ids!, data: idData }), attention_mask: toOrt(base.attention_mask!) })).pooled!.data as Float32Array;
+      const ref = await run(ids);
+      const padChanged = ids.slice();
+      const realChanged = ids.slice();
+      for (let i = 0; i < ids.length; i++) if (mask[i] === 0) padChanged[i] = 7n;
+      realChanged[0] = ids[0]! === 3n ? 4n : 3n; // position 0 is always a real token (every row has ≥ 4)
+      const pad = await run(padChanged);
+      const real = await run(realChanged);
+      expect(mask.some((m) => m === 0)).toBe(true);
+      const maxDiff = (a: Float32Array, b: Float32Array, from: number, to: number): number => {
+        let d = 0;
+        for (let i = from; i < to; i++) d = Math.max(d, Math.abs(a[i]! - b[i]!));
+        return d;
+      };
+      expect(maxDiff(ref, pad, 0, ref.length)).toBeLessThan(1e-5);
+      expect(maxDiff(ref, real, 0, 64)).toBeGreaterThan(1e-3);
+      expect(maxDiff(ref, real, 64, ref.length)).toBe(0); // other rows untouched
+    } finally {
+      await s.release();
+    }
+  });
+});
+
 describe('generator', () => {
   it('reproduces every committed model, input and manifest byte for byte (cnn golden excluded for time)', () => {
     const out = join(tmp, 'regen');
