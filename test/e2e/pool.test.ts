@@ -249,12 +249,36 @@ describe('InferencePool lifecycle', () => {
       const ac = new AbortController();
       ac.abort();
       expect((await code(pool.run({ modelHash: m.hash, modelPath: m.path, inputs: makeInputs('cnn', 2, 1), signal: ac.signal }))).code).toBe('ABORTED');
+      const warm = await pool.run({ modelHash: m.hash, modelPath: m.path, inputs: makeInputs('cnn', 2, 1) });
       const ac2 = new AbortController();
       const p = pool.run({ modelHash: m.hash, modelPath: m.path, inputs: makeInputs('cnn', 64, 1), signal: ac2.signal });
+      expect(pool.stats().running).toBe(1);
       ac2.abort();
       expect((await code(p)).code).toBe('ABORTED');
       const ok = await pool.run({ modelHash: m.hash, modelPath: m.path, inputs: makeInputs('cnn', 2, 1) });
       expect(ok.outputs.probs!.dims).toEqual([2, 10]);
+      // A fresh thread, which loaded the model again.
+      expect(ok.thread).not.toBe(warm.thread);
+      expect(ok.sessionLoaded).toBe(true);
+    } finally {
+      await pool.stop();
+    }
+  });
+
+  it('evicts the least recently used session beyond maxSessionsPerThread', async () => {
+    const pool = new InferencePool({ threads: 1, maxSessionsPerThread: 2 });
+    await pool.start();
+    try {
+      const [mlp, rw, enc] = [await model('mlp'), await model('rowwise'), await model('encoder')];
+      const go = async (m: { hash: string; path: string }, name: string): Promise<boolean> =>
+        (await pool.run({ modelHash: m.hash, modelPath: m.path, inputs: makeInputs(name, 1, 1) })).sessionLoaded;
+      expect(await go(mlp, 'mlp')).toBe(true);
+      expect(await go(rw, 'rowwise')).toBe(true);
+      expect(await go(mlp, 'mlp')).toBe(false); // mlp is now the most recent
+      expect(await go(enc, 'encoder')).toBe(true); // evicts rowwise
+      expect(await go(mlp, 'mlp')).toBe(false);
+      expect(await go(rw, 'rowwise')).toBe(true); // reloaded, evicts encoder
+      expect(pool.stats().sessionLoads).toBe(4);
     } finally {
       await pool.stop();
     }
