@@ -3,7 +3,7 @@
  * request/response, content-addressed blob transfer, and the gossip verdict mapping.
  */
 export { createDrillNode, defaultDrillNodeOptions } from './node.ts';
-export type { DrillNode, DrillNodeOptions, RequestOptions, HandleOptions, NetMetrics, TopicCounters, DrillServices, PrivateKey } from './node.ts';
+export type { DrillNode, DrillNodeOptions, RequestOptions, HandleOptions, NetMetrics, TopicCounters, DrillServices, VerdictEvent, PrivateKey } from './node.ts';
 export { jsonCodec, verdictFor, registerVerdicts, checkTopicSpec, Verdicts } from './topics.ts';
 export type { TopicSpec, Verdict, VerdictTable, JsonCodecOptions } from './topics.ts';
 export { BlobServer, fetchBlob, sha256HexOf, defaultBlobServerOptions } from './blobs.ts';

@@ -144,7 +144,20 @@ export interface DrillNode {
   peerScore(peerId: string): number;
   /** Plain counters: accept/ignore/reject per topic, request counts. */
   metrics(): NetMetrics;
+  /** Observe every gossip verdict our validators reach (for metrics exporters, logs and
+   * tests); returns an unsubscribe function. Listener errors are logged and swallowed. */
+  onVerdict(cb: (ev: VerdictEvent) => void): () => void;
   stop(): Promise<void>;
+}
+
+/** One gossip validation outcome. */
+export interface VerdictEvent {
+  topic: string;
+  verdict: Verdict;
+  /** Error code behind a non-accept verdict ('VALIDATOR' when validate() returned it). */
+  code?: string;
+  /** Signing originator of the message. */
+  from: string;
 }
 
 export interface DrillServices extends Record<string, unknown> {
@@ -285,10 +298,18 @@ export async function createDrillNode(opts: DrillNodeOptions = {}): Promise<Dril
     }
     return c;
   };
-  const count = (name: string, verdict: Verdict, code: string | undefined): void => {
+  const verdictListeners = new Set<(ev: VerdictEvent) => void>();
+  const count = (name: string, verdict: Verdict, code: string | undefined, from: string): void => {
     const c = topicCounters(name);
     c[verdict]++;
     if (verdict !== 'accept' && code !== undefined) c.byCode[code] = (c.byCode[code] ?? 0) + 1;
+    for (const l of verdictListeners) {
+      try {
+        l({ topic: name, verdict, code: verdict === 'accept' ? undefined : code, from });
+      } catch (e) {
+        log.warn('verdict listener failed', { err: (e as Error)?.message });
+      }
+    }
   };
 
   const assertRunning = (): void => {
@@ -310,7 +331,7 @@ export async function createDrillNode(opts: DrillNodeOptions = {}): Promise<Dril
       } catch (e) {
         verdict = verdictFor(e, { fallback: 'reject' });
         code = e instanceof DrillError ? e.code : 'DECODE_FAILED';
-        count(spec.name, verdict === 'accept' ? 'reject' : verdict, code);
+        count(spec.name, verdict === 'accept' ? 'reject' : verdict, code, from);
         log.debug('gossip decode failed', { topic: spec.name, from, code, err: (e as Error)?.message });
         return verdict === 'accept' ? TopicValidatorResult.Reject : toGossip[verdict];
       }
@@ -331,7 +352,7 @@ export async function createDrillNode(opts: DrillNodeOptions = {}): Promise<Dril
       }
       if (verdict === 'accept') decoded.set(msg, value);
     }
-    count(spec.name, verdict, code);
+    count(spec.name, verdict, code, from);
     return toGossip[verdict];
   };
 
@@ -513,6 +534,11 @@ export async function createDrillNode(opts: DrillNodeOptions = {}): Promise<Dril
       const topics: Record<string, TopicCounters> = {};
       for (const [name, c] of counters) topics[name] = { ...c, byCode: { ...c.byCode } };
       return { topics, requests: { ...reqCounters } };
+    },
+
+    onVerdict(cb) {
+      verdictListeners.add(cb);
+      return () => verdictListeners.delete(cb);
     },
 
     async stop() {
