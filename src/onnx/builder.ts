@@ -74,7 +74,8 @@ interface NodeDef {
 interface ValueDef {
   name: string;
   dtype: Dtype;
-  dims: Dim[];
+  /** null: shape left unspecified (rank unknown). */
+  dims: Dim[] | null;
 }
 
 // ---------------------------------------------------------------- deterministic PRNG
@@ -177,12 +178,13 @@ export class GraphBuilder {
 
   /**
    * Declare `value` as a graph output. With `rename`, an Identity node gives it that name.
+   * `dims: null` leaves the shape unspecified (ORT and inspectModel then infer it).
    * @returns the output name
    */
-  output(value: string, dtype: Dtype, dims: Dim[], rename?: string): string {
+  output(value: string, dtype: Dtype, dims: Dim[] | null, rename?: string): string {
     let name = value;
     if (rename !== undefined && rename !== value) name = this.op('Identity', [value], {}, rename);
-    this.#outputs.push({ name, dtype, dims: [...dims] });
+    this.#outputs.push({ name, dtype, dims: dims ? [...dims] : null });
     return name;
   }
 
@@ -263,14 +265,17 @@ function encodeTensor(name: string, t: HostTensor): ProtoWriter {
 }
 
 function encodeValueInfo(v: ValueDef): ProtoWriter {
-  const shape = new ProtoWriter();
-  for (const d of v.dims) {
-    const dim = new ProtoWriter();
-    if (typeof d === 'number') dim.varint(1, d);
-    else dim.string(2, d);
-    shape.message(1, dim);
+  const tensorType = new ProtoWriter().varint(1, OnnxDataType[v.dtype]);
+  if (v.dims) {
+    const shape = new ProtoWriter();
+    for (const d of v.dims) {
+      const dim = new ProtoWriter();
+      if (typeof d === 'number') dim.varint(1, d);
+      else dim.string(2, d);
+      shape.message(1, dim);
+    }
+    tensorType.message(2, shape);
   }
-  const tensorType = new ProtoWriter().varint(1, OnnxDataType[v.dtype]).message(2, shape);
   const type = new ProtoWriter().message(1, tensorType);
   return new ProtoWriter().string(1, v.name).message(2, type);
 }
