@@ -4,7 +4,8 @@
  * pool alive, sessions are loaded once per thread, CUDA is refused clearly where it is missing.
  */
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -308,6 +309,28 @@ describe('InferencePool lifecycle', () => {
     await pool.stop();
     const m = await model('mlp');
     expect((await code(pool.run({ modelHash: m.hash, modelPath: m.path, inputs: makeInputs('mlp', 1, 1) }))).code).toBe('POOL_NOT_STARTED');
+  });
+
+  it('stop() ends every thread: a process that used the pool exits on its own', async () => {
+    const m = await model('mlp');
+    const script = join(dir, 'exit-check.mts');
+    await writeFile(
+      script,
+      `import { InferencePool } from ${JSON.stringify(join(REPO, 'src/worker/pool.ts'))};
+const pool = new InferencePool({ threads: 2 });
+await pool.start();
+const r = await pool.run({ modelHash: ${JSON.stringify(m.hash)}, modelPath: ${JSON.stringify(m.path)}, inputs: { features: { dtype: 'float32', dims: [1, 32], data: new Float32Array(32) } } });
+await pool.stop();
+console.log('done', r.outputs ? 'ok' : 'no');
+`,
+    );
+    const child = spawn(process.execPath, [script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    // No process.exit() in the script: it only ends if no thread or handle is left behind.
+    const exitCode = await new Promise<number | null>((res) => child.on('exit', res));
+    expect(exitCode).toBe(0);
+    expect(out.trim()).toBe('done ok');
   });
 
   it("device 'cuda': DEVICE_UNAVAILABLE naming what is missing (or runs on CUDA where it is installed)", async () => {
