@@ -77,6 +77,27 @@ export class BlockError extends DrillError {
   }
 }
 
+/** Codes of the credits topic validator (records gossiped for inclusion in blocks). */
+export const CreditGossipErrorCode = {
+  /** The record is not a well-formed credit record. */
+  MALFORMED: 'CREDIT_MALFORMED',
+  /** The coordinator signature is invalid. */
+  BAD_SIGNATURE: 'CREDIT_BAD_SIGNATURE',
+  /** The coordinator is not authorised by our genesis (ignored, not rejected: a relaying peer
+   * may run a grid whose coordinator another network authorises). */
+  UNKNOWN_COORDINATOR: 'CREDIT_UNKNOWN_COORDINATOR',
+  /** Already in our mempool or on our canonical chain. */
+  ALREADY_KNOWN: 'CREDIT_ALREADY_KNOWN',
+} as const;
+export type CreditGossipErrorCode = (typeof CreditGossipErrorCode)[keyof typeof CreditGossipErrorCode];
+
+export const CREDIT_GOSSIP_VERDICTS: Readonly<Record<CreditGossipErrorCode, 'ignore' | 'reject'>> = {
+  [CreditGossipErrorCode.MALFORMED]: 'reject',
+  [CreditGossipErrorCode.BAD_SIGNATURE]: 'reject',
+  [CreditGossipErrorCode.UNKNOWN_COORDINATOR]: 'ignore',
+  [CreditGossipErrorCode.ALREADY_KNOWN]: 'ignore',
+};
+
 /** Error codes of chain configuration and storage (caller / operator problems, not gossip). */
 export const ChainErrorCode = {
   /** The genesis config is invalid (field named in the message). */
