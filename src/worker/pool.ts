@@ -182,6 +182,7 @@ export class InferencePool {
   #piscina: Piscina<ThreadTask, ThreadReply> | undefined;
   #selection: DeviceSelection | undefined;
   #profile: ExecutionProfile | undefined;
+  #starting: Promise<void> | undefined;
   #inFlight = 0;
   #completed = 0;
   #failed = 0;
@@ -218,6 +219,14 @@ export class InferencePool {
    * @throws DrillError DEVICE_UNAVAILABLE when the device cannot be used (and fallbackToCpu is unset).
    */
   async start(): Promise<void> {
+    // Concurrent start() calls share one start.
+    this.#starting ??= this.#start().finally(() => {
+      this.#starting = undefined;
+    });
+    return this.#starting;
+  }
+
+  async #start(): Promise<void> {
     if (this.#piscina) return;
     const device = this.#opts.device ?? defaultInferencePoolOptions.device;
     const fallbackToCpu = this.#opts.fallbackToCpu ?? defaultInferencePoolOptions.fallbackToCpu;
