@@ -200,7 +200,10 @@ function poolOut(x: number[], kernel: number[], a: Record<string, AttrInfo>, cei
     else if (autoPad === 'VALID') out.push(Math.floor((inp - ek) / s) + 1);
     else {
       const span = inp + pads[i]! + pads[i + sp]! - ek;
-      out.push((ceil ? Math.ceil(span / s) : Math.floor(span / s)) + 1);
+      let o = (ceil ? Math.ceil(span / s) : Math.floor(span / s)) + 1;
+      // ceil_mode: a last window that would start inside the end padding is dropped (ONNX spec, as ORT does).
+      if (ceil && (o - 1) * s >= inp + pads[i]!) o--;
+      out.push(o);
     }
   }
   if (out.some((d) => d < 1)) throw new ShapeError(`kernel larger than the padded input`);

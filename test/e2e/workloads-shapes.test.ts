@@ -24,8 +24,10 @@ const cases: Case[] = [
     input: { dtype: 'float32', dims: ['n', 3, 11, 9] },
     build: (g, x) => {
       const c = g.op('Conv', [x, g.weight('w', [5, 3, 3, 2], { fanIn: 18 })], { strides: attr.ints([2, 1]), dilations: attr.ints([1, 2]), pads: attr.ints([1, 0, 0, 2]) });
-      const p = g.op('AveragePool', [c], { kernel_shape: attr.ints([3, 3]), strides: attr.ints([2, 2]), ceil_mode: attr.int(1) });
-      return [p, g.op('GlobalMaxPool', [c])];
+      const p = g.op('AveragePool', [c], { kernel_shape: attr.ints([2, 2]), strides: attr.ints([2, 2]), ceil_mode: attr.int(1) }); // 5×9 → 3×5 (floor would give 2×4)
+      // End padding where ceil_mode's last window would start in the padding: H 5 → 2 windows, not 3.
+      const q = g.op('MaxPool', [c], { kernel_shape: attr.ints([2, 1]), strides: attr.ints([3, 1]), pads: attr.ints([0, 0, 1, 0]), ceil_mode: attr.int(1) });
+      return [p, q, g.op('GlobalMaxPool', [c])];
     },
   },
   {
