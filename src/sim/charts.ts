@@ -141,20 +141,20 @@ export function detectionOverheadSpec(rows: SweepRow[]): TopLevelSpec {
     title: { text: 'Spot-check sampling vs full replication', subtitle: 'dashed: replication with R replicas' },
     vconcat: [panel('detectionRate', 'detection rate (falsified caught / run)', '.0%'), panel('verificationOverhead', 'executions per accepted unit', '.2f')],
     resolve: { scale: { color: 'shared' } },
-  } as TopLevelSpec;
+  } as unknown as TopLevelSpec;
 }
 
 /** Sybil machines' win share (observed and expected) and the empty-slot rate against identities. */
 export function sybilSpec(rows: SweepRow[]): TopLevelSpec {
   const sy = rows.filter((r) => r.param === 'identities');
   const long = sy.flatMap((r) => [
-    { identities: r.value, series: 'hashrate share', share: r.sybilHashrateShare },
-    { identities: r.value, series: 'win share (observed)', share: r.sybilWinShare },
-    { identities: r.value, series: 'win share (exact expectation)', share: r.sybilExpectedWinShare },
+    { identities: r.value, series: 'slots led (observed)', share: r.sybilSlotsLedRate },
+    { identities: r.value, series: 'slots led (exact: 1 − (1 − c)^share)', share: r.sybilExpectedSlotsLedRate },
+    { identities: r.value, series: 'share of all wins', share: r.sybilWinShare },
   ]);
   return {
     $schema: SCHEMA,
-    title: { text: 'Splitting one machine into Sybil identities', subtitle: 'the share of slots won and the no-leader rate do not depend on the split' },
+    title: { text: 'Splitting one machine into Sybil identities', subtitle: 'the chance to lead a slot and the no-leader rate do not depend on the split' },
     vconcat: [
       {
         width: 420,
@@ -163,7 +163,7 @@ export function sybilSpec(rows: SweepRow[]): TopLevelSpec {
         mark: { type: 'line', point: true },
         encoding: {
           x: { field: 'identities', type: 'quantitative', scale: { type: 'log' }, title: 'identities per Sybil machine' },
-          y: { field: 'share', type: 'quantitative', title: 'share of the Sybil machine', axis: { format: '.1%' } },
+          y: { field: 'share', type: 'quantitative', title: 'Sybil machine', axis: { format: '.1%' } },
           color: { field: 'series', type: 'nominal', title: '' },
         },
       },

@@ -76,6 +76,18 @@ export interface LotteryTrainerStats {
   weightSlots: Float64Array;
   /** Weight in the last epoch's snapshot. */
   finalWeight: Float64Array;
+  /** Per machine: measured slots in which at least one of its identities was a leader. */
+  machineLed: Int32Array;
+}
+
+/** A Sybil machine's lottery outcome: does splitting change its chance to lead a slot? */
+export interface SybilMachineStats {
+  machine: number;
+  identities: number;
+  /** Its identities' trainer indices are [first, first + identities). */
+  first: number;
+  /** Σ over measured slots of P(some identity leads) = 1 − (1 − c)^(Σ w / W). */
+  expectedLed: number;
 }
 
 export interface SimRun {
@@ -84,6 +96,7 @@ export interface SimRun {
   pod: PodSimulator | null;
   lottery: LotteryCounters;
   trainers: LotteryTrainerStats;
+  sybils: SybilMachineStats[];
   warmupSlots: number;
   elapsedMs: number;
 }
@@ -137,7 +150,16 @@ export function runSimulation(s: Scenario, opts: RunOptions = {}): SimRun {
     expectedWins: new Float64Array(n),
     weightSlots: new Float64Array(n),
     finalWeight: new Float64Array(n),
+    machineLed: new Int32Array(pop.machines),
   };
+  const sybils: SybilMachineStats[] = [];
+  for (let i = 0; i < n; ) {
+    let j = i + 1;
+    while (j < n && pop.owner[j] === pop.owner[i]) j++;
+    if (pop.kind[i] === KIND.sybil) sybils.push({ machine: pop.owner[i]!, identities: j - i, first: i, expectedLed: 0 });
+    i = j;
+  }
+  const owners: number[] = [];
   const row: SlotRow = { slot: 0, epoch: 0, leaders: 0, produced: 0, units: 0, totalWeight: 0, producer: -1 };
   const winners: number[] = [];
   let folded = -1; // last ledger bucket folded into `weight`
@@ -168,6 +190,11 @@ export function runSimulation(s: Scenario, opts: RunOptions = {}): SimRun {
             tr.expectedWins[i]! += slotsHere * (lambda === Infinity ? 1 : -Math.expm1(-lambda * x));
             tr.weightSlots[i]! += slotsHere * x;
           }
+          for (const sy of sybils) {
+            let x = 0;
+            for (let i = sy.first; i < sy.first + sy.identities; i++) x += fen.get(i) / W;
+            if (x > 0) sy.expectedLed += slotsHere * (lambda === Infinity ? 1 : -Math.expm1(-lambda * x));
+          }
         }
       }
     }
@@ -187,8 +214,14 @@ export function runSimulation(s: Scenario, opts: RunOptions = {}): SimRun {
     else drawWinnersFast(fen, lambda, lotRng, winners);
     let produced = 0;
     let producer = -1;
+    owners.length = 0;
     for (const i of winners) {
       tr.wins[i]!++;
+      const m = pop.owner[i]!;
+      if (!owners.includes(m)) {
+        owners.push(m);
+        tr.machineLed[m]!++;
+      }
       if (pop.kind[i] === KIND.flaky && lotRng.chance(pop.rate[i]!)) {
         counters.missedLeaderships++;
         continue;
@@ -222,5 +255,5 @@ export function runSimulation(s: Scenario, opts: RunOptions = {}): SimRun {
     return w;
   }
 
-  return { scenario: s, population: pop, pod, lottery: counters, trainers: tr, warmupSlots, elapsedMs: now() - t0 };
+  return { scenario: s, population: pop, pod, lottery: counters, trainers: tr, sybils, warmupSlots, elapsedMs: now() - t0 };
 }

@@ -36,6 +36,22 @@ export interface GroupShares {
   expectedWinShare: number;
 }
 
+export interface SybilSummary {
+  machine: number;
+  identities: number;
+  hashrateShare: number;
+  weightShare: number;
+  /** Share of all wins taken by its identities (counts two identities winning one slot twice). */
+  winShare: number;
+  /** Fraction of measured slots in which at least one of its identities led. */
+  slotsLedRate: number;
+  /** The same under the exact lottery: mean over slots of 1 − (1 − c)^(its weight share). */
+  expectedSlotsLedRate: number;
+}
+
+/** Sybil machines listed in the summary (a scenario may have thousands). */
+const MAX_SYBILS_LISTED = 20;
+
 export interface SimSummary {
   scenario: Scenario;
   trainers: number;
@@ -53,6 +69,8 @@ export interface SimSummary {
     chi2dof: number;
     chi2p: number;
     byBehaviour: Partial<Record<BehaviourKind, GroupShares>>;
+    /** Each Sybil machine (first 20): its chance to lead a slot, observed and exact. */
+    sybils: SybilSummary[];
   };
   pod: {
     mode: string;
@@ -156,6 +174,25 @@ export function summarize(run: SimRun): SimSummary {
       chi2dof: chi.dof,
       chi2p: chi.p,
       byBehaviour: groupShares(run, totalCredit, totalHash, totalWins, totalWeightSlots),
+      sybils: run.sybils.slice(0, MAX_SYBILS_LISTED).map((sy) => {
+        let h = 0;
+        let ws = 0;
+        let wins = 0;
+        for (let i = sy.first; i < sy.first + sy.identities; i++) {
+          h += pop.hashrate[i]!;
+          ws += tr.weightSlots[i]!;
+          wins += tr.wins[i]!;
+        }
+        return {
+          machine: sy.machine,
+          identities: sy.identities,
+          hashrateShare: ratio(h, totalHash),
+          weightShare: ratio(ws, totalWeightSlots),
+          winShare: ratio(wins, totalWins),
+          slotsLedRate: ratio(tr.machineLed[sy.machine]!, lc.slots),
+          expectedSlotsLedRate: ratio(sy.expectedLed, lc.slots),
+        };
+      }),
     },
     pod: podOut,
     elapsedMs: run.elapsedMs,

@@ -37,10 +37,11 @@ export interface SweepRow {
   multiLeaderRate: number;
   pearson: number;
   chi2p: number;
-  /** Sybil machines' share of hashrate and of lottery wins (null without Sybils). */
+  /** The first Sybil machine: hashrate share, share of wins, and the fraction of slots it led (observed, exact). */
   sybilHashrateShare: number | null;
   sybilWinShare: number | null;
-  sybilExpectedWinShare: number | null;
+  sybilSlotsLedRate: number | null;
+  sybilExpectedSlotsLedRate: number | null;
   elapsedMs: number;
 }
 
@@ -93,7 +94,7 @@ export function applySweepValue(base: Scenario, param: SweepParam, value: number
 
 /** One row of a sweep from a run's summary. */
 export function sweepRow(param: SweepParam, value: number, s: SimSummary): SweepRow {
-  const sy = s.fairness.byBehaviour.sybil;
+  const sy = s.fairness.sybils[0];
   return {
     param,
     value,
@@ -109,7 +110,8 @@ export function sweepRow(param: SweepParam, value: number, s: SimSummary): Sweep
     chi2p: s.fairness.chi2p,
     sybilHashrateShare: sy?.hashrateShare ?? null,
     sybilWinShare: sy?.winShare ?? null,
-    sybilExpectedWinShare: sy?.expectedWinShare ?? null,
+    sybilSlotsLedRate: sy?.slotsLedRate ?? null,
+    sybilExpectedSlotsLedRate: sy?.expectedSlotsLedRate ?? null,
     elapsedMs: s.elapsedMs,
   };
 }

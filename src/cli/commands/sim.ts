@@ -80,12 +80,12 @@ function overridesFrom(p: ReturnType<typeof parseArgs>): ScenarioOverrides {
   return o;
 }
 
-const SWEEP_CSV_COLUMNS: Array<keyof SweepRow> = ['param', 'value', 'mode', 'detectionRate', 'verificationOverhead', 'honestFalsePenaltyRate', 'cheaterCreditShare', 'wrongAcceptedRate', 'noLeaderRate', 'multiLeaderRate', 'pearson', 'chi2p', 'sybilHashrateShare', 'sybilWinShare', 'sybilExpectedWinShare', 'elapsedMs'];
+const SWEEP_CSV_COLUMNS: Array<keyof SweepRow> = ['param', 'value', 'mode', 'detectionRate', 'verificationOverhead', 'honestFalsePenaltyRate', 'cheaterCreditShare', 'wrongAcceptedRate', 'noLeaderRate', 'multiLeaderRate', 'pearson', 'chi2p', 'sybilHashrateShare', 'sybilWinShare', 'sybilSlotsLedRate', 'sybilExpectedSlotsLedRate', 'elapsedMs'];
 
 function formatSweepTable(rows: SweepRow[]): string {
   const f = (x: number | null): string => (x === null || !Number.isFinite(x) ? '—' : String(+x.toFixed(4)));
-  const head = ['param', 'value', 'mode', 'detect', 'overhead', 'honestFP', 'cheatCred', 'noLeader', 'pearson', 'sybilWin'];
-  const body = rows.map((r) => [r.param, String(r.value), r.mode, f(r.detectionRate), f(r.verificationOverhead), f(r.honestFalsePenaltyRate), f(r.cheaterCreditShare), f(r.noLeaderRate), f(r.pearson), f(r.sybilWinShare)]);
+  const head = ['param', 'value', 'mode', 'detect', 'overhead', 'honestFP', 'cheatCred', 'noLeader', 'pearson', 'sybilLed'];
+  const body = rows.map((r) => [r.param, String(r.value), r.mode, f(r.detectionRate), f(r.verificationOverhead), f(r.honestFalsePenaltyRate), f(r.cheaterCreditShare), f(r.noLeaderRate), f(r.pearson), f(r.sybilSlotsLedRate)]);
   const w = head.map((h, k) => Math.max(h.length, ...body.map((b) => b[k]!.length)));
   return [head, ...body].map((r) => r.map((c, k) => c.padEnd(w[k]!)).join('  ')).join('\n') + '\n';
 }

@@ -1,0 +1,149 @@
+/**
+ * Simulator plumbing: reproducibility (same seed → bit-identical results), scenario checks that
+ * name the field at fault, the example scenario files, and the sampling/statistics helpers.
+ */
+import { describe, expect, it } from 'vitest';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { resolveScenario } from '../../src/sim/scenario.ts';
+import { runSimulation } from '../../src/sim/engine.ts';
+import { summarize, summaryJson } from '../../src/sim/report.ts';
+import { Rng, seedToInt } from '../../src/sim/rng.ts';
+import { AliasTable, FenwickSampler } from '../../src/sim/sampling.ts';
+import { binnedChi2, chi2Sf, gammaQ, pearson } from '../../src/sim/stats.ts';
+import { applySweepValue, parseSweep } from '../../src/sim/sweep.ts';
+import { isDrillError } from '../../src/util/errors.ts';
+
+const fixedClock = { now: () => 0 };
+
+function jsonOf(raw: unknown, over = {}): string {
+  return summaryJson(summarize(runSimulation(resolveScenario(raw, over), fixedClock)));
+}
+
+describe('reproducibility', () => {
+  const raw = {
+    trainers: 150, slots: 1500,
+    behaviours: [
+      { kind: 'cheater', fraction: 0.1, cheatRate: 0.3 }, { kind: 'lazy', fraction: 0.02 },
+      { kind: 'colluder', fraction: 0.05, groups: 2, cheatRate: 0.5 }, { kind: 'flaky', fraction: 0.1, missRate: 0.3 },
+      { kind: 'sybil', count: 2, identities: 5 },
+    ],
+  };
+  it('the same seed gives the same JSON, bit for bit, in both PoD modes', () => {
+    for (const over of [{ seed: 42 }, { seed: 'abc', sampleP: 0.2 }]) {
+      const a = jsonOf(raw, over);
+      expect(jsonOf(raw, over)).toBe(a);
+      expect(JSON.parse(a).elapsedMs).toBe(0);
+    }
+  });
+  it('a different seed gives different results', () => {
+    expect(jsonOf(raw, { seed: 1 })).not.toBe(jsonOf(raw, { seed: 2 }));
+  });
+  it('the summary has the documented fields', () => {
+    const s = JSON.parse(jsonOf(raw, { seed: 3 }));
+    for (const k of ['emptySlotRate', 'multiLeaderRate', 'elapsedMs']) expect(typeof s[k]).toBe('number');
+    for (const k of ['pearson', 'chi2p']) expect(typeof s.fairness[k]).toBe('number');
+    for (const k of ['detectionRate', 'honestFalsePenaltyRate', 'cheaterCreditShare', 'verificationOverhead']) expect(typeof s.pod[k]).toBe('number');
+    expect(s.pod.missedDeadlines).toBeGreaterThan(0); // flaky trainers
+    expect(s.fairness.sybils).toHaveLength(2);
+  });
+});
+
+describe('scenario checks', () => {
+  const field = (raw: unknown, over = {}): string | undefined => {
+    try {
+      resolveScenario(raw, over);
+      return undefined;
+    } catch (e) {
+      if (isDrillError(e, 'USER_INPUT')) return (e.meta as { field: string }).field;
+      throw e;
+    }
+  };
+  it('names the field at fault', () => {
+    expect(field({ trainers: 0 })).toBe('scenario.trainers');
+    expect(field({ pod: { replicas: 0 } })).toBe('scenario.pod.replicas');
+    expect(field({ pod: { policy: 'nearly' } })).toBe('scenario.pod.policy');
+    expect(field({ lottery: { c: 1.5 } })).toBe('scenario.lottery.c');
+    expect(field({ hashrate: { dist: 'zipf' } })).toBe('scenario.hashrate.dist');
+    expect(field({ behaviours: [{ kind: 'cheater', fraction: 0.7 }, { kind: 'lazy', fraction: 0.5 }] })).toBe('scenario.behaviours');
+    expect(field({ behaviours: [{ fraction: 0.1 }] })).toBe('scenario.behaviours[0].kind');
+    expect(field({ pod: { sampleRate: 0.1 } })).toBe('scenario.pod.sampleRate');
+    expect(field({ trainers: 20_000, lottery: { mode: 'ecvrf' } })).toBe('scenario.lottery.mode');
+    expect(field(['x'])).toBe('scenario');
+  });
+  it('flags override the file: --cheaters adds a cheater group, --sample-p selects spot-check', () => {
+    const s = resolveScenario({ pod: { mode: 'replicate' } }, { cheaters: 0.2, cheatRate: 0.4, sampleP: 0.05, trainers: 7, c: 0.5, noise: 3, seed: 'x' });
+    expect(s.behaviours).toEqual([{ kind: 'cheater', fraction: 0.2, cheatRate: 0.4 }]);
+    expect(s.pod.mode).toBe('spot-check');
+    expect(s.pod.sampleP).toBe(0.05);
+    expect([s.trainers, s.lottery.c, s.noiseUlp, s.seed]).toEqual([7, 0.5, 3, 'x']);
+  });
+  it('every example scenario in scenarios/ resolves', () => {
+    const dir = join(import.meta.dirname, '../../scenarios');
+    const files = readdirSync(dir).filter((f) => /\.(json|ya?ml)$/.test(f));
+    expect(files.length).toBeGreaterThan(0);
+    for (const f of files) {
+      const text = readFileSync(join(dir, f), 'utf8');
+      const s = resolveScenario(f.endsWith('.json') ? JSON.parse(text) : parseYaml(text));
+      expect(s.trainers).toBeGreaterThan(0);
+    }
+  });
+  it('sweeps parse and change one parameter', () => {
+    expect(parseSweep('sample-p=0.1,0.5')).toEqual({ param: 'sample-p', values: [0.1, 0.5] });
+    expect(() => parseSweep('replicas=1.5')).toThrow(/--sweep/);
+    expect(() => parseSweep('speed=1')).toThrow(/--sweep/);
+    const base = resolveScenario({ behaviours: [{ kind: 'sybil', count: 1, identities: 2 }] });
+    expect(applySweepValue(base, 'identities', 50).behaviours[0]).toMatchObject({ identities: 50 });
+    expect(base.behaviours[0]).toMatchObject({ identities: 2 });
+  });
+});
+
+describe('helpers', () => {
+  it('Rng: deterministic, uniform, seeds separate', () => {
+    const a = new Rng(5);
+    const b = new Rng(5);
+    const xs = Array.from({ length: 1000 }, () => a.next());
+    expect(xs).toEqual(Array.from({ length: 1000 }, () => b.next()));
+    expect(new Rng(6).next()).not.toBe(xs[0]);
+    expect(seedToInt('a')).not.toBe(seedToInt('b'));
+    const r = new Rng(1);
+    const N = 100_000;
+    let s = 0;
+    let pois = 0;
+    for (let i = 0; i < N; i++) {
+      s += r.next();
+      pois += r.poisson(0.3);
+    }
+    expect(Math.abs(s / N - 0.5)).toBeLessThan(0.005);
+    expect(Math.abs(pois / N - 0.3)).toBeLessThan(0.01);
+  });
+  it('AliasTable and FenwickSampler draw in proportion to weight, never a zero weight', () => {
+    const w = [0, 1, 2, 0, 5, 2];
+    const alias = new AliasTable(w);
+    const fen = new FenwickSampler(w.length);
+    w.forEach((x, i) => fen.set(i, x));
+    const r = new Rng(3);
+    const ca = new Array(w.length).fill(0);
+    const cf = new Array(w.length).fill(0);
+    for (let i = 0; i < 50_000; i++) {
+      ca[alias.sample(r.next())]++;
+      cf[fen.sample(r.next())]++;
+    }
+    expect(ca[0] + ca[3] + cf[0] + cf[3]).toBe(0);
+    expect(binnedChi2(ca, w, 0).p).toBeGreaterThan(0.001);
+    expect(binnedChi2(cf, w, 0).p).toBeGreaterThan(0.001);
+    fen.set(4, 0);
+    expect(fen.total).toBe(5);
+    expect(fen.sample(0.999999)).toBe(5);
+    expect(new FenwickSampler(3).sample(0.5)).toBe(-1);
+  });
+  it('statistics match known values', () => {
+    expect(chi2Sf(3.841458820694124, 1)).toBeCloseTo(0.05, 8);
+    expect(chi2Sf(18.307038053275146, 10)).toBeCloseTo(0.05, 8);
+    expect(gammaQ(1, 2)).toBeCloseTo(Math.exp(-2), 12);
+    expect(pearson([1, 2, 3], [2, 4, 6])).toBeCloseTo(1, 12);
+    expect(pearson([1, 2, 3], [3, 2, 1])).toBeCloseTo(-1, 12);
+    expect(binnedChi2([10, 0], [0, 1]).p).toBe(0); // an impossible observation
+  });
+});
