@@ -171,7 +171,7 @@ export async function prepareJob(req: JobRequest): Promise<JobSpec> {
     if (!modelNames.includes(name)) throw new UserError(`--input ${name}`, `an input the model has (${modelNames.join(', ')})`, name);
   }
   for (const name of modelNames) {
-    if (!(name in given)) throw new UserError(`--input ${name}`, `a .npy file for model input ${JSON.stringify(name)}`, 'nothing');
+    if (!(name in given)) throw new UserError(`--input ${name}`, `a .npy file for model input ${JSON.stringify(name)}`, undefined);
   }
 
   const inputs: Record<string, JobInput> = {};
