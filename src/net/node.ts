@@ -195,6 +195,11 @@ function contentMsgId(msg: Message): Uint8Array {
  * it): 20 ms is invisible next to a connection set-up and costs nothing while waiting. */
 const TOPIC_PEERS_POLL_MS = 20;
 
+/** Longest a topic validator may take: gossipsub asks validators to answer fast (< 100 ms) so
+ * scoring stays fair; chain validation (VRF + signatures + Merkle root) takes milliseconds, so
+ * 5 s only trips on a stuck validator, whose message is then IGNOREd. */
+const VALIDATE_TIMEOUT_MS = 5_000;
+
 const toGossip: Record<Verdict, TopicValidatorResult> = {
   accept: TopicValidatorResult.Accept,
   ignore: TopicValidatorResult.Ignore,
@@ -227,6 +232,27 @@ function checkSize(field: string, v: number | undefined, dflt: number): number {
     throw new NetError(NetErrorCode.NET_BAD_ARGUMENT, `${field}: expected an integer in 0..4294967295, received ${String(v)}`);
   }
   return v;
+}
+
+function checkTimeout(field: string, v: number | undefined, dflt: number): number {
+  if (v === undefined) return dflt;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0 || v > 2 ** 31 - 1) {
+    throw new NetError(NetErrorCode.NET_BAD_ARGUMENT, `${field}: expected milliseconds in 1..2147483647, received ${String(v)}`);
+  }
+  return v;
+}
+
+const TIMED_OUT = Symbol('timed out');
+
+/** Resolve `p`, or TIMED_OUT if it takes longer than `ms` (a stuck validator must not pin
+ * gossipsub's processing of a message forever; we cannot judge it, so it is IGNOREd). */
+function withTimeout<T>(p: T | Promise<T>, ms: number): Promise<T | typeof TIMED_OUT> {
+  if (!(p instanceof Promise)) return Promise.resolve(p);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const t = new Promise<typeof TIMED_OUT>((resolve) => {
+    timer = setTimeout(() => resolve(TIMED_OUT), ms);
+  });
+  return Promise.race([p, t]).finally(() => clearTimeout(timer));
 }
 
 interface Subscription {
@@ -336,10 +362,14 @@ export async function createDrillNode(opts: DrillNodeOptions = {}): Promise<Dril
         return verdict === 'accept' ? TopicValidatorResult.Reject : toGossip[verdict];
       }
       try {
-        const v = spec.validate ? await spec.validate(value, from) : 'accept';
+        const v = spec.validate ? await withTimeout(spec.validate(value, from), VALIDATE_TIMEOUT_MS) : 'accept';
         if (v === 'accept' || v === 'ignore' || v === 'reject') {
           verdict = v;
           code = 'VALIDATOR';
+        } else if (v === TIMED_OUT) {
+          log.warn('topic validator timed out; ignoring message', { topic: spec.name, ms: VALIDATE_TIMEOUT_MS });
+          verdict = 'ignore';
+          code = 'VALIDATOR_TIMEOUT';
         } else {
           log.warn('topic validator returned a non-verdict; ignoring message', { topic: spec.name, got: String(v) });
           verdict = 'ignore';
@@ -450,7 +480,16 @@ export async function createDrillNode(opts: DrillNodeOptions = {}): Promise<Dril
       return { recipients: res.recipients.length };
     },
 
-    waitForTopicPeers(topicName, minPeers, timeoutMs = DEFAULT_TOPIC_PEERS_TIMEOUT_MS) {
+    waitForTopicPeers(topicName, minPeers, timeoutMsArg) {
+      if (!Number.isSafeInteger(minPeers) || minPeers < 0) {
+        return Promise.reject(new NetError(NetErrorCode.NET_BAD_ARGUMENT, `minPeers: expected a non-negative integer, received ${String(minPeers)}`));
+      }
+      let timeoutMs: number;
+      try {
+        timeoutMs = checkTimeout('timeoutMs', timeoutMsArg, DEFAULT_TOPIC_PEERS_TIMEOUT_MS);
+      } catch (e) {
+        return Promise.reject(e as Error);
+      }
       // A peer counts once it is subscribed AND our outbound gossip stream to it is open:
       // before that, gossipsub silently drops what we publish to it.
       const have = (): number => pubsub.getSubscribers(topicName).filter((p) => outbound.has(p.toString())).length;
@@ -485,9 +524,16 @@ export async function createDrillNode(opts: DrillNodeOptions = {}): Promise<Dril
     async handle(protocol, handler, hopts = {}) {
       assertRunning();
       const maxRequestBytes = checkSize('maxRequestBytes', hopts.maxRequestBytes, DEFAULT_MAX_REQUEST_BYTES);
-      await libp2p.handle(protocol, (stream: Stream, connection: Connection) => serve(stream, connection, protocol, handler, maxRequestBytes), {
-        maxInboundStreams: MAX_INBOUND_STREAMS,
-      });
+      if (typeof protocol !== 'string' || !protocol.startsWith('/')) {
+        throw new NetError(NetErrorCode.NET_BAD_ARGUMENT, `protocol: expected an id like /matrix-drill/x/1.0.0, received ${JSON.stringify(protocol)}`);
+      }
+      try {
+        await libp2p.handle(protocol, (stream: Stream, connection: Connection) => serve(stream, connection, protocol, handler, maxRequestBytes), {
+          maxInboundStreams: MAX_INBOUND_STREAMS,
+        });
+      } catch (e) {
+        throw new NetError(NetErrorCode.NET_BAD_ARGUMENT, `handle ${protocol}: ${(e as Error).message}`, { protocol }, { cause: e });
+      }
     },
 
     async unhandle(protocol) {
@@ -498,7 +544,7 @@ export async function createDrillNode(opts: DrillNodeOptions = {}): Promise<Dril
       assertRunning();
       const target = parseTarget(peerOrAddr);
       const maxResponseBytes = checkSize('maxResponseBytes', ropts.maxResponseBytes, DEFAULT_MAX_RESPONSE_BYTES);
-      const timeoutMs = ropts.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+      const timeoutMs = checkTimeout('timeoutMs', ropts.timeoutMs, DEFAULT_REQUEST_TIMEOUT_MS);
       if (req.length > 0xffffffff) throw new NetError(NetErrorCode.NET_BAD_ARGUMENT, `request: ${req.length} bytes exceeds the 4 GiB frame limit`);
       reqCounters.sent++;
       try {
