@@ -72,7 +72,8 @@ export function flopsPerRow(model: DecodedModel, batchDim: BatchDim = batchDimOf
  * Read an ONNX model's inputs, outputs, opset, batch behaviour and FLOPs per row.
  * @param field the file or API field named in errors
  * @throws DrillError MODEL_NOT_ONNX for bytes that are not an ONNX model (garbage, truncated,
- *   other formats); MODEL_GRAPH for a graph that references values nothing defines
+ *   other formats); MODEL_GRAPH for a graph that references values nothing defines;
+ *   MODEL_FLOPS when the cost is negative (negative dims) or not exactly representable
  */
 export function inspectModel(bytes: Uint8Array, field = 'model'): ModelInfo {
   const m = decodeModel(bytes, field);
@@ -85,6 +86,10 @@ export function inspectModel(bytes: Uint8Array, field = 'model'): ModelInfo {
       throw new DrillError(e.code, `${field}: ${e.message}`, { ...e.meta, field }, { cause: e });
     }
     throw e;
+  }
+  if (!Number.isSafeInteger(cost.flops) || cost.flops < 0) {
+    // Negative dims or sizes beyond 2^53 FLOPs/row: no honest model looks like this, and the cost must be an exact integer.
+    throw new DrillError('MODEL_FLOPS', `${field}: expected a model whose FLOPs per row is a non-negative integer below 2^53, received ${cost.flops}`, { field, flops: cost.flops });
   }
   return {
     inputs: m.inputs,

@@ -192,6 +192,14 @@ describe('FLOPs per row', () => {
     expect(i.notes.join('\n')).toMatch(/symbolic dim seq of x counted as 1/);
   });
 
+  it('MODEL_FLOPS for negative dims or a cost beyond 2^53', () => {
+    expect(errCode(() => inspectModel(matmulModel(8, 16, -4)))).toBe('MODEL_FLOPS');
+    const g = new GraphBuilder({ name: 'huge', seed: 1 });
+    const x = g.input('x', 'float32', ['n', 2 ** 30, 2 ** 30]);
+    g.output(g.op('Relu', [g.op('Relu', [g.op('Relu', [x])])]), 'float32', ['n', 2 ** 30, 2 ** 30], 'y');
+    expect(errCode(() => inspectModel(g.toBytes()))).toBe('MODEL_FLOPS');
+  });
+
   it('MODEL_GRAPH for a node reading a value nothing defines', () => {
     const g = new GraphBuilder({ name: 'bad', seed: 1 });
     g.input('x', 'float32', ['n', 2]);
