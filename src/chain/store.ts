@@ -28,32 +28,58 @@ export class BlockStore {
    * Open (creating if needed) the store at `path` (':memory:' for a throwaway one).
    * @throws DrillError CHAIN_STORE_GENESIS_MISMATCH when it belongs to another genesis.
    */
-  constructor(path: string, genesisHash: string) {
+  constructor(path: string, genesisHash: string);
+  /** Internal: read-only open (see `BlockStore.openReadOnly`). */
+  constructor(path: string, genesisHash: null, readOnly: true);
+  constructor(path: string, genesisHash: string | null, readOnly = false) {
     this.path = path;
-    this.#db = new DatabaseSync(path);
-    this.#db.exec(`
-      PRAGMA journal_mode = WAL;
-      PRAGMA synchronous = NORMAL;
-      CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-      CREATE TABLE IF NOT EXISTS blocks (
-        hash TEXT PRIMARY KEY,
-        parent TEXT NOT NULL,
-        height INTEGER NOT NULL,
-        slot INTEGER NOT NULL,
-        producer TEXT NOT NULL,
-        data TEXT NOT NULL
-      );
-      CREATE INDEX IF NOT EXISTS blocks_height ON blocks (height, slot);
-    `);
-    this.#put = this.#db.prepare('INSERT OR IGNORE INTO blocks (hash, parent, height, slot, producer, data) VALUES (?, ?, ?, ?, ?, ?)');
-    this.#setMeta = this.#db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value');
-    this.#getMeta = this.#db.prepare('SELECT value FROM meta WHERE key = ?');
+    this.#db = new DatabaseSync(path, { readOnly });
+    if (!readOnly) {
+      this.#db.exec(`
+        PRAGMA journal_mode = WAL;
+        PRAGMA synchronous = NORMAL;
+        CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE IF NOT EXISTS blocks (
+          hash TEXT PRIMARY KEY,
+          parent TEXT NOT NULL,
+          height INTEGER NOT NULL,
+          slot INTEGER NOT NULL,
+          producer TEXT NOT NULL,
+          data TEXT NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS blocks_height ON blocks (height, slot);
+      `);
+    }
+    try {
+      this.#put = this.#db.prepare('INSERT OR IGNORE INTO blocks (hash, parent, height, slot, producer, data) VALUES (?, ?, ?, ?, ?, ?)');
+      this.#setMeta = this.#db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value');
+      this.#getMeta = this.#db.prepare('SELECT value FROM meta WHERE key = ?');
+    } catch (e) {
+      this.#db.close();
+      throw chainError(ChainErrorCode.STORE_CORRUPT, `block store ${path}: not a matrix-drill block store (${(e as Error).message})`, { path });
+    }
+    if (genesisHash === null) return;
     const stored = this.#meta('genesis');
     if (stored === undefined) this.#setMeta.run('genesis', genesisHash);
     else if (stored !== genesisHash) {
       this.#db.close();
       throw chainError(ChainErrorCode.STORE_GENESIS_MISMATCH, `block store ${path}: belongs to genesis ${stored}, this node runs genesis ${genesisHash}; use another --store path or delete it`, { path, stored, genesisHash });
     }
+  }
+
+  /**
+   * Open an existing store read-only (e.g. settlement reading beside the node that writes it;
+   * WAL lets readers and the writer proceed together). Writes throw.
+   * @throws DrillError CHAIN_STORE_CORRUPT when the file is not a block store; SQLite errors
+   *   when it does not exist.
+   */
+  static openReadOnly(path: string): BlockStore {
+    return new BlockStore(path, null, true);
+  }
+
+  /** The genesis hash this store belongs to. */
+  genesisHash(): string | undefined {
+    return this.#meta('genesis');
   }
 
   #meta(key: string): string | undefined {

@@ -37,6 +37,14 @@ describe('BlockStore', () => {
     expect(store.count()).toBe(7);
     store.close();
 
+    // A read-only reader (settlement beside the node) sees the same blocks and head.
+    const ro = BlockStore.openReadOnly(path);
+    expect(ro.head()).toBe(head);
+    expect(ro.genesisHash()).toBe(s.genesisHash);
+    expect([...ro.blocks()].length).toBe(7);
+    expect(() => ro.setHead('00'.repeat(32))).toThrow();
+    ro.close();
+
     const reopened = new BlockStore(path, s.genesisHash);
     const r = loadChainState(g, reopened);
     expect(r.head.hash).toBe(head);
