@@ -18,6 +18,25 @@ import { InferencePool } from '../worker/pool.ts';
 import type { Device } from '../worker/pool.ts';
 import { ModelCache } from '../worker/models.ts';
 import { WorkerNode } from '../worker/node.ts';
+import { ChainService } from '../chain/service.ts';
+import { makeDevGenesis } from '../chain/devgenesis.ts';
+import { publishCreditRecord, registerChainVerdicts } from '../chain/topics.ts';
+import type { GenesisConfig } from '../chain/genesis.ts';
+
+/** The hashrate chain of an embedded grid: the workers produce blocks carrying PoD credit. */
+export interface LocalChainOptions {
+  /**
+   * Slot length. 500 ms: a demo job lasts ~10 s, so it sees ~20 slots; loopback gossip and
+   * block validation take a few ms.
+   */
+  slotMs?: number;
+  /** Slots per epoch: 8, so weights re-snapshot (and PoD credit starts to count) within a demo. */
+  epochSlots?: number;
+  /** Lottery c: 1/2 on a local grid, for more blocks per demo. */
+  c?: number;
+  /** Genesis credit per worker (a bootstrap weight, before any PoD credit): 1 GFLOP. */
+  genesisFlops?: number;
+}
 
 export interface LocalGridOptions {
   /** Honest workers. Default 3. */
@@ -33,6 +52,8 @@ export interface LocalGridOptions {
   /** Working directory for stores and model caches; a temp dir (removed at stop) when absent. */
   dataDir?: string;
   coordinator?: Partial<CoordinatorOptions>;
+  /** Run the hashrate lottery chain on the workers (blocks carry the coordinator's credit records). */
+  chain?: LocalChainOptions | boolean;
   logger?: Logger;
 }
 
@@ -41,12 +62,16 @@ export interface LocalWorker {
   pool: InferencePool;
   worker: WorkerNode;
   cheater: boolean;
+  chain?: ChainService;
 }
 
 export class LocalGrid {
   coordinator!: Coordinator;
   coordinatorNode!: DrillNode;
   readonly workers: LocalWorker[] = [];
+  /** The coordinator's follower view of the chain (when `chain` is on). */
+  chain: ChainService | null = null;
+  genesis: GenesisConfig | null = null;
   readonly #opts: LocalGridOptions;
   readonly #log: Logger;
   #tmp: string | null = null;
@@ -64,8 +89,16 @@ export class LocalGrid {
     const threads = this.#opts.threadsPerWorker ?? Math.max(1, Math.floor(availableParallelism() / Math.max(1, total)));
     this.dataDir = this.#opts.dataDir ?? (this.#tmp = await mkdtemp(join(tmpdir(), 'drill-grid-')));
 
+    const chainOpts = this.#opts.chain === true ? {} : this.#opts.chain || null;
     this.coordinatorNode = await createDrillNode({ logger: this.#log });
-    this.coordinator = new Coordinator(this.coordinatorNode, { dataDir: join(this.dataDir, 'coordinator'), stallMs: 0, logger: this.#log, ...this.#opts.coordinator });
+    const coordNode = this.coordinatorNode;
+    this.coordinator = new Coordinator(this.coordinatorNode, {
+      dataDir: join(this.dataDir, 'coordinator'),
+      stallMs: 0,
+      logger: this.#log,
+      ...(chainOpts ? { onCredit: (r) => void publishCreditRecord(coordNode, r).catch(() => undefined) } : {}),
+      ...this.#opts.coordinator,
+    });
     await this.coordinator.start();
     const addr = this.coordinatorNode.multiaddrs()[0]!;
 
@@ -83,9 +116,34 @@ export class LocalGrid {
       }),
     );
     await this.coordinator.waitForWorkers(total);
+    if (chainOpts) await this.#startChain(chainOpts);
+  }
+
+  async #startChain(o: LocalChainOptions): Promise<void> {
+    registerChainVerdicts();
+    const slotMs = o.slotMs ?? 500;
+    // Every worker starts with the same bootstrap weight; from the first epochs on, the
+    // coordinator's PoD credit records (carried in blocks) decide the lottery weights.
+    this.genesis = makeDevGenesis({
+      chainId: 'matrix-drill-local',
+      genesisTime: Date.now() + slotMs,
+      allocations: this.workers.map((w) => ({ peerId: w.node.peerId, flops: o.genesisFlops ?? 1e9 })),
+      coordinatorSeed: this.coordinatorNode.privateKey.raw.subarray(0, 32),
+      slotMs,
+      epochSlots: o.epochSlots ?? 8,
+      c: o.c ?? 0.5,
+    });
+    this.chain = new ChainService({ node: this.coordinatorNode, genesis: this.genesis, logger: this.#log }, { produce: false });
+    await this.chain.start();
+    for (const w of this.workers) {
+      w.chain = new ChainService({ node: w.node, genesis: this.genesis, logger: this.#log }, { produce: true });
+      await w.chain.start();
+    }
   }
 
   async stop(): Promise<void> {
+    for (const w of this.workers) await w.chain?.stop().catch(() => undefined);
+    await this.chain?.stop().catch(() => undefined);
     for (const w of this.workers.reverse()) {
       await w.worker.stop().catch(() => undefined);
       await w.pool.stop().catch(() => undefined);

@@ -16,6 +16,7 @@ import { readJobManifest } from '../../coordinator/job.ts';
 import { outputFileName } from '../../coordinator/job.ts';
 import { parsePolicy, tensorsAgree, DEFAULT_POLICY } from '../../pod/policy.ts';
 import { runOnLocalGrid } from './run.ts';
+import { shortPeer } from '../progress.ts';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
@@ -26,6 +27,7 @@ const FLAGS: Record<string, FlagSpec> = {
   cheaters: { type: 'string', help: 'cheating workers to add (PoD catches them)', default: '0' },
   replicas: { type: 'string', help: 'replicas per unit', default: '2' },
   json: { type: 'boolean', help: 'print report.json to stdout' },
+  'no-chain': { type: 'boolean', help: 'do not run the hashrate lottery chain on the workers' },
   help: { type: 'boolean', help: 'show this help' },
 };
 
@@ -43,14 +45,38 @@ export const command: Command = {
     if (!existsSync(manifest)) throw new UserError('--workload', 'one of cnn, mlp, encoder, rowwise', name);
     const m = await readJobManifest(manifest);
     const outDir = str(p, 'out')!;
+    const withChain = !bool(p, 'no-chain');
+    const blocks = new Map<string, number>();
+    let height = 0;
+    let records = 0;
     const report = await runOnLocalGrid(
       { model: m.model, inputs: m.inputs, outDir, replicas: int(p, 'replicas', 1, 16), unitRows: m.unitRows, policy: m.policy, name: m.name, flopsPerRow: m.flopsPerRow },
-      { workers: int(p, 'workers', 1, 64), cheaters: int(p, 'cheaters', 0, 64), logger: createLogger() },
-      { json: bool(p, 'json'), quiet: false },
+      { workers: int(p, 'workers', 1, 64), cheaters: int(p, 'cheaters', 0, 64), logger: createLogger(), chain: withChain },
+      {
+        json: bool(p, 'json'),
+        quiet: false,
+        status: () => (withChain ? `chain height ${height}` : ''),
+        onGrid: (grid, bar) => {
+          // The workers produce blocks by the VRF lottery; show each block the coordinator imports.
+          grid.chain?.on('block', (b) => {
+            height = Math.max(height, b.height);
+            records += b.credits;
+            blocks.set(b.producer, (blocks.get(b.producer) ?? 0) + 1);
+            const line = `  block #${b.height} slot ${b.slot} by ${shortPeer(b.producer)}: ${b.credits} PoD credit record(s)`;
+            if (bar) bar.log(line);
+            else if (!bool(p, 'json')) process.stdout.write(line + '\n');
+          });
+        },
+      },
     );
     if (report.status !== 'done') {
       process.stderr.write(`drill demo: job failed: ${report.error}\n`);
       return 1;
+    }
+    const say0 = (s: string): void => void (bool(p, 'json') ? process.stderr : process.stdout).write(s + '\n');
+    if (withChain) {
+      const seen = [...blocks.values()].reduce((a, b) => a + b, 0);
+      say0(`\nhashrate chain: head at height ${height}; ${seen} blocks seen (${seen - height > 0 ? `${seen - height} competing ones settled by fork choice, ` : ''}${records} PoD credit records carried); blocks by producer: ${[...blocks].map(([k, v]) => `${shortPeer(k)} ${v}`).join(', ') || 'none yet'}`);
     }
     // Check against the golden outputs computed by a direct ONNX Runtime run, value by value
     // (the default allclose tolerance even when the job's own policy is argmax).
