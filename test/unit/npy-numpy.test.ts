@@ -1,0 +1,99 @@
+/**
+ * Interop with NumPy itself: `.npy` files written by numpy 2.4.6 (`np.save`, or
+ * `np.lib.format.write_array(..., version=...)`; the Python expression that made each is in
+ * the comment above it), base64-encoded here. We must read the supported ones to the values
+ * numpy was given, write byte-identical files for the same arrays, and reject the rest with
+ * the right NPY_* code.
+ */
+import { describe, expect, it } from 'vitest';
+import { parseNpy, encodeNpy } from '../../src/util/npy.ts';
+import { isDrillError } from '../../src/util/errors.ts';
+import type { HostTensor } from '../../src/util/tensor.ts';
+
+const NUMPY: Record<string, string> = {
+  // np.array([[1.5, -2, 3.25], [4, 5e-8, -6e30]], dtype='<f4')
+  f4_2x3: 'k05VTVBZAQB2AHsnZGVzY3InOiAnPGY0JywgJ2ZvcnRyYW5fb3JkZXInOiBGYWxzZSwgJ3NoYXBlJzogKDIsIDMpLCB9ICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgIAoAAMA/AAAAwAAAUEAAAIBAlb9WMxd2l/I=',
+  // np.array([0.1, -1e300, 2.5], dtype='<f8')
+  f8_3: 'k05VTVBZAQB2AHsnZGVzY3InOiAnPGY4JywgJ2ZvcnRyYW5fb3JkZXInOiBGYWxzZSwgJ3NoYXBlJzogKDMsKSwgfSAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgIAqamZmZmZm5P5x1AIg85Df+AAAAAAAABEA=',
+  // np.array([[1, -2], [2147483647, -2147483648]], dtype='<i4')
+  i4_2x2: 'k05VTVBZAQB2AHsnZGVzY3InOiAnPGk0JywgJ2ZvcnRyYW5fb3JkZXInOiBGYWxzZSwgJ3NoYXBlJzogKDIsIDIpLCB9ICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgIAoBAAAA/v///////38AAACA',
+  // np.array([9007199254740993, -9223372036854775808], dtype='<i8')
+  i8_2: 'k05VTVBZAQB2AHsnZGVzY3InOiAnPGk4JywgJ2ZvcnRyYW5fb3JkZXInOiBGYWxzZSwgJ3NoYXBlJzogKDIsKSwgfSAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgIAoBAAAAAAAgAAAAAAAAAACA',
+  // np.arange(8, dtype='u1').reshape(2, 2, 2)
+  u1_2x2x2: 'k05VTVBZAQB2AHsnZGVzY3InOiAnfHUxJywgJ2ZvcnRyYW5fb3JkZXInOiBGYWxzZSwgJ3NoYXBlJzogKDIsIDIsIDIpLCB9ICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgIAoAAQIDBAUGBw==',
+  // np.array([True, False, True])
+  b1_3: 'k05VTVBZAQB2AHsnZGVzY3InOiAnfGIxJywgJ2ZvcnRyYW5fb3JkZXInOiBGYWxzZSwgJ3NoYXBlJzogKDMsKSwgfSAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgIAoBAAE=',
+  // np.float32(7.0).reshape(())
+  f4_scalar: 'k05VTVBZAQB2AHsnZGVzY3InOiAnPGY0JywgJ2ZvcnRyYW5fb3JkZXInOiBGYWxzZSwgJ3NoYXBlJzogKCksIH0gICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgIAoAAOBA',
+  // np.zeros((0, 4), dtype='<f4')
+  f4_0x4: 'k05VTVBZAQB2AHsnZGVzY3InOiAnPGY0JywgJ2ZvcnRyYW5fb3JkZXInOiBGYWxzZSwgJ3NoYXBlJzogKDAsIDQpLCB9ICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgIAo=',
+  // write_array(np.array([1, 2], dtype='<f4'), version=(2, 0))
+  f4_v2: 'k05VTVBZAgB0AAAAeydkZXNjcic6ICc8ZjQnLCAnZm9ydHJhbl9vcmRlcic6IEZhbHNlLCAnc2hhcGUnOiAoMiwpLCB9ICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgIAoAAIA/AAAAQA==',
+  // write_array(np.array([1, 2], dtype='<f4'), version=(3, 0))
+  f4_v3: 'k05VTVBZAwB0AAAAeydkZXNjcic6ICc8ZjQnLCAnZm9ydHJhbl9vcmRlcic6IEZhbHNlLCAnc2hhcGUnOiAoMiwpLCB9ICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgIAoAAIA/AAAAQA==',
+  // np.array([1, 2], dtype='>f4')
+  f4_be: 'k05VTVBZAQB2AHsnZGVzY3InOiAnPmY0JywgJ2ZvcnRyYW5fb3JkZXInOiBGYWxzZSwgJ3NoYXBlJzogKDIsKSwgfSAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgIAo/gAAAQAAAAA==',
+  // np.asfortranarray(np.arange(6, dtype='<f4').reshape(2, 3))
+  f4_fortran: 'k05VTVBZAQB2AHsnZGVzY3InOiAnPGY0JywgJ2ZvcnRyYW5fb3JkZXInOiBUcnVlLCAnc2hhcGUnOiAoMiwgMyksIH0gICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgIAoAAAAAAABAQAAAgD8AAIBAAAAAQAAAoEA=',
+  // np.array([1, 2], dtype='<f2')
+  f2: 'k05VTVBZAQB2AHsnZGVzY3InOiAnPGYyJywgJ2ZvcnRyYW5fb3JkZXInOiBGYWxzZSwgJ3NoYXBlJzogKDIsKSwgfSAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgIAoAPABA',
+  // np.array([1, 2], dtype='<u4')
+  u4: 'k05VTVBZAQB2AHsnZGVzY3InOiAnPHU0JywgJ2ZvcnRyYW5fb3JkZXInOiBGYWxzZSwgJ3NoYXBlJzogKDIsKSwgfSAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgIAoBAAAAAgAAAA==',
+  // np.zeros(2, dtype=[('a', '<f4'), ('b', '<i4')])
+  structured: 'k05VTVBZAQB2AHsnZGVzY3InOiBbKCdhJywgJzxmNCcpLCAoJ2InLCAnPGk0JyldLCAnZm9ydHJhbl9vcmRlcic6IEZhbHNlLCAnc2hhcGUnOiAoMiwpLCB9ICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgIAoAAAAAAAAAAAAAAAAAAAAA',
+  // np.array([{'a': 1}, None], dtype=object)  # allow_pickle=True
+  object: 'k05VTVBZAQB2AHsnZGVzY3InOiAnfE8nLCAnZm9ydHJhbl9vcmRlcic6IEZhbHNlLCAnc2hhcGUnOiAoMiwpLCB9ICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgIAqABJWUAAAAAAAAAIwWbnVtcHkuX2NvcmUubXVsdGlhcnJheZSMDF9yZWNvbnN0cnVjdJSTlIwFbnVtcHmUjAduZGFycmF5lJOUSwCFlEMBYpSHlFKUKEsBSwKFlGgDjAVkdHlwZZSTlIwCTziUiYiHlFKUKEsDjAF8lE5OTkr/////Sv////9LP3SUYoldlCh9lIwBYZRLAXNOZXSUYi4=',
+  // np.array(['ab', 'cde'])
+  U3: 'k05VTVBZAQB2AHsnZGVzY3InOiAnPFUzJywgJ2ZvcnRyYW5fb3JkZXInOiBGYWxzZSwgJ3NoYXBlJzogKDIsKSwgfSAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgIAphAAAAYgAAAAAAAABjAAAAZAAAAGUAAAA=',
+};
+
+const bytesOf = (k: string): Uint8Array => new Uint8Array(Buffer.from(NUMPY[k]!, 'base64'));
+
+function errCode(f: () => unknown): string | undefined {
+  try {
+    f();
+  } catch (e) {
+    return isDrillError(e) ? e.code : `NOT_A_DRILL_ERROR ${String(e)}`;
+  }
+  return undefined;
+}
+
+/** The arrays numpy was given, as HostTensors. */
+const EXPECTED: Record<string, HostTensor> = {
+  f4_2x3: { dtype: 'float32', dims: [2, 3], data: Float32Array.from([1.5, -2, 3.25, 4, 5e-8, -6e30]) },
+  f8_3: { dtype: 'float64', dims: [3], data: Float64Array.from([0.1, -1e300, 2.5]) },
+  i4_2x2: { dtype: 'int32', dims: [2, 2], data: Int32Array.from([1, -2, 2147483647, -2147483648]) },
+  i8_2: { dtype: 'int64', dims: [2], data: BigInt64Array.from([9007199254740993n, -9223372036854775808n]) },
+  u1_2x2x2: { dtype: 'uint8', dims: [2, 2, 2], data: Uint8Array.from([0, 1, 2, 3, 4, 5, 6, 7]) },
+  b1_3: { dtype: 'bool', dims: [3], data: Uint8Array.from([1, 0, 1]) },
+  f4_scalar: { dtype: 'float32', dims: [], data: Float32Array.from([7]) },
+  f4_0x4: { dtype: 'float32', dims: [0, 4], data: new Float32Array(0) },
+  f4_v2: { dtype: 'float32', dims: [2], data: Float32Array.from([1, 2]) },
+  f4_v3: { dtype: 'float32', dims: [2], data: Float32Array.from([1, 2]) },
+};
+
+describe('files written by numpy', () => {
+  it.each(Object.keys(EXPECTED))('%s reads to the array numpy saved', (k) => {
+    const t = parseNpy(bytesOf(k), k);
+    const want = EXPECTED[k]!;
+    expect(t.dtype).toBe(want.dtype);
+    expect(t.dims).toEqual(want.dims);
+    expect(Array.from(t.data as ArrayLike<number | bigint>)).toEqual(Array.from(want.data as ArrayLike<number | bigint>));
+  });
+
+  it.each(Object.keys(EXPECTED).filter((k) => !k.endsWith('_v2') && !k.endsWith('_v3')))('%s: encodeNpy writes the same bytes as np.save', (k) => {
+    expect(Buffer.from(encodeNpy(EXPECTED[k]!)).equals(Buffer.from(bytesOf(k)))).toBe(true);
+  });
+
+  it.each([
+    ['f4_be', 'NPY_BIG_ENDIAN'],
+    ['f4_fortran', 'NPY_FORTRAN'],
+    ['f2', 'NPY_DTYPE'],
+    ['u4', 'NPY_DTYPE'],
+    ['structured', 'NPY_DTYPE'],
+    ['object', 'NPY_DTYPE'],
+    ['U3', 'NPY_DTYPE'],
+  ])('%s is rejected with %s', (k, code) => {
+    expect(errCode(() => parseNpy(bytesOf(k), `${k}.npy`))).toBe(code);
+  });
+});
