@@ -323,9 +323,13 @@ export class ChainService extends EventEmitter<ChainEvents> {
   #holdOrphan(block: Block, from: string, depth: number): void {
     const hash = blockHash(block.header);
     if (this.#orphans.has(hash)) return;
+    this.#keepOrphan(hash, block, from);
+    this.#fetchParent(block.header.parent, from, depth).catch((e: unknown) => this.#log.warn('parent fetch failed', { err: (e as Error).message }));
+  }
+
+  #keepOrphan(hash: string, block: Block, from: string): void {
     if (this.#orphans.size >= this.#opts.maxOrphanBlocks) this.#orphans.delete(this.#orphans.keys().next().value!);
     this.#orphans.set(hash, { block, from });
-    void this.#fetchParent(block.header.parent, from, depth);
   }
 
   async #fetchParent(parent: string, from: string, depth: number): Promise<void> {
@@ -348,7 +352,7 @@ export class ChainService extends EventEmitter<ChainEvents> {
           this.#import(validateBlock(this.state, block, this.#clock.now()), false);
         } catch (e) {
           if (isDrillError(e, BlockErrorCode.PARENT_UNKNOWN)) {
-            this.#orphans.set(parent, { block, from: peer });
+            this.#keepOrphan(parent, block, peer);
             this.#fetching.delete(parent);
             await this.#fetchParent(block.header.parent, peer, depth + 1);
           } else this.#log.debug('fetched parent invalid', { parent: shortId(parent), code: isDrillError(e) ? e.code : undefined });

@@ -65,8 +65,17 @@ export interface AddResult {
   reorg?: Reorg;
 }
 
-/** Memo caps: a few branches × a few epochs are live; the caps only bound pathological trees. */
+/**
+ * Memo caps: a few branches × a few epochs are live; the caps only bound pathological trees.
+ * Eviction drops the OLDEST entries, so the recent epochs that r(e) = f(r(e − 2), …) recurses
+ * into stay cached and the recursion stays one or two levels deep.
+ */
 const SNAPSHOT_MEMO_MAX = 1024;
+
+function memoSet<V>(m: Map<string, V>, key: string, v: V): void {
+  if (m.size >= SNAPSHOT_MEMO_MAX) m.delete(m.keys().next().value!);
+  m.set(key, v);
+}
 
 export class ChainState {
   readonly genesis: GenesisConfig;
@@ -184,8 +193,7 @@ export class ChainState {
     let total = 0n;
     for (const w of weights.values()) total += w;
     const out = { weights, total };
-    if (this.#weightMemo.size >= SNAPSHOT_MEMO_MAX) this.#weightMemo.clear();
-    this.#weightMemo.set(key, out);
+    memoSet(this.#weightMemo, key, out);
     return out;
   }
 
@@ -203,8 +211,7 @@ export class ChainState {
     }
     outputs.reverse();
     const r = nextEpochRandomness(this.#randomness(anchor, epoch - 2), epoch, outputs);
-    if (this.#randomMemo.size >= SNAPSHOT_MEMO_MAX) this.#randomMemo.clear();
-    this.#randomMemo.set(key, r);
+    memoSet(this.#randomMemo, key, r);
     return r;
   }
 
