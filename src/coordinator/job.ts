@@ -13,6 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { UserError, isDrillError, DrillError } from '../util/errors.ts';
 import { sha256Hex } from '../util/bytes.ts';
 import type { Dtype } from '../util/tensor.ts';
+import { BYTES_PER_ELEMENT, elementCount } from '../util/tensor.ts';
 import { readNpyHeader } from '../util/npy.ts';
 import { inspectModel } from '../onnx/inspect.ts';
 import type { ModelInfo } from '../onnx/inspect.ts';
@@ -59,14 +60,39 @@ export interface JobSpec {
 }
 
 /**
- * Target compute per unit when the partner does not choose `unitRows`: ~0.25 GFLOP is
- * ~50-100 ms on one CPU core — long enough that per-unit protocol overhead (claim, commit,
- * reveal: a few ms on loopback) stays under ~5%, short enough that a lost worker costs little
- * and the progress bar moves.
+ * Default unit size, when the partner does not choose `unitRows`. A unit costs a fixed ~10-25 ms
+ * of coordinator + worker main-thread time on loopback whatever its size (claim, commit and
+ * reveal requests — each a libp2p stream with protocol negotiation — gossip, hashing, a store
+ * row), so units must carry enough work to bury that, yet stay small enough that a lost worker
+ * costs little, the last units of a job do not leave threads idle for long, and work spreads
+ * over every worker. Measured with `npm run bench` (docs/BENCHMARKS.md):
+ *
+ * - TARGET_UNIT_FLOPS = 4 GFLOP: ~0.2-0.4 s on one CPU core (cnn: ~18 rows). At 2.5e8 (the
+ *   first guess) a cnn unit was 2 rows / ~20 ms and the grid ran at under half of raw ORT.
+ * - MIN_UNIT_INPUT_BYTES = 4 MiB: tiny models (mlp: 25 kFLOP, 128 B a row) cost far more per
+ *   row than their FLOPs say (memory traffic, per-call work); by FLOPs alone a unit would be
+ *   ~1 ms of compute. A byte floor gives them units of tens of thousands of rows.
+ * - MAX_UNIT_INPUT_BYTES = 16 MiB: a quarter of the 64 MiB lease message limit, and what a
+ *   worker holds per queued unit.
+ * - MIN_UNITS_PER_JOB = 32: a job is split into at least this many units (when it has the rows),
+ *   so a job on several workers keeps all of them busy and the tail stays short.
  */
-export const TARGET_UNIT_FLOPS = 2.5e8;
-/** Largest default unit: bounds lease message size and per-unit memory on workers. */
-export const MAX_DEFAULT_UNIT_ROWS = 1024;
+export const TARGET_UNIT_FLOPS = 4e9;
+export const MIN_UNIT_INPUT_BYTES = 4 * 1024 * 1024;
+export const MAX_UNIT_INPUT_BYTES = 16 * 1024 * 1024;
+export const MIN_UNITS_PER_JOB = 32;
+
+/**
+ * The default rows per unit for a job of `rows` rows of `rowBytes` input bytes and
+ * `flopsPerRow` FLOPs each (see the constants above): max(FLOPs target, byte floor), then
+ * capped by the byte ceiling and by rows / MIN_UNITS_PER_JOB; at least 1.
+ */
+export function defaultUnitRows(rows: number, rowBytes: number, flopsPerRow: number): number {
+  const byFlops = Math.ceil(TARGET_UNIT_FLOPS / Math.max(1, flopsPerRow));
+  const byBytes = Math.ceil(MIN_UNIT_INPUT_BYTES / Math.max(1, rowBytes));
+  const cap = Math.min(Math.floor(MAX_UNIT_INPUT_BYTES / Math.max(1, rowBytes)), Math.ceil(rows / MIN_UNITS_PER_JOB));
+  return Math.max(1, Math.min(Math.max(byFlops, byBytes), cap));
+}
 /** Default replicas per unit: the smallest number that can detect a wrong result. */
 export const DEFAULT_REPLICAS = 2;
 
@@ -211,7 +237,8 @@ export async function prepareJob(req: JobRequest): Promise<JobSpec> {
   if (!Number.isSafeInteger(replicas) || replicas < 1 || replicas > 16) throw new UserError('--replicas', 'an integer from 1 to 16', req.replicas);
   const policy = parsePolicy(req.policy ?? DEFAULT_POLICY, '--compare');
   const flopsPerRow = req.flopsPerRow ?? info.flopsPerRow;
-  let unitRows = req.unitRows ?? Math.min(MAX_DEFAULT_UNIT_ROWS, Math.max(1, Math.ceil(TARGET_UNIT_FLOPS / Math.max(1, flopsPerRow))));
+  const rowBytes = Object.values(inputs).reduce((a, i) => a + elementCount(i.dims.slice(1)) * BYTES_PER_ELEMENT[i.dtype], 0);
+  let unitRows = req.unitRows ?? defaultUnitRows(rows, rowBytes, flopsPerRow);
   if (!Number.isSafeInteger(unitRows) || unitRows < 1) throw new UserError('--unit-rows', 'a positive integer', req.unitRows);
   unitRows = Math.min(unitRows, rows);
 

@@ -5,7 +5,8 @@
  * unit by Proof of Drilling, streams accepted rows to the output files, signs a credit record
  * for every verified unit, and re-issues units whose worker leaves or misses its deadline.
  */
-import { writeFile, rename } from 'node:fs/promises';
+import { writeFile, rename, open } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EventEmitter } from 'node:events';
 import type { DrillNode } from '../net/node.ts';
@@ -13,11 +14,12 @@ import { BlobServer } from '../net/blobs.ts';
 import type { Logger } from '../util/log.ts';
 import { silentLogger } from '../util/log.ts';
 import { DrillError, isDrillError } from '../util/errors.ts';
-import { readNpyRows } from '../util/npy.ts';
-import type { HostTensor } from '../util/tensor.ts';
+import { readNpyHeader } from '../util/npy.ts';
+import type { HostTensor, Dtype } from '../util/tensor.ts';
+import { BYTES_PER_ELEMENT, elementCount, typedView } from '../util/tensor.ts';
 import { formatPolicy } from '../pod/policy.ts';
 import { policyAgree } from '../pod/quorum.ts';
-import { opensCommitment, resultDigest } from '../pod/commit.ts';
+import { commitment, resultDigest } from '../pod/commit.ts';
 import { signCreditRecord } from '../pod/credit.ts';
 import type { CreditRecord } from '../pod/credit.ts';
 import { CreditLedger } from '../pod/ledger.ts';
@@ -130,6 +132,72 @@ interface RunningJob {
   stalledSince: Map<number, number>;
   runs: Map<string, number>;
   creditRecords: number;
+  /** Open input files, read by row range for every lease. */
+  inputs: InputReader;
+  /** Result digests computed while checking reveals, so a unit's result is hashed once. */
+  digests: WeakMap<Record<string, HostTensor>, string>;
+}
+
+/**
+ * Reads a job's input rows for leases. Each .npy is opened and its header checked once per job
+ * (not once per lease: with thousands of small units the open/stat/parse dominated the read),
+ * then rows are positional reads of exactly the bytes needed into a fresh buffer.
+ */
+class InputReader {
+  readonly #spec: JobSpec;
+  #files: Promise<Map<string, { fh: FileHandle; dataOffset: number; rowBytes: number; dtype: Dtype; tail: number[] }>> | null = null;
+
+  constructor(spec: JobSpec) {
+    this.#spec = spec;
+  }
+
+  #open(): Promise<Map<string, { fh: FileHandle; dataOffset: number; rowBytes: number; dtype: Dtype; tail: number[] }>> {
+    this.#files ??= (async () => {
+      const m = new Map<string, { fh: FileHandle; dataOffset: number; rowBytes: number; dtype: Dtype; tail: number[] }>();
+      try {
+        for (const [name, inp] of Object.entries(this.#spec.inputs)) {
+          const h = await readNpyHeader(inp.path);
+          if (h.dtype !== inp.dtype || h.dims.length !== inp.dims.length || h.dims.some((d, i) => d !== inp.dims[i])) {
+            throw new DrillError('INPUT_CHANGED', `input ${name}: ${inp.path} changed since the job was prepared`);
+          }
+          const tail = h.dims.slice(1);
+          m.set(name, { fh: await open(inp.path, 'r'), dataOffset: h.dataOffset, rowBytes: elementCount(tail) * BYTES_PER_ELEMENT[h.dtype], dtype: h.dtype, tail });
+        }
+      } catch (e) {
+        for (const f of m.values()) await f.fh.close().catch(() => undefined);
+        this.#files = null;
+        throw e;
+      }
+      return m;
+    })();
+    return this.#files;
+  }
+
+  /** Rows [start, end) of every input. @throws DrillError INPUT_CHANGED / NPY_FILE-like I/O errors. */
+  async rows(start: number, end: number): Promise<Record<string, HostTensor>> {
+    const files = await this.#open();
+    const out: Record<string, HostTensor> = {};
+    for (const [name, f] of files) {
+      const len = (end - start) * f.rowBytes;
+      const buf = new Uint8Array(len);
+      let off = 0;
+      while (off < len) {
+        const { bytesRead } = await f.fh.read(buf, off, len - off, f.dataOffset + start * f.rowBytes + off);
+        if (bytesRead === 0) throw new DrillError('INPUT_CHANGED', `input ${name}: file ended before row ${end} (it changed since the job was prepared)`);
+        off += bytesRead;
+      }
+      out[name] = { dtype: f.dtype, dims: [end - start, ...f.tail], data: typedView(f.dtype, buf) };
+    }
+    return out;
+  }
+
+  async close(): Promise<void> {
+    const p = this.#files;
+    this.#files = null;
+    if (!p) return;
+    const files = await p.catch(() => new Map<string, { fh: FileHandle }>());
+    for (const f of files.values()) await f.fh.close().catch(() => undefined);
+  }
 }
 
 export interface JobHandle {
@@ -239,6 +307,7 @@ export class Coordinator {
       spec, sched, out: new OutputAssembler(spec.outDir, spec.rows, spec.outputNames), ledger: new CreditLedger(),
       events: new EventEmitter<JobEvents>(), startedAt: this.#now(), result, resolve, failed: null, finishing: false,
       pendingWrites: new Set(), stalledSince: new Map(), runs: new Map(), creditRecords: 0,
+      inputs: new InputReader(spec), digests: new WeakMap(),
     };
     this.#jobs.set(spec.id, job);
     this.#log.info('job accepted', { job: spec.id, rows: spec.rows, units: sched.progress().total, replicas: spec.replicas, policy: formatPolicy(spec.policy) });
@@ -279,7 +348,7 @@ export class Coordinator {
       const lease = job.sched.claim(from, this.#now(), job.spec.id === c.job ? c.unit : undefined);
       if (!lease) continue;
       try {
-        const inputs = await this.#readInputs(job.spec, lease);
+        const inputs = await job.inputs.rows(lease.start, lease.end);
         const reply: ClaimReply = {
           ok: true,
           lease: { lease: lease.id, job: job.spec.id, unit: lease.unit, modelHash: job.spec.modelHash, modelBytes: job.spec.modelBytes, outputNames: job.spec.outputNames, rows: lease.end - lease.start, deadlineMs: lease.deadline - this.#now() },
@@ -293,12 +362,6 @@ export class Coordinator {
       }
     }
     return encodeClaimReply({ ok: false, reason: 'no-work' });
-  }
-
-  async #readInputs(spec: JobSpec, lease: Lease): Promise<Record<string, HostTensor>> {
-    const out: Record<string, HostTensor> = {};
-    for (const [name, inp] of Object.entries(spec.inputs)) out[name] = await readNpyRows(inp.path, lease.start, lease.end);
-    return out;
   }
 
   async #onCommit(req: Uint8Array, from: string): Promise<Uint8Array> {
@@ -334,9 +397,13 @@ export class Coordinator {
       const bytes = await this.#node.request(lease.worker, PROTOCOL.reveal, revealRequestCodec.encode({ lease: lease.id }), { maxResponseBytes: MAX_UNIT_BYTES, timeoutMs: 60_000 });
       const r = decodeRevealReply(bytes);
       if (!r.ok) throw new DrillError('REVEAL_REFUSED', r.reason);
-      if (!opensCommitment(lease.commitment!, lease.worker, lease.id, r.salt, r.outputs)) {
+      // opensCommitment, with the digest kept: the accepted result is not hashed again for its
+      // credit record and store row (hashing is the coordinator's main per-byte cost).
+      const digest = resultDigest(r.outputs);
+      if (commitment(lease.worker, lease.id, r.salt, digest) !== lease.commitment) {
         throw new DrillError('REVEAL_MISMATCH', 'revealed result does not open the commitment');
       }
+      job.digests.set(r.outputs, digest);
       outputs = r.outputs;
     } catch (e) {
       this.#log.warn('reveal failed; re-issuing', { lease: lease.id, worker: lease.worker, error: isDrillError(e) ? e.code : String(e) });
@@ -366,15 +433,16 @@ export class Coordinator {
       await job.out.write(d.start, d.end, d.result);
       if (first) this.#store?.setLayout(job.spec.id, job.out.layout());
       let record: CreditRecord | null = null;
+      const digest = job.digests.get(d.result) ?? resultDigest(d.result);
       if (d.outcome.credited.length > 0 && (d.outcome.status === 'agreed' || d.outcome.status === 'resolved')) {
         record = signCreditRecord(
-          { job: job.spec.id, unit: d.unit, resultDigest: resultDigest(d.result), flops: job.spec.flopsPerRow * (d.end - d.start), credited: d.outcome.credited, faulty: d.outcome.faulty, status: d.outcome.status, time: this.#now() },
+          { job: job.spec.id, unit: d.unit, resultDigest: digest, flops: job.spec.flopsPerRow * (d.end - d.start), credited: d.outcome.credited, faulty: d.outcome.faulty, status: d.outcome.status, time: this.#now() },
           this.#seed,
         );
         job.ledger.apply(record);
         job.creditRecords++;
       } else if (d.outcome.faulty.length > 0) job.ledger.apply({ credited: [], faulty: d.outcome.faulty, flops: 0 });
-      this.#store?.unitDone(job.spec.id, d.unit, d.outcome.status, resultDigest(d.result), d.workers, d.outcome.credited, d.outcome.faulty, record, this.#now());
+      this.#store?.unitDone(job.spec.id, d.unit, d.outcome.status, digest, d.workers, d.outcome.credited, d.outcome.faulty, record, this.#now());
       if (record) this.#opts.onCredit?.(record);
       job.events.emit('unit', d);
       job.events.emit('progress', job.sched.progress());
@@ -465,6 +533,7 @@ export class Coordinator {
     } catch (e) {
       this.#log.error('cannot write report.json', { error: String(e) });
     }
+    await job.inputs.close();
     this.#jobs.delete(job.spec.id);
     job.events.emit('done', report);
     job.resolve(report);

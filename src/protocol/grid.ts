@@ -18,7 +18,7 @@ import { jsonCodec } from '../net/topics.ts';
 import type { TopicSpec } from '../net/topics.ts';
 import { DrillError } from '../util/errors.ts';
 import type { HostTensor } from '../util/tensor.ts';
-import { encodeTensors, decodeTensors } from './tensors.ts';
+import { layoutTensors, decodeTensors } from './tensors.ts';
 
 export const GRID_VERSION = 1;
 
@@ -180,12 +180,20 @@ const leaseCodec = jsonCodec<{ ok: true; lease: LeaseInfo } | { ok: false; reaso
   },
 });
 
-/** Frame: u32be jsonLength ‖ json ‖ binary. */
-function frame(json: Uint8Array, bin?: Uint8Array): Uint8Array {
-  const out = new Uint8Array(4 + json.length + (bin?.length ?? 0));
-  new DataView(out.buffer).setUint32(0, json.length, false);
+/**
+ * Frame: u32be jsonLength ‖ json ‖ binary, built in one allocation (the tensor data are copied
+ * once, straight from the caller's arrays). The JSON is padded with spaces (valid JSON
+ * whitespace) so the binary part starts 8-byte aligned: a receiver whose buffer starts aligned
+ * (a fresh allocation, as framing.ts makes) views the tensors without copying them.
+ */
+function frame(json: Uint8Array, tensors?: Record<string, HostTensor>): Uint8Array {
+  const bin = tensors ? layoutTensors(tensors) : null;
+  const jsonLen = bin ? Math.ceil((4 + json.length) / 8) * 8 - 4 : json.length;
+  const out = new Uint8Array(4 + jsonLen + (bin?.byteLength ?? 0));
+  new DataView(out.buffer).setUint32(0, jsonLen, false);
   out.set(json, 4);
-  if (bin) out.set(bin, 4 + json.length);
+  out.fill(0x20, 4 + json.length, 4 + jsonLen);
+  bin?.writeInto(out, 4 + jsonLen);
   return out;
 }
 function unframe(bytes: Uint8Array): { json: Uint8Array; bin: Uint8Array } {
@@ -197,7 +205,7 @@ function unframe(bytes: Uint8Array): { json: Uint8Array; bin: Uint8Array } {
 
 export function encodeClaimReply(r: ClaimReply): Uint8Array {
   if (!r.ok) return frame(leaseCodec.encode(r));
-  return frame(leaseCodec.encode({ ok: true, lease: r.lease }), encodeTensors(r.inputs));
+  return frame(leaseCodec.encode({ ok: true, lease: r.lease }), r.inputs);
 }
 export function decodeClaimReply(bytes: Uint8Array): ClaimReply {
   const { json, bin } = unframe(bytes);
@@ -255,7 +263,7 @@ const revealHeadCodec = jsonCodec<{ ok: true; salt: string } | { ok: false; reas
 });
 export function encodeRevealReply(r: RevealReply): Uint8Array {
   if (!r.ok) return frame(revealHeadCodec.encode(r));
-  return frame(revealHeadCodec.encode({ ok: true, salt: r.salt }), encodeTensors(r.outputs));
+  return frame(revealHeadCodec.encode({ ok: true, salt: r.salt }), r.outputs);
 }
 export function decodeRevealReply(bytes: Uint8Array): RevealReply {
   const { json, bin } = unframe(bytes);

@@ -21,7 +21,17 @@ interface Entry {
 /** Largest header accepted: generous for hundreds of outputs, tiny next to any payload. */
 const MAX_HEADER_BYTES = 64 * 1024;
 
-export function encodeTensors(tensors: Record<string, HostTensor>): Uint8Array {
+/** A tensor frame laid out but not yet written: its size, and a writer into a caller's buffer. */
+export interface TensorFrameLayout {
+  /** Bytes the frame takes. */
+  byteLength: number;
+  /** Write the frame at `out[offset..offset+byteLength)`. Keep `offset` 8-byte aligned (relative to
+   * where the receiver's buffer starts) so the receiver's typed views need no copy. */
+  writeInto(out: Uint8Array, offset: number): void;
+}
+
+/** Lay out a tensor frame without allocating it, so a caller can frame it with a header in one buffer (one copy of the data, not two). */
+export function layoutTensors(tensors: Record<string, HostTensor>): TensorFrameLayout {
   const entries: Entry[] = [];
   let off = 0;
   for (const name of Object.keys(tensors).sort()) {
@@ -32,10 +42,21 @@ export function encodeTensors(tensors: Record<string, HostTensor>): Uint8Array {
   }
   const header = utf8ToBytes(JSON.stringify(entries));
   const headPad = Math.ceil((4 + header.length) / 8) * 8;
-  const out = new Uint8Array(headPad + off);
-  new DataView(out.buffer).setUint32(0, header.length, false);
-  out.set(header, 4);
-  for (const e of entries) out.set(tensorBytes(tensors[e.name]!), headPad + e.offset);
+  return {
+    byteLength: headPad + off,
+    writeInto(out: Uint8Array, offset: number): void {
+      new DataView(out.buffer, out.byteOffset + offset, 4).setUint32(0, header.length, false);
+      out.set(header, offset + 4);
+      out.fill(0, offset + 4 + header.length, offset + headPad);
+      for (const e of entries) out.set(tensorBytes(tensors[e.name]!), offset + headPad + e.offset);
+    },
+  };
+}
+
+export function encodeTensors(tensors: Record<string, HostTensor>): Uint8Array {
+  const l = layoutTensors(tensors);
+  const out = new Uint8Array(l.byteLength);
+  l.writeInto(out, 0);
   return out;
 }
 

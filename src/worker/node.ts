@@ -217,19 +217,21 @@ export class WorkerNode {
 }
 
 /**
- * What a cheating (demo) worker returns: every value visibly wrong (floats scaled and shifted,
- * integers incremented), same shapes — the kind of result a worker that skipped the compute
- * would have to invent.
+ * What a cheating (demo) worker returns: every value visibly wrong and the order of values
+ * reversed (floats x → 1 − x/2, integers x → 1 − x, uint8 x → 255 − x, bool flipped), same
+ * shapes — the kind of result a worker that skipped the compute would have to invent. Reversing
+ * the order matters: an order-preserving change (x/2 + 1, x + 1) keeps every argmax/top-k, so
+ * under an `argmax` policy the cheater agreed with honest workers and was credited.
  */
 export function corrupt(outputs: Record<string, HostTensor>): Record<string, HostTensor> {
   const out: Record<string, HostTensor> = {};
   for (const [k, t] of Object.entries(outputs)) {
     const d = t.data;
     let data: HostTensor['data'];
-    if (d instanceof Float32Array || d instanceof Float64Array) data = d.map((x) => x * 0.5 + 1);
-    else if (d instanceof BigInt64Array) data = d.map((x) => x + 1n);
-    else if (d instanceof Int32Array) data = d.map((x) => x + 1);
-    else data = (d as Uint8Array).map((x) => (t.dtype === 'bool' ? x ^ 1 : (x + 1) & 255));
+    if (d instanceof Float32Array || d instanceof Float64Array) data = d.map((x) => 1 - x * 0.5);
+    else if (d instanceof BigInt64Array) data = d.map((x) => 1n - x);
+    else if (d instanceof Int32Array) data = d.map((x) => 1 - x);
+    else data = (d as Uint8Array).map((x) => (t.dtype === 'bool' ? x ^ 1 : 255 - x));
     out[k] = { ...t, data };
   }
   return out;
