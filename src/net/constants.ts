@@ -56,3 +56,19 @@ export const DEFAULT_BLOB_TIMEOUT_MS = 120_000;
 
 /** Protocol id of content-addressed blob transfer. */
 export const BLOB_PROTOCOL = '/matrix-drill/blob/1.0.0';
+
+/**
+ * IPs exempt from gossipsub's IP-colocation penalty. Its defaults (threshold 10 peers per IP,
+ * weight -5 per surplus peer squared) graylist everyone once ~15 nodes share an address, which
+ * is exactly a local grid, a devnet or a test on 127.0.0.1. Loopback peers are on our own host,
+ * so colocation says nothing about Sybils there.
+ */
+export const COLOCATION_WHITELIST = ['127.0.0.1', '::1'] as const;
+
+/**
+ * Networks exempt from libp2p's inbound connection limits (5 new connections per second per
+ * host, 10 pending). Those defaults refuse the 6th worker that a local grid or devnet starts
+ * on one machine within a second; loopback connections come from our own host, so the
+ * flood protection buys nothing there.
+ */
+export const CONNECTION_ALLOW = ['/ip4/127.0.0.0/ipcidr/8', '/ip6/::1/ipcidr/128'] as const;

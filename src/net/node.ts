@@ -34,7 +34,7 @@ import type { TopicSpec, Verdict } from './topics.ts';
 import {
   DEFAULT_LISTEN, GOSSIP_MAX_RPC_BYTES, GOSSIP_MAX_MESSAGE_BYTES, DEFAULT_MAX_REQUEST_BYTES,
   DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_REQUEST_TIMEOUT_MS, REQUEST_READ_TIMEOUT_MS,
-  DEFAULT_TOPIC_PEERS_TIMEOUT_MS, MAX_INBOUND_STREAMS,
+  DEFAULT_TOPIC_PEERS_TIMEOUT_MS, MAX_INBOUND_STREAMS, COLOCATION_WHITELIST, CONNECTION_ALLOW,
 } from './constants.ts';
 import {
   readFrame, sendFramed, requestHeader, responseHeader, REQUEST_HEADER_BYTES, RESPONSE_HEADER_BYTES,
@@ -53,12 +53,20 @@ export interface DrillNodeOptions {
   logger?: Logger;
   /** Largest gossipsub RPC frame accepted from a peer; default GOSSIP_MAX_RPC_BYTES. */
   maxGossipRpcBytes?: number;
+  /** IPs exempt from gossipsub's IP-colocation penalty; default loopback (see
+   * COLOCATION_WHITELIST). Add a LAN address when many trusted nodes share one host. */
+  colocationWhitelist?: string[];
+  /** Networks (multiaddr CIDRs like '/ip4/10.0.0.0/ipcidr/8') exempt from libp2p's inbound
+   * connection rate limit; default loopback (see CONNECTION_ALLOW). */
+  connectionAllow?: string[];
 }
 
 export const defaultDrillNodeOptions = {
   listen: [...DEFAULT_LISTEN],
   bootstrap: [] as string[],
   maxGossipRpcBytes: GOSSIP_MAX_RPC_BYTES,
+  colocationWhitelist: [...COLOCATION_WHITELIST],
+  connectionAllow: [...CONNECTION_ALLOW],
 } as const;
 
 export interface RequestOptions {
@@ -280,6 +288,9 @@ export async function createDrillNode(opts: DrillNodeOptions = {}): Promise<Dril
     transports: [tcp()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
+    connectionManager: {
+      allow: opts.connectionAllow ?? [...defaultDrillNodeOptions.connectionAllow],
+    },
     services: {
       identify: identify(),
       pubsub: gossipsub({
@@ -292,6 +303,9 @@ export async function createDrillNode(opts: DrillNodeOptions = {}): Promise<Dril
         // Our largest message plus protobuf framing must fit in one outbound RPC to each peer;
         // twice the inbound cap lets a few queue while a slow peer drains.
         maxOutboundBufferSize: 2 * maxRpc,
+        scoreParams: {
+          IPColocationFactorWhitelist: new Set(opts.colocationWhitelist ?? defaultDrillNodeOptions.colocationWhitelist),
+        },
       }),
     },
   });

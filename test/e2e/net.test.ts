@@ -197,6 +197,37 @@ describe('DrillNode gossip frame limit', () => {
   });
 });
 
+describe('DrillNode many peers on one host', () => {
+  it('does not score down peers for sharing the loopback address', async () => {
+    // gossipsub's default IP-colocation penalty would put 14 peers from 127.0.0.1 at -80
+    // (graylisted: everything they send ignored). Loopback is whitelisted.
+    const hub = await createDrillNode();
+    const spokes: DrillNode[] = [];
+    try {
+      const heard: string[] = [];
+      hub.subscribe(notes, (_m, from) => heard.push(from));
+      for (let i = 0; i < 14; i++) {
+        const n = await createDrillNode({ bootstrap: hub.multiaddrs() });
+        n.subscribe(notes, () => undefined);
+        spokes.push(n);
+      }
+      await hub.waitForTopicPeers(TOPIC, 14);
+      await nextHeartbeat(hub);
+      await nextHeartbeat(hub);
+      for (const n of spokes) expect(hub.peerScore(n.peerId)).toBeGreaterThanOrEqual(0);
+      const last = spokes.at(-1)!;
+      await last.waitForTopicPeers(TOPIC, 1);
+      const got = new Promise<void>((resolve) => hub.onVerdict((v) => {
+        if (v.verdict === 'accept' && v.from === last.peerId) resolve();
+      }));
+      await last.publish(notes, { seq: 1, text: 'from a spoke', weight: 1n });
+      await got;
+    } finally {
+      await Promise.all([hub.stop(), ...spokes.map((n) => n.stop())]);
+    }
+  });
+});
+
 describe('DrillNode request/response', () => {
   let s: DrillNode, r: DrillNode;
   let release: (() => void) | undefined;
