@@ -26,7 +26,9 @@ const SCHEMA = 'https://vega.github.io/schema/vega-lite/v6.json';
 
 /** Render a Vega-Lite spec to an SVG string. */
 export async function renderSvg(spec: TopLevelSpec): Promise<string> {
-  const compiled = vl.compile(spec).spec;
+  // Long legend labels ("exact, from its lottery weight") must not be cut at Vega's 160 px.
+  const withConfig = { ...spec, config: { legend: { labelLimit: 400 }, ...(spec.config ?? {}) } } as TopLevelSpec;
+  const compiled = vl.compile(withConfig).spec;
   const view = new vega.View(vega.parse(compiled), { renderer: 'none' });
   try {
     return await view.toSVG();
@@ -116,9 +118,9 @@ export function blockShareSpec(run: SimRun, title = 'Block share vs credited-has
 export function detectionOverheadSpec(rows: SweepRow[]): TopLevelSpec {
   const spot = rows.filter((r) => r.param === 'sample-p');
   const rep = rows.filter((r) => r.param === 'replicas');
-  const panel = (field: 'detectionRate' | 'verificationOverhead', title: string, fmt: string): Record<string, unknown> => ({
+  const panel = (field: 'detectionRate' | 'verificationOverhead' | 'wrongAcceptedRate', title: string, fmt: string): Record<string, unknown> => ({
     width: 420,
-    height: 220,
+    height: 180,
     layer: [
       {
         data: { values: spot },
@@ -139,46 +141,64 @@ export function detectionOverheadSpec(rows: SweepRow[]): TopLevelSpec {
   return {
     $schema: SCHEMA,
     title: { text: 'Spot-check sampling vs full replication', subtitle: 'dashed: replication with R replicas' },
-    vconcat: [panel('detectionRate', 'detection rate (falsified caught / run)', '.0%'), panel('verificationOverhead', 'executions per accepted unit', '.2f')],
+    vconcat: [
+      panel('detectionRate', 'detection rate (falsified caught / run)', '.0%'),
+      panel('verificationOverhead', 'executions per accepted unit', '.2f'),
+      panel('wrongAcceptedRate', 'accepted units with a wrong result', '.1%'),
+    ],
     resolve: { scale: { color: 'shared' } },
   } as unknown as TopLevelSpec;
 }
 
-/** Sybil machines' win share (observed and expected) and the empty-slot rate against identities. */
+/**
+ * The Sybil study: one machine split into more and more identities. Top: the fraction of slots
+ * it leads (observed; exact from its weight; and the ideal 1 − (1 − c)^hashrateShare). Middle:
+ * its share of lottery weight (credited FLOPs) against its hashrate share. Bottom: the
+ * no-leader rate.
+ */
 export function sybilSpec(rows: SweepRow[]): TopLevelSpec {
   const sy = rows.filter((r) => r.param === 'identities');
-  const long = sy.flatMap((r) => [
-    { identities: r.value, series: 'slots led (observed)', share: r.sybilSlotsLedRate },
-    { identities: r.value, series: 'slots led (exact: 1 − (1 − c)^share)', share: r.sybilExpectedSlotsLedRate },
-    { identities: r.value, series: 'share of all wins', share: r.sybilWinShare },
+  const led = sy.flatMap((r) => [
+    { identities: r.value, series: 'observed', v: r.sybilSlotsLedRate },
+    { identities: r.value, series: 'exact, from its lottery weight', v: r.sybilExpectedSlotsLedRate },
+    { identities: r.value, series: 'ideal: 1 − (1 − c)^(hashrate share)', v: r.sybilHashrateShare === null ? null : 1 - (1 - r.c) ** r.sybilHashrateShare },
   ]);
+  const share = sy.flatMap((r) => [
+    { identities: r.value, series: 'hashrate share', v: r.sybilHashrateShare },
+    { identities: r.value, series: 'lottery weight (credit) share', v: r.sybilWeightShare },
+    { identities: r.value, series: 'share of all wins', v: r.sybilWinShare },
+  ]);
+  const x = { field: 'identities', type: 'quantitative', scale: { type: 'log' }, title: 'identities of the Sybil machine' };
+  const panel = (values: unknown[], title: string, fmt: string, legend: string): Record<string, unknown> => ({
+    width: 420,
+    height: 170,
+    data: { values },
+    mark: { type: 'line', point: true },
+    encoding: {
+      x,
+      y: { field: 'v', type: 'quantitative', title, scale: { zero: false }, axis: { format: fmt } },
+      color: { field: 'series', type: 'nominal', title: legend },
+    },
+  });
   return {
     $schema: SCHEMA,
-    title: { text: 'Splitting one machine into Sybil identities', subtitle: 'the chance to lead a slot and the no-leader rate do not depend on the split' },
+    title: { text: 'Splitting one machine into Sybil identities', subtitle: 'the lottery gives a machine the same chance to lead a slot however it splits its weight' },
     vconcat: [
+      panel(led, 'slots led by the machine', '.2%', 'slots led'),
+      panel(share, 'share', '.1%', 'shares'),
       {
         width: 420,
-        height: 220,
-        data: { values: long },
-        mark: { type: 'line', point: true },
-        encoding: {
-          x: { field: 'identities', type: 'quantitative', scale: { type: 'log' }, title: 'identities per Sybil machine' },
-          y: { field: 'share', type: 'quantitative', title: 'Sybil machine', axis: { format: '.1%' } },
-          color: { field: 'series', type: 'nominal', title: '' },
-        },
-      },
-      {
-        width: 420,
-        height: 160,
+        height: 120,
         data: { values: sy },
         mark: { type: 'line', point: true },
         encoding: {
-          x: { field: 'value', type: 'quantitative', scale: { type: 'log' }, title: 'identities per Sybil machine' },
-          y: { field: 'noLeaderRate', type: 'quantitative', title: 'no-leader slot rate', scale: { zero: false }, axis: { format: '.1%' } },
+          x: { ...x, field: 'value' },
+          y: { field: 'noLeaderRate', type: 'quantitative', title: 'no-leader slot rate', scale: { domain: [0.7, 0.8] }, axis: { format: '.1%' } },
         },
       },
     ],
-  } as TopLevelSpec;
+    resolve: { scale: { color: 'independent' } },
+  } as unknown as TopLevelSpec;
 }
 
 /** Honest false-penalty rate against the hardware noise in ULPs. */

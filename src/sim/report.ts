@@ -84,6 +84,8 @@ export interface SimSummary {
     falsifiedExecutions: number;
     caughtFalsified: number;
     detectionRate: number;
+    /** detectionRate split by the behaviour of the falsifying trainer. */
+    detectionByBehaviour: Partial<Record<BehaviourKind, number>>;
     wrongAcceptedRate: number;
     honestFalsePenaltyRate: number;
     honestUncreditedRate: number;
@@ -145,6 +147,7 @@ export function summarize(run: SimRun): SimSummary {
           falsifiedExecutions: c.falsifiedExecutions,
           caughtFalsified: c.caughtFalsified,
           detectionRate: ratio(c.caughtFalsified, c.falsifiedExecutions),
+          detectionByBehaviour: detectionByBehaviour(run),
           wrongAcceptedRate: ratio(c.wrongAccepted, c.acceptedUnits),
           honestFalsePenaltyRate: ratio(c.honestFaulty, c.honestExecutions),
           honestUncreditedRate: ratio(c.honestFaulty + c.honestInFailed, c.honestExecutions),
@@ -197,6 +200,22 @@ export function summarize(run: SimRun): SimSummary {
     pod: podOut,
     elapsedMs: run.elapsedMs,
   };
+}
+
+function detectionByBehaviour(run: SimRun): Partial<Record<BehaviourKind, number>> {
+  const { population: pop, pod } = run;
+  const out: Partial<Record<BehaviourKind, number>> = {};
+  if (!pod) return out;
+  const f = new Map<number, [number, number]>();
+  for (let i = 0; i < pop.n; i++) {
+    if (!pod.trainers.falsified[i]) continue;
+    const a = f.get(pop.kind[i]!) ?? [0, 0];
+    a[0] += pod.trainers.falsified[i]!;
+    a[1] += pod.trainers.caught[i]!;
+    f.set(pop.kind[i]!, a);
+  }
+  for (const k of [...f.keys()].sort((a, b) => a - b)) out[KIND_NAMES[k]!] = ratio(f.get(k)![1], f.get(k)![0]);
+  return out;
 }
 
 function groupShares(run: SimRun, totalCredit: number, totalHash: number, totalWins: number, totalWeightSlots: number): SimSummary['fairness']['byBehaviour'] {
@@ -259,7 +278,7 @@ export function formatTable(s: SimSummary): string {
     rows.push(
       ['PoD mode', p.mode === 'replicate' ? `replicate, R = ${s.scenario.pod.replicas}, ${s.scenario.pod.policy}` : `spot-check, p = ${s.scenario.pod.sampleP}${s.scenario.pod.reputation.enabled ? ' (reputation)' : ''}, ${s.scenario.pod.policy}`],
       ['units (accepted / failed)', `${p.units} (${p.acceptedUnits} / ${p.failedUnits})`],
-      ['detection rate', `${pct(p.detectionRate)}   (${p.caughtFalsified} of ${p.falsifiedExecutions} falsified)`],
+      ['detection rate', `${pct(p.detectionRate)}   (${p.caughtFalsified} of ${p.falsifiedExecutions} falsified${Object.keys(p.detectionByBehaviour).length > 1 ? '; ' + Object.entries(p.detectionByBehaviour).map(([k, v]) => `${k} ${pct(v)}`).join(', ') : ''})`],
       ['wrong results accepted', pct(p.wrongAcceptedRate)],
       ['honest false penalty', pct(p.honestFalsePenaltyRate)],
       ['cheater credit share', `${pct(p.cheaterCreditShare)}   (hashrate share ${pct(p.cheaterHashrateShare)})`],

@@ -28,6 +28,7 @@ export interface SweepRow {
   param: SweepParam;
   value: number;
   mode: string;
+  c: number;
   detectionRate: number | null;
   verificationOverhead: number | null;
   honestFalsePenaltyRate: number | null;
@@ -39,6 +40,8 @@ export interface SweepRow {
   chi2p: number;
   /** The first Sybil machine: hashrate share, share of wins, and the fraction of slots it led (observed, exact). */
   sybilHashrateShare: number | null;
+  /** Its average share of the lottery weight (credited FLOPs). */
+  sybilWeightShare: number | null;
   sybilWinShare: number | null;
   sybilSlotsLedRate: number | null;
   sybilExpectedSlotsLedRate: number | null;
@@ -99,6 +102,7 @@ export function sweepRow(param: SweepParam, value: number, s: SimSummary): Sweep
     param,
     value,
     mode: s.pod ? (s.pod.mode === 'replicate' ? `replicate R=${s.scenario.pod.replicas}` : `spot-check p=${s.scenario.pod.sampleP}`) : 'lottery only',
+    c: s.scenario.lottery.c,
     detectionRate: s.pod?.detectionRate ?? null,
     verificationOverhead: s.pod?.verificationOverhead ?? null,
     honestFalsePenaltyRate: s.pod?.honestFalsePenaltyRate ?? null,
@@ -109,6 +113,7 @@ export function sweepRow(param: SweepParam, value: number, s: SimSummary): Sweep
     pearson: s.fairness.pearson,
     chi2p: s.fairness.chi2p,
     sybilHashrateShare: sy?.hashrateShare ?? null,
+    sybilWeightShare: sy?.weightShare ?? null,
     sybilWinShare: sy?.winShare ?? null,
     sybilSlotsLedRate: sy?.slotsLedRate ?? null,
     sybilExpectedSlotsLedRate: sy?.expectedSlotsLedRate ?? null,

@@ -80,7 +80,7 @@ function overridesFrom(p: ReturnType<typeof parseArgs>): ScenarioOverrides {
   return o;
 }
 
-const SWEEP_CSV_COLUMNS: Array<keyof SweepRow> = ['param', 'value', 'mode', 'detectionRate', 'verificationOverhead', 'honestFalsePenaltyRate', 'cheaterCreditShare', 'wrongAcceptedRate', 'noLeaderRate', 'multiLeaderRate', 'pearson', 'chi2p', 'sybilHashrateShare', 'sybilWinShare', 'sybilSlotsLedRate', 'sybilExpectedSlotsLedRate', 'elapsedMs'];
+const SWEEP_CSV_COLUMNS: Array<keyof SweepRow> = ['param', 'value', 'mode', 'c', 'detectionRate', 'verificationOverhead', 'honestFalsePenaltyRate', 'cheaterCreditShare', 'wrongAcceptedRate', 'noLeaderRate', 'multiLeaderRate', 'pearson', 'chi2p', 'sybilHashrateShare', 'sybilWeightShare', 'sybilWinShare', 'sybilSlotsLedRate', 'sybilExpectedSlotsLedRate', 'elapsedMs'];
 
 function formatSweepTable(rows: SweepRow[]): string {
   const f = (x: number | null): string => (x === null || !Number.isFinite(x) ? '—' : String(+x.toFixed(4)));
