@@ -23,6 +23,7 @@ export interface DevGenesisOptions {
   epochSlots?: number;
   c?: number;
   lookbackEpochs?: number;
+  windowEpochs?: number;
   maxCreditsPerBlock?: number;
   maxClockDriftMs?: number;
 }
@@ -44,6 +45,7 @@ export function makeDevGenesis(o: DevGenesisOptions): GenesisConfig {
     epochSlots: o.epochSlots ?? defaultGenesisParams.epochSlots,
     c: o.c ?? defaultGenesisParams.c,
     lookbackEpochs: o.lookbackEpochs ?? defaultGenesisParams.lookbackEpochs,
+    ...(o.windowEpochs ? { windowEpochs: o.windowEpochs } : {}),
     randomness: bytesToHex(sha256(utf8ToBytes(`matrix-drill/genesis-randomness/${chainId}/${o.genesisTime}`))),
     coordinators: [coordinator, ...(o.extraCoordinators ?? [])],
     credits,

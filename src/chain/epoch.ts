@@ -4,8 +4,9 @@
  * slot(t)  = floor((t − genesisTime) / slotMs)            (negative before genesis)
  * epoch(s) = floor(s / epochSlots)
  *
- * Weights of epoch e = credit in blocks of epochs ≤ e − 1 − lookback on the branch, plus the
- * genesis allocations (`snapshotBucket`). Epoch randomness follows BABE:
+ * Weights of epoch e = credit in blocks of epochs ≤ e − 1 − lookback on the branch (only the
+ * last `windowEpochs` of them when that is > 0), plus the genesis allocations
+ * (`snapshotBucket`, `windowStartBucket`). Epoch randomness follows BABE:
  *
  *   r(0) = r(1) = genesis randomness
  *   r(e) = SHA-256("matrix-drill/epoch-randomness/v1" ‖ r(e − 2) ‖ u64be(e) ‖ β₁ ‖ … ‖ βₙ)
@@ -50,6 +51,15 @@ export function epochStartSlot(g: Pick<GenesisConfig, 'epochSlots'>, epoch: numb
  */
 export function snapshotBucket(g: Pick<GenesisConfig, 'lookbackEpochs'>, epoch: number): number {
   return Math.max(epoch - 1 - g.lookbackEpochs, GENESIS_BUCKET);
+}
+
+/**
+ * First ledger bucket counted in epoch e's weights besides genesis: snapshotBucket − window + 1
+ * for a window > 0, else −∞ (all history).
+ */
+export function windowStartBucket(g: Pick<GenesisConfig, 'lookbackEpochs' | 'windowEpochs'>, epoch: number): number {
+  const w = g.windowEpochs ?? 0;
+  return w > 0 ? snapshotBucket(g, epoch) - w + 1 : Number.NEGATIVE_INFINITY;
 }
 
 /** r(e) from r(e − 2) and the VRF outputs of epoch e − 2 (see the module comment). */

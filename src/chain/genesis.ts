@@ -33,6 +33,12 @@ export interface GenesisConfig {
    * before it is used, so credit cannot be bought just before a slot.
    */
   lookbackEpochs: number;
+  /**
+   * Epochs of credit that count in a snapshot (the "credited hashrate" window): epoch e's
+   * weights are the credit of epochs e − lookback − windowEpochs … e − 1 − lookback, plus the
+   * genesis allocations. 0 or absent = all history (the default).
+   */
+  windowEpochs?: number;
   /** Genesis randomness (32-byte hex): the epoch randomness of epochs 0 and 1. */
   randomness: string;
   /** Ed25519 public keys (hex) of the coordinators whose credit records count. */
@@ -91,6 +97,7 @@ export function checkGenesis(g: GenesisConfig): void {
   if (!Number.isSafeInteger(g.epochSlots) || g.epochSlots < 1) bad('epochSlots', 'an integer ≥ 1', g.epochSlots);
   if (typeof g.c !== 'number' || !(g.c > 0 && g.c <= 1)) bad('c', 'a number in (0, 1]', g.c);
   if (!Number.isSafeInteger(g.lookbackEpochs) || g.lookbackEpochs < 1) bad('lookbackEpochs', 'an integer ≥ 1', g.lookbackEpochs);
+  if (g.windowEpochs !== undefined && (!Number.isSafeInteger(g.windowEpochs) || g.windowEpochs < 0)) bad('windowEpochs', 'an integer ≥ 0 (0 = all history)', g.windowEpochs);
   if (!isHex32(g.randomness)) bad('randomness', '32-byte lowercase hex', g.randomness);
   if (!Array.isArray(g.coordinators) || g.coordinators.length === 0 || !g.coordinators.every(isHex32)) bad('coordinators', 'a non-empty list of 32-byte hex Ed25519 public keys', g.coordinators);
   if (!Number.isSafeInteger(g.maxCreditsPerBlock) || g.maxCreditsPerBlock < 0 || g.maxCreditsPerBlock > 4096) bad('maxCreditsPerBlock', 'an integer in 0..4096', g.maxCreditsPerBlock);
@@ -111,6 +118,6 @@ export function checkGenesis(g: GenesisConfig): void {
 
 /** The genesis hash: parent of height-1 blocks; names the network's store. */
 export function genesisHash(g: GenesisConfig): string {
-  const params = [g.chainId, g.genesisTime, g.slotMs, g.epochSlots, g.c, g.lookbackEpochs, g.randomness, [...g.coordinators], g.maxCreditsPerBlock, g.maxClockDriftMs];
+  const params = [g.chainId, g.genesisTime, g.slotMs, g.epochSlots, g.c, g.lookbackEpochs, g.windowEpochs ?? 0, g.randomness, [...g.coordinators], g.maxCreditsPerBlock, g.maxClockDriftMs];
   return bytesToHex(sha256(concatBytes(utf8ToBytes('matrix-drill/genesis/v1'), utf8ToBytes(JSON.stringify(params)), ...g.credits.map((r) => sha256(creditLeaf(r))))));
 }

@@ -15,7 +15,7 @@ import type { Block } from './block.ts';
 import { blockHash } from './block.ts';
 import type { GenesisConfig } from './genesis.ts';
 import { checkGenesis, genesisHash, GENESIS_BUCKET } from './genesis.ts';
-import { epochOfSlot, nextEpochRandomness, snapshotBucket } from './epoch.ts';
+import { epochOfSlot, nextEpochRandomness, snapshotBucket, windowStartBucket } from './epoch.ts';
 import { compareHeads } from './forkchoice.ts';
 import type { ForkChoiceNode } from './forkchoice.ts';
 
@@ -167,28 +167,33 @@ export class ChainState {
   epochSnapshot(parentHash: string, epoch: number): EpochSnapshot {
     const parent = this.#nodes.get(parentHash);
     if (!parent) throw new Error(`epochSnapshot: unknown parent ${parentHash}`);
-    const { weights, total } = this.#weights(parent, snapshotBucket(this.genesis, epoch));
+    const { weights, total } = this.#weights(parent, snapshotBucket(this.genesis, epoch), windowStartBucket(this.genesis, epoch));
     return { epoch, randomness: this.#randomness(parent, epoch), weights, total };
   }
 
-  #weights(from: BlockNode, bucket: number): { weights: Map<string, bigint>; total: bigint } {
-    const anchor = this.#ancestorAtOrBefore(from, bucket);
-    const key = `${bucket}:${anchor.hash}`;
+  /** Weights = credit of buckets [from, bucket] on the branch of `node`, plus genesis. */
+  #weights(node: BlockNode, bucket: number, from: number): { weights: Map<string, bigint>; total: bigint } {
+    const anchor = this.#ancestorAtOrBefore(node, bucket);
+    const key = `${bucket}:${from}:${anchor.hash}`;
     const hit = this.#weightMemo.get(key);
     if (hit) return hit;
-    let weights: Map<string, bigint>;
+    let ledger: CreditLedger;
     const next = this.#canonical[anchor.height + 1];
     if (this.isCanonical(anchor.hash) && (next === undefined || this.#nodes.get(next)!.epoch > bucket)) {
       // Fast path: the canonical ledger's buckets ≤ `bucket` hold exactly this branch's credit.
-      weights = this.ledger.weights(-Infinity, bucket);
+      ledger = this.ledger;
     } else {
-      // A non-canonical branch: replay its history into a scratch ledger.
-      const scratch = new CreditLedger();
-      for (const r of this.genesis.credits) scratch.apply(r, GENESIS_BUCKET);
-      for (let n: BlockNode = anchor; n.block !== null; n = this.#nodes.get(n.parent!)!) {
-        for (const r of n.block.credits) scratch.apply(r, n.epoch);
+      // A non-canonical branch: replay its history (down to `from`) into a scratch ledger.
+      ledger = new CreditLedger();
+      for (const r of this.genesis.credits) ledger.apply(r, GENESIS_BUCKET);
+      for (let n: BlockNode = anchor; n.block !== null && n.epoch >= from; n = this.#nodes.get(n.parent!)!) {
+        for (const r of n.block.credits) ledger.apply(r, n.epoch);
       }
-      weights = scratch.weights();
+    }
+    const weights = ledger.weights(Math.max(from, GENESIS_BUCKET), bucket);
+    if (from > GENESIS_BUCKET) {
+      // The window has moved past genesis: the allocations still count.
+      for (const [w, c] of ledger.weights(GENESIS_BUCKET, GENESIS_BUCKET)) weights.set(w, (weights.get(w) ?? 0n) + c);
     }
     let total = 0n;
     for (const w of weights.values()) total += w;

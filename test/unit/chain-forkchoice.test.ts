@@ -122,3 +122,32 @@ describe('reorg', () => {
     expect(bestHead(all)!.hash).toBe(s.head.hash);
   });
 });
+
+describe('weight window', () => {
+  it('windowEpochs = 1 counts only the last snapshot epoch plus genesis, on canonical and forked branches alike', () => {
+    const g = testGenesis({ windowEpochs: 1 });
+    const s = new ChainState(g);
+    // 4-slot epochs, lookback 1: epoch 3's snapshot bucket is 1, its window [1, 1].
+    for (const [slot, f] of [[1, 100], [5, 20], [9, 3]] as const) {
+      const b = makeBlock(s, A, slot, s.head.hash, [credit([B.peerId], f)]);
+      addValid(s, b);
+    }
+    const tip = s.head.hash;
+    expect(s.epochSnapshot(tip, 2).weights.get(B.peerId)).toBe(2000n + 100n); // bucket 0
+    expect(s.epochSnapshot(tip, 3).weights.get(B.peerId)).toBe(2000n + 20n); // bucket 1 only
+    expect(s.epochSnapshot(tip, 4).weights.get(B.peerId)).toBe(2000n + 3n); // bucket 2 only
+    expect(s.epochSnapshot(tip, 6).weights.get(B.peerId)).toBe(2000n); // window past all credit
+    expect(s.epochSnapshot(tip, 6).total).toBe(6000n);
+    // Make that branch non-canonical (a longer one by C), then ask again: same answers.
+    let p = s.genesisHash;
+    for (const slot of [2, 3, 6, 7]) {
+      const b = makeBlock(s, C, slot, p);
+      addValid(s, b);
+      p = blockHash(b.header);
+    }
+    expect(s.isCanonical(tip)).toBe(false);
+    const fresh = new ChainState(g);
+    for (const h of [...s.nodes()].filter((n) => n.block && !s.isCanonical(n.hash)).sort((x, y) => x.height - y.height)) addValid(fresh, h.block!);
+    for (const e of [2, 3, 4, 6]) expect(s.epochSnapshot(tip, e).weights).toEqual(fresh.epochSnapshot(tip, e).weights);
+  });
+});
