@@ -229,20 +229,25 @@ function encodeToCurve(suite: Suite, salt: Uint8Array, alpha: Uint8Array, trace?
 const COMB_T = 5;
 const COMB_D = 51;
 
-function combTable(P: EdwardsPoint): EdwardsPoint[] {
+/** Comb table for P with t teeth spaced d doublings apart: entry m = Σ_{bit i of m} 2^(i·d)·P. */
+function buildComb(P: EdwardsPoint, t: number, d: number): EdwardsPoint[] {
   const teeth: EdwardsPoint[] = [P];
-  for (let i = 1; i < COMB_T; i++) {
+  for (let i = 1; i < t; i++) {
     let b = teeth[i - 1]!;
-    for (let j = 0; j < COMB_D; j++) b = b.double();
+    for (let j = 0; j < d; j++) b = b.double();
     teeth.push(b);
   }
   const table: EdwardsPoint[] = [ZERO];
-  for (let m = 1; m < 1 << COMB_T; m++) {
+  for (let m = 1; m < 1 << t; m++) {
     const hb = 31 - Math.clz32(m);
     const rest = m ^ (1 << hb);
     table.push(rest === 0 ? teeth[hb]! : table[rest]!.add(teeth[hb]!));
   }
   return table;
+}
+
+function combTable(P: EdwardsPoint): EdwardsPoint[] {
+  return buildComb(P, COMB_T, COMB_D);
 }
 
 /**
@@ -366,6 +371,63 @@ export function vrfProve(suite: Suite, sk: Uint8Array, alpha: Uint8Array): Uint8
   return proveCore(suite, sk, alpha);
 }
 
+// ---------------------------------------------------------------------------------------------
+// verifier-side cache of producers' public keys
+
+/**
+ * A node validates proofs from the same block producers again and again. For a key that has
+ * produced a valid proof, keep its decoded point (skipping decoding and the small-order check)
+ * and, from its second valid proof on, a comb table of −Y for the 128-bit challenge c, which
+ * turns c·Y from ~128 doublings + ~26 additions into 22 + 22. Only keys whose proof verified
+ * enter the cache, so junk keys cannot evict real producers. 256 keys × 64 points ≈ 5 MiB.
+ */
+const PK_CACHE_MAX = 256;
+const PK_COMB_T = 6; // 2^6-entry table: building it costs about one cold c·Y (110 dbl + 57 add)
+const PK_COMB_D = 22; // 6 × 22 = 132 ≥ 128 challenge bits
+
+interface PkEntry {
+  Y: EdwardsPoint;
+  negComb: EdwardsPoint[] | null;
+}
+const pkCache = new Map<string, PkEntry>();
+
+function pkKey(pk: Uint8Array): string {
+  return Buffer.from(pk.buffer, pk.byteOffset, pk.byteLength).toString('latin1');
+}
+
+/** n·P from a comb table, variable time (public n < 2^(t·d)). */
+function combMulPublic(table: EdwardsPoint[], n: bigint, t: number, d: number): EdwardsPoint {
+  let acc = ZERO;
+  const mask = (1n << BigInt(d)) - 1n;
+  const rows: bigint[] = [];
+  for (let i = 0; i < t; i++) rows.push((n >> BigInt(i * d)) & mask);
+  for (let j = d - 1; j >= 0; j--) {
+    acc = acc.double();
+    const bj = BigInt(j);
+    let digit = 0;
+    for (let i = 0; i < t; i++) digit |= Number((rows[i]! >> bj) & 1n) << i;
+    if (digit !== 0) acc = acc.add(table[digit]!);
+  }
+  return acc;
+}
+
+/** c·(−Y) for the verifier, from the cached comb table when there is one. */
+function negCY(entry: PkEntry | undefined, Y: EdwardsPoint, c: bigint): EdwardsPoint {
+  if (entry?.negComb) return combMulPublic(entry.negComb, c, PK_COMB_T, PK_COMB_D);
+  return Y.negate().multiplyUnsafe(c);
+}
+
+function rememberKey(key: string, entry: PkEntry | undefined, Y: EdwardsPoint): void {
+  if (entry) {
+    if (!entry.negComb) entry.negComb = buildComb(Y.negate(), PK_COMB_T, PK_COMB_D);
+    pkCache.delete(key); // move to the most recently used end
+    pkCache.set(key, entry);
+    return;
+  }
+  if (pkCache.size >= PK_CACHE_MAX) pkCache.delete(pkCache.keys().next().value!);
+  pkCache.set(key, { Y, negComb: null });
+}
+
 /**
  * RFC 9381 ECVRF_verify with validate_key = TRUE. Answers `{ valid: false, beta: null }` for
  * any invalid untrusted input (wrong lengths, non-canonical or off-curve points, s ≥ q,
@@ -379,9 +441,17 @@ export function vrfVerify(suite: Suite, pk: Uint8Array, alpha: Uint8Array, pi: U
   assertBytes(alpha, 'alpha');
   assertBytes(pi, 'pi');
   const invalid = { valid: false, beta: null } as const;
-  // 1–3. Y = string_to_point(PK); reject it if undecodable or of small order.
-  const Y = decodePoint(pk);
-  if (!Y || Y.isSmallOrder()) return invalid;
+  if (pk.length !== VRF_PK_BYTES) return invalid;
+  // 1–3. Y = string_to_point(PK); reject it if undecodable or of small order (ECVRF_validate_key).
+  const key = pkKey(pk);
+  const cached = pkCache.get(key);
+  let Y: EdwardsPoint;
+  if (cached) Y = cached.Y;
+  else {
+    const decoded = decodePoint(pk);
+    if (!decoded || decoded.isSmallOrder()) return invalid;
+    Y = decoded;
+  }
   // 4–5. (Gamma, c, s) = decode_proof(pi).
   const D = decodeProof(pi);
   if (!D) return invalid;
@@ -389,12 +459,13 @@ export function vrfVerify(suite: Suite, pk: Uint8Array, alpha: Uint8Array, pi: U
   const H = encodeToCurve(suite, pk, alpha);
   if (!H) return invalid;
   // 7–8. U = s·B − c·Y, V = s·H − c·Gamma (public inputs: variable time is fine).
-  const U = B.multiplyUnsafe(D.s).add(Y.negate().multiplyUnsafe(D.c));
+  const U = B.multiplyUnsafe(D.s).add(negCY(cached, Y, D.c));
   const V = mulAddUnsafe(Point, [H, D.gamma.negate()], [D.s, D.c]);
   const [hString, uString, vString, gamma8String] = encodePoints([H, U, V, D.gamma.clearCofactor()]);
   // 9–10. valid iff c = challenge_generation(Y, H, Gamma, U, V).
   const c2 = challenge(suiteStr, [pk, hString!, D.gammaBytes, uString!, vString!]);
   if (!sameBytes(c2, D.cBytes)) return invalid;
+  rememberKey(key, cached, Y);
   return { valid: true, beta: hashPoint(suiteStr, gamma8String!) };
 }
 

@@ -109,6 +109,23 @@ describe.each(SUITES)('ECVRF %s', (suite) => {
     expect(vrfValidateKey(pk.subarray(1))).toBe(false);
   });
 
+  it('keeps verifying correctly once a producer key is cached (decoded point, then comb table)', () => {
+    // The verifier caches a key after its first valid proof and builds a c·Y table after the
+    // second; the third and later proofs take the table path. All must agree with proof_to_hash,
+    // and forgeries under a cached key must still fail.
+    const { sk, pk } = vrfKeygen(new Uint8Array(32).fill(suite === 'tai' ? 11 : 12));
+    for (let i = 0; i < 6; i++) {
+      const alpha = Uint8Array.of(i, 0xee);
+      const pi = vrfProve(suite, sk, alpha);
+      expect(vrfVerify(suite, pk, alpha, pi)).toEqual({ valid: true, beta: vrfProofToHash(suite, pi) });
+      expect(vrfVerify(suite, pk, alpha, flip(pi, 32 * 8 + i)).valid).toBe(false); // a bit of c
+      expect(vrfVerify(suite, pk, Uint8Array.of(i, 0xef), pi).valid).toBe(false);
+    }
+    // A proof by another key, checked against the cached key, fails.
+    const other = vrfKeygen(new Uint8Array(32).fill(13));
+    expect(vrfVerify(suite, pk, Uint8Array.of(0, 0xee), vrfProve(suite, other.sk, Uint8Array.of(0, 0xee))).valid).toBe(false);
+  });
+
   it('does not accept a proof made for the other suite', () => {
     const { sk, pk } = vrfKeygen(new Uint8Array(32).fill(5));
     const alpha = Uint8Array.of(7);
