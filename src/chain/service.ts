@@ -33,6 +33,12 @@ import { BLOCK_REQUEST_PROTOCOL, blocksTopic, creditsTopic, decodeBlock, encodeB
 import type { ValidatedBlock } from './validate.ts';
 import { validateBlock } from './validate.ts';
 
+/** Parent fetches in flight at once: catching up is sequential (one ancestor at a time per
+ * branch), so 16 covers many concurrent branches while junk cannot fan out unboundedly. */
+const MAX_CONCURRENT_FETCHES = 16;
+/** Peers asked for one missing block: the originator plus two others. */
+const FETCH_PEERS = 3;
+
 export interface Clock {
   /** ms since the Unix epoch. */
   now(): number;
@@ -334,9 +340,13 @@ export class ChainService extends EventEmitter<ChainEvents> {
 
   async #fetchParent(parent: string, from: string, depth: number): Promise<void> {
     if (this.#fetching.has(parent) || depth >= this.#opts.maxFetchDepth || !this.#running) return;
+    // Bound the work a flood of junk blocks with made-up parents can cause us (and our peers).
+    if (this.#fetching.size >= MAX_CONCURRENT_FETCHES) return;
     this.#fetching.add(parent);
     try {
-      const candidates = [...new Set([from, ...this.#node.peers()])].filter((p) => p && p !== this.#node.peerId);
+      // The originator first (it built on that parent), then a few other peers.
+      const others = this.#node.peers().filter((p) => p !== from);
+      const candidates = [from, ...others.slice(0, FETCH_PEERS - 1)].filter((p) => p && p !== this.#node.peerId);
       for (const peer of candidates) {
         let block: Block;
         try {
