@@ -690,7 +690,10 @@ export async function createDrillNode(opts: DrillNodeOptions = {}): Promise<Dril
           ropts.onProgress?.(r, t);
         },
       });
-      responseP.catch(() => undefined);
+      // A failed read (response over our cap, reset) also ends the point of sending.
+      responseP.catch(() => {
+        answered = true;
+      });
       let sendErr: unknown;
       try {
         await sendFramed(s, requestHeader(req.length), req, { signal: ac.signal, stop: () => answered });
