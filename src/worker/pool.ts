@@ -95,8 +95,9 @@ export interface RunRequest {
   /** Outputs to return (default: all, in the model's order). */
   outputNames?: string[];
   /**
-   * Aborts the run: a queued run is dropped; a running one terminates its thread (piscina
-   * cannot interrupt ORT), which is replaced and reloads its sessions on demand.
+   * Aborts the run: the promise rejects with ABORTED at once. A thread already inside ONNX
+   * Runtime is never terminated (terminating a thread inside native code can take the whole
+   * process down); it finishes the run and the result is discarded.
    */
   signal?: AbortSignal;
   /**
@@ -156,6 +157,20 @@ function copyOf(t: HostTensor): TensorData {
   const out = new ARRAY_CTOR[t.dtype](t.data.length);
   (out as Float32Array).set(t.data as Float32Array);
   return out;
+}
+
+/** Resolve/reject with `p`, or reject with an AbortError as soon as `signal` fires. */
+function raceAbort<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => {
+      const e = new Error('aborted');
+      e.name = 'AbortError';
+      reject(e);
+    };
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
 }
 
 function median(xs: readonly number[]): number | undefined {
@@ -322,19 +337,26 @@ export class InferencePool {
       inputs[name] = { dtype: t.dtype, dims: [...t.dims], data };
     }
 
+    if (req.signal?.aborted) throw new DrillError('ABORTED', "InferencePool.run: aborted by the caller's signal");
     const submittedAt = performance.timeOrigin + performance.now();
     this.#inFlight++;
     let reply: ThreadReply;
+    // piscina's own `signal` terminates a running thread; we never do that to a thread inside
+    // ORT. The task runs to completion (the in-flight count drops only then, so backpressure
+    // stays honest) and an aborted caller is answered at once.
+    const task = piscina.run(
+      { kind: 'run', modelHash: req.modelHash.toLowerCase(), modelPath: req.modelPath, inputs, outputNames: req.outputNames },
+      { transferList: [...transferList] },
+    );
+    void task.then(
+      () => (this.#inFlight--, undefined),
+      () => (this.#inFlight--, undefined),
+    );
     try {
-      reply = await piscina.run(
-        { kind: 'run', modelHash: req.modelHash.toLowerCase(), modelPath: req.modelPath, inputs, outputNames: req.outputNames },
-        { transferList: [...transferList], signal: req.signal },
-      );
+      reply = await (req.signal ? raceAbort(task, req.signal) : task);
     } catch (e) {
       this.#failed++;
       throw this.#mapPiscinaError(e);
-    } finally {
-      this.#inFlight--;
     }
     if (!reply.ok) {
       this.#failed++;

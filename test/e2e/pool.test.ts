@@ -242,7 +242,7 @@ describe('InferencePool (2 threads, CPU)', () => {
 });
 
 describe('InferencePool lifecycle', () => {
-  it('aborts: a pre-aborted run is ABORTED; aborting a running one replaces its thread', async () => {
+  it('aborts: a pre-aborted run is ABORTED; aborting a running one answers at once without killing its thread', async () => {
     const pool = new InferencePool({ threads: 1 });
     await pool.start();
     try {
@@ -258,9 +258,10 @@ describe('InferencePool lifecycle', () => {
       expect((await code(p)).code).toBe('ABORTED');
       const ok = await pool.run({ modelHash: m.hash, modelPath: m.path, inputs: makeInputs('cnn', 2, 1) });
       expect(ok.outputs.probs!.dims).toEqual([2, 10]);
-      // A fresh thread, which loaded the model again.
-      expect(ok.thread).not.toBe(warm.thread);
-      expect(ok.sessionLoaded).toBe(true);
+      // The same thread, still holding its session: terminating a thread inside ONNX Runtime
+      // could take the process down, so the aborted run finished and was discarded.
+      expect(ok.thread).toBe(warm.thread);
+      expect(ok.sessionLoaded).toBe(false);
     } finally {
       await pool.stop();
     }
