@@ -128,13 +128,42 @@ export function runSimulation(s: Scenario, opts: RunOptions = {}): SimRun {
   const totalSlots = warmupSlots + s.slots;
 
   const weight = new Float64Array(n); // net credit in the snapshot (may dip below 0 after forfeits)
+  const wpos = new Float64Array(n); // max(0, weight): the lottery weight
+  let pending = 0; // measured slots not yet booked into the expected-wins sums
   const fen = new FenwickSampler(n);
   const ecvrf = s.lottery.mode === 'ecvrf' ? new EcvrfLottery(s.lottery.suite, c, s.seed, n) : null;
   if (lotteryOnly) for (let i = 0; i < n; i++) setWeight(i, pop.hashrate[i]!);
 
   function setWeight(i: number, w: number): void {
     weight[i] = w;
-    fen.set(i, w > 0 ? w : 0);
+    const pos = w > 0 ? w : 0;
+    wpos[i] = pos;
+    fen.set(i, pos);
+  }
+  /** P(win) = 1 − e^(−y): the Taylor form below y = 1e-4 (error < y^4/24) avoids expm1 for small trainers. */
+  function winP(y: number): number {
+    return y < 1e-4 ? y * (1 - y * (0.5 - y / 6)) : -Math.expm1(-y);
+  }
+  /** Book `pending` measured slots under the current weights into the expected-wins sums. */
+  function flushExpected(): void {
+    const W = fen.total;
+    if (pending > 0 && W > 0) {
+      const inv = 1 / W;
+      const slots = pending;
+      for (let i = 0; i < n; i++) {
+        const w = wpos[i]!;
+        if (w === 0) continue;
+        const x = w * inv;
+        tr.expectedWins[i]! += slots * (lambda === Infinity ? 1 : winP(lambda * x));
+        tr.weightSlots[i]! += slots * x;
+      }
+      for (const sy of sybils) {
+        let x = 0;
+        for (let i = sy.first; i < sy.first + sy.identities; i++) x += wpos[i]! * inv;
+        if (x > 0) sy.expectedLed += slots * (lambda === Infinity ? 1 : winP(lambda * x));
+      }
+    }
+    pending = 0;
   }
   function fold(bucket: number, sign: 1 | -1): void {
     for (const [w, e] of ledger.window(bucket, bucket)) {
@@ -171,6 +200,8 @@ export function runSimulation(s: Scenario, opts: RunOptions = {}): SimRun {
     if (slot % E === 0) {
       if (!lotteryOnly) {
         const target = snapshotBucket({ lookbackEpochs: L }, epoch);
+        // The slots measured so far ran under the current weights: book them before they change.
+        if (folded < target && pending > 0) flushExpected();
         while (folded < target) {
           folded++;
           fold(folded, 1);
@@ -180,22 +211,9 @@ export function runSimulation(s: Scenario, opts: RunOptions = {}): SimRun {
       }
       if (ecvrf) ecvrf.startEpoch(epoch, fen_weights());
       if (slot >= warmupSlots) {
-        const slotsHere = Math.min(E, totalSlots - slot);
-        const W = fen.total;
-        if (W > 0) {
-          for (let i = 0; i < n; i++) {
-            const w = fen.get(i);
-            if (w === 0) continue;
-            const x = w / W;
-            tr.expectedWins[i]! += slotsHere * (lambda === Infinity ? 1 : -Math.expm1(-lambda * x));
-            tr.weightSlots[i]! += slotsHere * x;
-          }
-          for (const sy of sybils) {
-            let x = 0;
-            for (let i = sy.first; i < sy.first + sy.identities; i++) x += fen.get(i) / W;
-            if (x > 0) sy.expectedLed += slotsHere * (lambda === Infinity ? 1 : -Math.expm1(-lambda * x));
-          }
-        }
+        // Expected-wins bookkeeping is O(n), so it runs only when the weights change: slots
+        // under unchanged weights accumulate in `pending` and are booked in one pass.
+        pending += Math.min(E, totalSlots - slot);
       }
     }
 
@@ -247,7 +265,8 @@ export function runSimulation(s: Scenario, opts: RunOptions = {}): SimRun {
     }
     if (every > 0 && opts.onProgress && counters.slots % every === 0) opts.onProgress(counters.slots);
   }
-  for (let i = 0; i < n; i++) tr.finalWeight[i] = fen.get(i);
+  flushExpected();
+  for (let i = 0; i < n; i++) tr.finalWeight[i] = wpos[i]!;
 
   function fen_weights(): Float64Array {
     const w = new Float64Array(n);
