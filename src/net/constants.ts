@@ -72,3 +72,10 @@ export const COLOCATION_WHITELIST = ['127.0.0.1', '::1'] as const;
  * flood protection buys nothing there.
  */
 export const CONNECTION_ALLOW = ['/ip4/127.0.0.0/ipcidr/8', '/ip6/::1/ipcidr/128'] as const;
+
+/** Redial attempts for a dropped bootstrap peer. With a 1 s first wait growing ×1.5 per try,
+ * 10 attempts span about 2 minutes (the last wait ~38 s): long enough to ride out a
+ * coordinator restart, short enough that a peer gone for good stops costing dials. */
+export const RECONNECT_RETRIES = 10;
+export const RECONNECT_INTERVAL_MS = 1000;
+export const RECONNECT_BACKOFF = 1.5;

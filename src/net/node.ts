@@ -24,6 +24,7 @@ import { generateKeyPair } from '@libp2p/crypto/keys';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
 import type { Multiaddr } from '@multiformats/multiaddr';
+import { KEEP_ALIVE } from '@libp2p/interface';
 import type { PeerId, PrivateKey, Stream, Connection } from '@libp2p/interface';
 import type { Logger } from '../util/log.ts';
 import { silentLogger } from '../util/log.ts';
@@ -35,6 +36,7 @@ import {
   DEFAULT_LISTEN, GOSSIP_MAX_RPC_BYTES, GOSSIP_MAX_MESSAGE_BYTES, DEFAULT_MAX_REQUEST_BYTES,
   DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_REQUEST_TIMEOUT_MS, REQUEST_READ_TIMEOUT_MS,
   DEFAULT_TOPIC_PEERS_TIMEOUT_MS, MAX_INBOUND_STREAMS, COLOCATION_WHITELIST, CONNECTION_ALLOW,
+  RECONNECT_RETRIES, RECONNECT_INTERVAL_MS, RECONNECT_BACKOFF,
 } from './constants.ts';
 import {
   readFrame, sendFramed, requestHeader, responseHeader, REQUEST_HEADER_BYTES, RESPONSE_HEADER_BYTES,
@@ -48,7 +50,8 @@ export interface DrillNodeOptions {
   privateKey?: PrivateKey;
   /** Listen multiaddrs; default ['/ip4/127.0.0.1/tcp/0']. */
   listen?: string[];
-  /** Peers to dial at start (full multiaddrs with /p2p/<id>). A failed dial is logged, not fatal. */
+  /** Peers to dial at start (full multiaddrs with /p2p/<id>). A failed dial is logged, not
+   * fatal. Reached bootstrap peers are kept: libp2p redials them when the connection drops. */
   bootstrap?: string[];
   logger?: Logger;
   /** Largest gossipsub RPC frame accepted from a peer; default GOSSIP_MAX_RPC_BYTES. */
@@ -290,6 +293,9 @@ export async function createDrillNode(opts: DrillNodeOptions = {}): Promise<Dril
     streamMuxers: [yamux()],
     connectionManager: {
       allow: opts.connectionAllow ?? [...defaultDrillNodeOptions.connectionAllow],
+      reconnectRetries: RECONNECT_RETRIES,
+      reconnectRetryInterval: RECONNECT_INTERVAL_MS,
+      reconnectBackoffFactor: RECONNECT_BACKOFF,
     },
     services: {
       identify: identify(),
@@ -731,7 +737,11 @@ export async function createDrillNode(opts: DrillNodeOptions = {}): Promise<Dril
 
   for (const addr of opts.bootstrap ?? []) {
     try {
-      await node.dial(addr);
+      assertRunning();
+      const conn = await libp2p.dial(parseAddr(addr, 'bootstrap'));
+      // Tagged peers are redialled by libp2p when the connection drops (e.g. a coordinator
+      // restarts): RECONNECT_RETRIES attempts with growing back-off.
+      await libp2p.peerStore.merge(conn.remotePeer, { tags: { [KEEP_ALIVE]: { value: 1 } } });
     } catch (e) {
       log.warn('bootstrap dial failed', { addr, err: (e as Error).message });
     }

@@ -8,6 +8,7 @@ import { createDrillNode, jsonCodec, BlobServer, fetchBlob, NetErrorCode, sha256
 import type { DrillNode, TopicSpec, VerdictEvent } from '../../src/net/index.ts';
 import type { DrillError } from '../../src/util/errors.ts';
 import { UserError } from '../../src/util/errors.ts';
+import { generateKeyPair } from '@libp2p/crypto/keys';
 
 interface Note {
   seq: number;
@@ -356,6 +357,25 @@ describe('blob transfer', () => {
     expect(received).toBe(0); // refused from the header, before any payload was buffered
     expect((await codeOf(fetchBlob(cli, srv.peerId, 'XYZ'))).code).toBe(NetErrorCode.NET_BAD_ARGUMENT);
   });
+});
+
+describe('DrillNode bootstrap reconnect', () => {
+  it('redials a bootstrap peer that restarts on the same address', async () => {
+    const key = await generateKeyPair('Ed25519');
+    let y = await createDrillNode({ privateKey: key });
+    const x = await createDrillNode({ bootstrap: y.multiaddrs() });
+    try {
+      const port = /\/tcp\/(\d+)\//.exec(y.multiaddrs()[0]!)![1];
+      const gone = new Promise<void>((resolve) => x.onPeer('disconnect', () => resolve()));
+      await y.stop();
+      await gone;
+      const back = new Promise<string>((resolve) => x.onPeer('connect', resolve));
+      y = await createDrillNode({ privateKey: key, listen: [`/ip4/127.0.0.1/tcp/${port}`] });
+      expect(await back).toBe(y.peerId); // x dialled it again on its own
+    } finally {
+      await Promise.all([x.stop(), y.stop()]);
+    }
+  }, 20_000); // the first redial comes after 1 s; without one this would hang
 });
 
 describe('DrillNode.stop', () => {
