@@ -411,13 +411,24 @@ export class ChainService extends EventEmitter<ChainEvents> {
     for (const id of [...this.#mempool.keys()]) if (s.replayedCredit(s.head.hash, [id]) !== null) this.#mempool.delete(id);
   }
 
+  /**
+   * Put the records of blocks a reorg abandoned back into the mempool and re-publish them:
+   * peers that never saw them (e.g. across a healed partition) can then include them too.
+   * Records the new branch already carries are pruned right after (#pruneMempool).
+   */
   #returnOrphanedCredits(reorg: Reorg): void {
     const s = this.state;
+    const returned: CreditRecord[] = [];
     for (let n = s.getNode(reorg.from); n && n.hash !== reorg.ancestor && n.block; n = s.getNode(n.parent!)) {
       for (const r of n.block.credits) {
         const id = creditRecordId(r);
-        if (!this.#mempool.has(id) && this.#mempool.size < this.#opts.maxPendingCredits) this.#mempool.set(id, r);
+        if (this.#mempool.has(id) || this.#mempool.size >= this.#opts.maxPendingCredits) continue;
+        if (s.replayedCredit(s.head.hash, [id]) !== null) continue; // the new branch has it
+        this.#mempool.set(id, r);
+        returned.push(r);
       }
     }
+    const topic = creditsTopic();
+    for (const r of returned) this.#node.publish(topic, r).catch((e: unknown) => this.#log.debug('credit re-publish failed', { err: (e as Error).message }));
   }
 }
