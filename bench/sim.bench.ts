@@ -13,11 +13,10 @@ import { runInNewContext } from 'node:vm';
 import { resolveScenario } from '../src/sim/scenario.ts';
 import { runSimulation } from '../src/sim/engine.ts';
 import { summarize } from '../src/sim/report.ts';
-import { drawWinnersFast, lotteryLambda, simVrfKey } from '../src/sim/lottery.ts';
+import { drawWinnersFast, loadEcvrf, lotteryLambda, simVrfKey } from '../src/sim/lottery.ts';
 import { FenwickSampler } from '../src/sim/sampling.ts';
 import { Rng } from '../src/sim/rng.ts';
 import { winProbability, lotteryAlpha } from '../src/vrf/lottery.ts';
-import { vrfProofToHash, vrfProve } from '../src/vrf/ecvrf.ts';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void; // a full GC before each memory reading
@@ -97,8 +96,9 @@ for (let i = 0; i < 1000; i++) small.set(i, w[i]! + 1);
 const fastSmall = timeIt('fast (Poisson split + Fenwick), n = 1000', 1_000_000, () => (sink += drawWinnersFast(small, lambda, rng, out).length));
 const alpha = lotteryAlpha(new Uint8Array(32), 1);
 const PROOFS = 30;
+const vrf = await loadEcvrf();
 const tp = performance.now();
-for (let i = 0; i < PROOFS; i++) sink += vrfProofToHash('tai', vrfProve('tai', simVrfKey(1, i), alpha))[0]!;
+for (let i = 0; i < PROOFS; i++) sink += vrf.proofToHash('tai', vrf.prove('tai', simVrfKey(1, i), alpha))[0]!;
 const proofsPerSec = PROOFS / ((performance.now() - tp) / 1000);
 const ecvrf = proofsPerSec / n;
 line(`${`real ECVRF (${proofsPerSec.toFixed(0)} proofs/s ÷ ${n} trainers), extrapolated`.padEnd(58)} ${ecvrf.toExponential(3)} slots/s`);

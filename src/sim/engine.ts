@@ -26,6 +26,8 @@ import type { Population } from './population.ts';
 import { PodSimulator } from './pod.ts';
 import { FenwickSampler } from './sampling.ts';
 import { drawWinnersFast, EcvrfLottery, lotteryLambda } from './lottery.ts';
+import type { VrfImpl } from './lottery.ts';
+import { DrillError } from '../util/errors.ts';
 import type { Scenario } from './scenario.ts';
 
 /** One measured slot, as streamed to `onSlot` (and the per-slot CSV). */
@@ -52,6 +54,8 @@ export interface RunOptions {
   progressEvery?: number;
   /** Milliseconds clock (default performance.now); injected so tests can fix elapsedMs. */
   now?: () => number;
+  /** The ECVRF implementation, required when scenario.lottery.mode is 'ecvrf' (see `loadEcvrf`). */
+  vrf?: VrfImpl;
 }
 
 /** Lottery counters over the measured slots. */
@@ -104,7 +108,7 @@ export interface SimRun {
 /**
  * Run a scenario (already resolved by `resolveScenario`). Deterministic: the same scenario
  * (seed included) gives the same SimRun, bit for bit, except elapsedMs.
- * @throws UserError for an invalid policy string.
+ * @throws UserError for an invalid policy string; DrillError SIM_NO_VRF for ecvrf mode without `opts.vrf`.
  */
 export function runSimulation(s: Scenario, opts: RunOptions = {}): SimRun {
   const now = opts.now ?? (() => performance.now());
@@ -131,7 +135,10 @@ export function runSimulation(s: Scenario, opts: RunOptions = {}): SimRun {
   const wpos = new Float64Array(n); // max(0, weight): the lottery weight
   let pending = 0; // measured slots not yet booked into the expected-wins sums
   const fen = new FenwickSampler(n);
-  const ecvrf = s.lottery.mode === 'ecvrf' ? new EcvrfLottery(s.lottery.suite, c, s.seed, n) : null;
+  if (s.lottery.mode === 'ecvrf' && !opts.vrf) {
+    throw new DrillError('SIM_NO_VRF', 'scenario.lottery.mode is ecvrf but no VRF implementation was passed (RunOptions.vrf; see loadEcvrf)');
+  }
+  const ecvrf = s.lottery.mode === 'ecvrf' ? new EcvrfLottery(opts.vrf!, s.lottery.suite, c, s.seed, n) : null;
   if (lotteryOnly) for (let i = 0; i < n; i++) setWeight(i, pop.hashrate[i]!);
 
   function setWeight(i: number, w: number): void {

@@ -27,7 +27,6 @@
  */
 import { sha256 } from '@noble/hashes/sha2.js';
 import { betaToTicket, lotteryAlpha, lotteryThreshold } from '../vrf/lottery.ts';
-import { vrfProofToHash, vrfProve } from '../vrf/ecvrf.ts';
 import { nextEpochRandomness } from '../chain/epoch.ts';
 import { concatBytes, utf8ToBytes } from '../util/bytes.ts';
 import type { FenwickSampler } from './sampling.ts';
@@ -62,6 +61,22 @@ export function simVrfKey(seed: number | string, i: number): Uint8Array {
   return sha256(concatBytes(utf8ToBytes('matrix-drill/sim/vrf-key'), utf8ToBytes(String(seed)), utf8ToBytes(`/${i}`)));
 }
 
+/**
+ * The ECVRF functions the ECVRF mode calls — src/vrf/ecvrf.ts's `vrfProve` and `vrfProofToHash`.
+ * Passed in rather than imported, so the simulator's fast paths never load the curve code and
+ * tests can count or replace the calls.
+ */
+export interface VrfImpl {
+  prove(suite: 'tai' | 'ell2', sk: Uint8Array, alpha: Uint8Array): Uint8Array;
+  proofToHash(suite: 'tai' | 'ell2', pi: Uint8Array): Uint8Array;
+}
+
+/** Load the project's RFC 9381 implementation (src/vrf/ecvrf.ts) as a VrfImpl. */
+export async function loadEcvrf(): Promise<VrfImpl> {
+  const m = await import('../vrf/ecvrf.ts');
+  return { prove: m.vrfProve, proofToHash: m.vrfProofToHash };
+}
+
 /** Integer scale of ECVRF-mode weights (see startEpoch). */
 const WEIGHT_SCALE = 2 ** 40;
 
@@ -70,6 +85,7 @@ export class EcvrfLottery {
   readonly #suite: 'tai' | 'ell2';
   readonly #c: number;
   readonly #keys: Uint8Array[];
+  readonly #vrf: VrfImpl;
   #active: number[] = [];
   #thresholds: bigint[] = [];
   /** r(e) for the epochs still needed (e − 1, e). */
@@ -78,7 +94,8 @@ export class EcvrfLottery {
   readonly #outputs = new Map<number, Uint8Array[]>();
   #epoch = -1;
 
-  constructor(suite: 'tai' | 'ell2', c: number, seed: number | string, n: number) {
+  constructor(vrf: VrfImpl, suite: 'tai' | 'ell2', c: number, seed: number | string, n: number) {
+    this.#vrf = vrf;
     this.#suite = suite;
     this.#c = c;
     this.#keys = Array.from({ length: n }, (_, i) => simVrfKey(seed, i));
@@ -129,7 +146,7 @@ export class EcvrfLottery {
     let bestTicket = 0n;
     for (let k = 0; k < this.#active.length; k++) {
       const i = this.#active[k]!;
-      const beta = vrfProofToHash(this.#suite, vrfProve(this.#suite, this.#keys[i]!, alpha));
+      const beta = this.#vrf.proofToHash(this.#suite, this.#vrf.prove(this.#suite, this.#keys[i]!, alpha));
       const ticket = betaToTicket(beta);
       if (ticket < this.#thresholds[k]!) {
         out.push(i);

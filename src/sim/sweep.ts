@@ -12,6 +12,7 @@
  */
 import { UserError } from '../util/errors.ts';
 import { runSimulation } from './engine.ts';
+import type { RunOptions } from './engine.ts';
 import { summarize } from './report.ts';
 import type { SimSummary } from './report.ts';
 import type { Scenario } from './scenario.ts';
@@ -122,11 +123,11 @@ export function sweepRow(param: SweepParam, value: number, s: SimSummary): Sweep
 }
 
 /** Run every value of every sweep (in order) on the base scenario. */
-export function runSweeps(base: Scenario, sweeps: SweepSpec[], onRow?: (r: SweepRow) => void): SweepRow[] {
+export function runSweeps(base: Scenario, sweeps: SweepSpec[], onRow?: (r: SweepRow) => void, opts: Pick<RunOptions, 'vrf'> = {}): SweepRow[] {
   const rows: SweepRow[] = [];
   for (const sw of sweeps) {
     for (const v of sw.values) {
-      const row = sweepRow(sw.param, v, summarize(runSimulation(applySweepValue(base, sw.param, v))));
+      const row = sweepRow(sw.param, v, summarize(runSimulation(applySweepValue(base, sw.param, v), opts)));
       rows.push(row);
       onRow?.(row);
     }

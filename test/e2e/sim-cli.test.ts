@@ -50,6 +50,14 @@ describe('drill sim', () => {
     for (const f of ['detection-overhead.svg', 'sybil.svg']) expect(existsSync(join(dir, f))).toBe(true);
   }, 60_000);
 
+  it('--lottery ecvrf runs real proofs through the CLI', async () => {
+    const r = await drill(['--trainers', '4', '--slots', '16', '--c', '0.9', '--lottery', 'ecvrf', '--json']);
+    expect(r.code).toBe(0);
+    const s = JSON.parse(r.stdout);
+    expect(s.scenario.lottery.mode).toBe('ecvrf');
+    expect(s.slots).toBe(16);
+  }, 60_000);
+
   it('user mistakes exit 2 and name the flag or field', async () => {
     const bad = await drill(['--replicas', '0']);
     expect(bad.code).toBe(2);

@@ -14,6 +14,8 @@ import { AliasTable, FenwickSampler } from '../../src/sim/sampling.ts';
 import { binnedChi2, chi2Sf, gammaQ, pearson } from '../../src/sim/stats.ts';
 import { applySweepValue, parseSweep } from '../../src/sim/sweep.ts';
 import { isDrillError } from '../../src/util/errors.ts';
+import { vrfProofToHash, vrfProve } from '../../src/vrf/ecvrf.ts';
+import type { SlotRow } from '../../src/sim/engine.ts';
 
 const fixedClock = { now: () => 0 };
 
@@ -49,6 +51,52 @@ describe('reproducibility', () => {
     expect(s.fairness.sybils).toHaveLength(2);
   });
 });
+
+describe('slot loop', () => {
+  it('per-slot invariants hold every slot (flaky leaders, credit window, PoD)', () => {
+    const s = resolveScenario({
+      seed: 12, trainers: 200, slots: 3000, lottery: { windowEpochs: 3, epochSlots: 16, lookbackEpochs: 2 },
+      behaviours: [{ kind: 'flaky', fraction: 0.3, missRate: 0.5 }, { kind: 'cheater', fraction: 0.1, cheatRate: 1 }],
+    });
+    let prev = -1;
+    let slots = 0;
+    const run = runSimulation(s, {
+      onSlot: (r: Readonly<SlotRow>) => {
+        expect(r.slot).toBe(prev + 1 === 0 ? run0(s) : prev + 1);
+        expect(r.epoch).toBe(Math.floor(r.slot / 16));
+        expect(r.produced).toBeLessThanOrEqual(r.leaders);
+        expect(r.totalWeight).toBeGreaterThan(0); // the window always holds 3 epochs of credit
+        expect(r.units).toBe(4);
+        prev = r.slot;
+        slots++;
+      },
+    });
+    expect(slots).toBe(3000);
+    expect(run.warmupSlots).toBe(3 * 16);
+    expect(run.lottery.emptySlots).toBeGreaterThan(run.lottery.noLeaderSlots); // offline flaky leaders
+    expect(run.lottery.missedLeaderships).toBeGreaterThan(0);
+    // Cheaters falsifying everything are never credited, so they never win.
+    const sum = summarize(run);
+    expect(sum.fairness.byBehaviour.cheater!.winShare).toBe(0);
+  });
+
+  it('ECVRF mode with PoD credit as weights: deterministic, and it needs a VRF implementation', () => {
+    const raw = { seed: 4, trainers: 6, slots: 24, hashrate: { dist: 'constant', value: 1 }, lottery: { mode: 'ecvrf', c: 0.9, epochSlots: 8 } };
+    const vrf = { prove: vrfProve, proofToHash: vrfProofToHash };
+    let proofs = 0;
+    const counting = { prove: (...a: Parameters<typeof vrfProve>) => (proofs++, vrfProve(...a)), proofToHash: vrfProofToHash };
+    const a = runSimulation(resolveScenario(raw), { vrf: counting, now: () => 0 });
+    const b = runSimulation(resolveScenario(raw), { vrf, now: () => 0 });
+    expect(summaryJson(summarize(a))).toBe(summaryJson(summarize(b)));
+    expect(proofs).toBeLessThanOrEqual(6 * 24); // only trainers with weight prove
+    expect(a.lottery.leaders).toBeGreaterThan(0);
+    expect(() => runSimulation(resolveScenario(raw))).toThrow(/no VRF implementation/);
+  }, 60_000);
+});
+
+function run0(s: { lottery: { lookbackEpochs: number; epochSlots: number } }): number {
+  return (s.lottery.lookbackEpochs + 1) * s.lottery.epochSlots;
+}
 
 describe('scenario checks', () => {
   const field = (raw: unknown, over = {}): string | undefined => {

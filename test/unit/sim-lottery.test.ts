@@ -14,6 +14,9 @@ import { drawWinnersFast, lotteryLambda } from '../../src/sim/lottery.ts';
 import { FenwickSampler } from '../../src/sim/sampling.ts';
 import { Rng } from '../../src/sim/rng.ts';
 import { binnedChi2, chi2TwoSample } from '../../src/sim/stats.ts';
+import { vrfProofToHash, vrfProve } from '../../src/vrf/ecvrf.ts';
+
+const vrf = { prove: vrfProve, proofToHash: vrfProofToHash };
 
 /** Exact P(no leader) from the consensus thresholds: Π (1 − T_i / 2^256). */
 function exactNoLeader(c: number, weights: bigint[]): number {
@@ -94,7 +97,7 @@ describe('fast mode = ECVRF + exact threshold, in distribution', () => {
 
   function run(mode: 'fast' | 'ecvrf', slots: number, seed: number): { wins: number[]; leaders: number[] } {
     const leaders = [0, 0, 0, 0];
-    const r = runSimulation(resolveScenario({ ...base, seed, slots, lottery: { c, mode } }), { onSlot: (row) => void leaders[Math.min(3, row.leaders)]!++ });
+    const r = runSimulation(resolveScenario({ ...base, seed, slots, lottery: { c, mode } }), { vrf, onSlot: (row) => void leaders[Math.min(3, row.leaders)]!++ });
     return { wins: Array.from(r.trainers.wins), leaders };
   }
 

@@ -23,6 +23,7 @@ import { summarize, summaryJson, formatTable, TRAINER_CSV_HEADER, trainerCsvRows
 import { parseSweep, runSweeps } from '../../sim/sweep.ts';
 import type { SweepRow } from '../../sim/sweep.ts';
 import { CsvFileWriter } from '../../sim/csv.ts';
+import { loadEcvrf } from '../../sim/lottery.ts';
 import { renderSvg, blockShareSpec, detectionOverheadSpec, sybilSpec, noiseSpec } from '../../sim/charts.ts';
 
 const FLAGS: Record<string, FlagSpec> = {
@@ -112,12 +113,14 @@ export const command: Command = {
       }
     }
     const sweeps = list(p, 'sweep').map(parseSweep);
+    // The curve code is loaded only when a run proves real ECVRF.
+    const vrf = scenario.lottery.mode === 'ecvrf' ? await loadEcvrf() : undefined;
 
     if (sweeps.length) {
       const t0 = performance.now();
       const rows = runSweeps(scenario, sweeps, (r) => {
         if (!json) process.stderr.write(`  ${r.param}=${r.value}: ${(r.elapsedMs / 1000).toFixed(1)} s\n`);
-      });
+      }, { vrf });
       if (out) {
         const w = new CsvFileWriter(join(out, 'sweep.csv'), SWEEP_CSV_COLUMNS.join(','));
         for (const r of rows) w.row(SWEEP_CSV_COLUMNS.map((k) => String(r[k] ?? '')).join(','));
@@ -135,7 +138,7 @@ export const command: Command = {
     const slotCsv = out ? new CsvFileWriter(join(out, 'slots.csv'), SLOT_CSV_HEADER) : null;
     let run;
     try {
-      run = runSimulation(scenario, slotCsv ? { onSlot: (r) => slotCsv.row(slotCsvRow(r)) } : {});
+      run = runSimulation(scenario, { vrf, ...(slotCsv ? { onSlot: (r) => slotCsv.row(slotCsvRow(r)) } : {}) });
     } finally {
       slotCsv?.close();
     }
