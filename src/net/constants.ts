@@ -15,8 +15,8 @@ export const DEFAULT_LISTEN = ['/ip4/127.0.0.1/tcp/0'] as const;
  */
 export const GOSSIP_MAX_RPC_BYTES = 4 * 1024 * 1024;
 
-/** Upper bound any TopicSpec.maxBytes may declare: a message must fit in one RPC frame with
- * room for its signature, key and control data (1 KiB is ample for those). */
+/** Upper bound any TopicSpec.maxBytes may declare at the default frame limit: a message must
+ * fit in one RPC frame with room for its signature, key and control data (1 KiB is ample). */
 export const GOSSIP_MAX_MESSAGE_BYTES = GOSSIP_MAX_RPC_BYTES - 1024;
 
 /** Default request cap for `handle()`: requests are small (ids, hashes, commitments);

@@ -33,7 +33,7 @@ import { NetError, NetErrorCode } from './errors.ts';
 import { checkTopicSpec, verdictFor } from './topics.ts';
 import type { TopicSpec, Verdict } from './topics.ts';
 import {
-  DEFAULT_LISTEN, GOSSIP_MAX_RPC_BYTES, GOSSIP_MAX_MESSAGE_BYTES, DEFAULT_MAX_REQUEST_BYTES,
+  DEFAULT_LISTEN, GOSSIP_MAX_RPC_BYTES, DEFAULT_MAX_REQUEST_BYTES,
   DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_REQUEST_TIMEOUT_MS, REQUEST_READ_TIMEOUT_MS,
   DEFAULT_TOPIC_PEERS_TIMEOUT_MS, MAX_INBOUND_STREAMS, COLOCATION_WHITELIST, CONNECTION_ALLOW,
   RECONNECT_RETRIES, RECONNECT_INTERVAL_MS, RECONNECT_BACKOFF,
@@ -211,6 +211,10 @@ const TOPIC_PEERS_POLL_MS = 20;
  * 5 s only trips on a stuck validator, whose message is then IGNOREd. */
 const VALIDATE_TIMEOUT_MS = 5_000;
 
+/** Room in a gossip RPC frame for everything but the payload: signature (64 B), public key
+ * and peer id (~80 B), topic, seqno and protobuf tags. 1 KiB is ample. */
+const RPC_OVERHEAD_BYTES = 1024;
+
 const toGossip: Record<Verdict, TopicValidatorResult> = {
   accept: TopicValidatorResult.Accept,
   ignore: TopicValidatorResult.Ignore,
@@ -284,6 +288,9 @@ export async function createDrillNode(opts: DrillNodeOptions = {}): Promise<Dril
   const listen = opts.listen ?? [...defaultDrillNodeOptions.listen];
   for (const a of listen) parseAddr(a, 'listen');
   const maxRpc = checkSize('maxGossipRpcBytes', opts.maxGossipRpcBytes, defaultDrillNodeOptions.maxGossipRpcBytes);
+  if (maxRpc < 4 * RPC_OVERHEAD_BYTES) {
+    throw new NetError(NetErrorCode.NET_BAD_ARGUMENT, `maxGossipRpcBytes: expected at least ${4 * RPC_OVERHEAD_BYTES}, received ${maxRpc}`);
+  }
 
   const libp2p = await createLibp2p({
     privateKey,
@@ -465,7 +472,7 @@ export async function createDrillNode(opts: DrillNodeOptions = {}): Promise<Dril
 
     subscribe<T>(topic: TopicSpec<T>, handler: (msg: T, from: string) => void): void {
       assertRunning();
-      checkTopicSpec(topic as TopicSpec<unknown>, GOSSIP_MAX_MESSAGE_BYTES);
+      checkTopicSpec(topic as TopicSpec<unknown>, maxRpc - RPC_OVERHEAD_BYTES);
       const existing = subs.get(topic.name);
       if (existing) {
         if (existing.spec !== (topic as TopicSpec<unknown>)) {
@@ -492,8 +499,10 @@ export async function createDrillNode(opts: DrillNodeOptions = {}): Promise<Dril
     async publish<T>(topic: TopicSpec<T>, msg: T): Promise<{ recipients: number }> {
       assertRunning();
       const bytes = topic.encode(msg);
-      if (bytes.length > topic.maxBytes) {
-        throw new NetError(NetErrorCode.CODEC_TOO_LARGE, `publish ${topic.name}: message is ${bytes.length} bytes, topic limit ${topic.maxBytes}`, { size: bytes.length, limit: topic.maxBytes });
+      // The gossip frame limit matters too: peers drop (and cut off) frames over it.
+      const limit = Math.min(topic.maxBytes, maxRpc - RPC_OVERHEAD_BYTES);
+      if (bytes.length > limit) {
+        throw new NetError(NetErrorCode.CODEC_TOO_LARGE, `publish ${topic.name}: message is ${bytes.length} bytes, limit ${limit}`, { size: bytes.length, limit });
       }
       const res = await pubsub.publish(topic.name, bytes);
       topicCounters(topic.name).published++;
