@@ -216,7 +216,7 @@ export function runSimulation(s: Scenario, opts: RunOptions = {}): SimRun {
           ledger.prune(win > 0 ? folded - win + 1 : folded + 1);
         }
       }
-      if (ecvrf) ecvrf.startEpoch(epoch, fen_weights());
+      if (ecvrf) ecvrf.startEpoch(epoch, currentWeights());
       if (slot >= warmupSlots) {
         // Expected-wins bookkeeping is O(n), so it runs only when the weights change: slots
         // under unchanged weights accumulate in `pending` and are booked in one pass.
@@ -275,7 +275,7 @@ export function runSimulation(s: Scenario, opts: RunOptions = {}): SimRun {
   flushExpected();
   for (let i = 0; i < n; i++) tr.finalWeight[i] = wpos[i]!;
 
-  function fen_weights(): Float64Array {
+  function currentWeights(): Float64Array {
     const w = new Float64Array(n);
     for (let i = 0; i < n; i++) w[i] = fen.get(i);
     return w;

@@ -151,7 +151,13 @@ export const command: Command = {
       writeFileSync(join(out, 'summary.json'), summaryJson(summary, 2) + '\n');
     }
     if (json) process.stdout.write(summaryJson(summary) + '\n');
-    else process.stdout.write(formatTable(summary) + (out ? `\nwrote ${join(out, 'trainers.csv')}, slots.csv, block-share.svg, summary.json\n` : ''));
+    else {
+      process.stdout.write(formatTable(summary));
+      if (out) {
+        process.stdout.write(`\nwrote ${join(out, 'trainers.csv')}, slots.csv, block-share.svg, summary.json\n`);
+        if (summary.pod) process.stdout.write('(detection and overhead against p need several runs: add --sweep sample-p=0.05,0.1,0.2,0.5,1 --sweep replicas=2,3)\n');
+      }
+    }
     return 0;
   },
 };
