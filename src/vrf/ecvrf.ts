@@ -11,25 +11,28 @@
  *   pi   = point_to_string(Gamma) ‖ c (16 bytes LE) ‖ s (32 bytes LE)            (80 bytes)
  *   beta = SHA-512(suite ‖ 0x03 ‖ point_to_string(8·Gamma) ‖ 0x00)                 (64 bytes)
  *
- * Speed (see bench/vrf.bench.ts): prove computes the two secret multiples x·H and k·H with one
- * shared fixed-comb table for H (constant sequence of point operations, every table entry
- * scanned), per-key data (x, nonce prefix, pk) is cached per secret-key buffer, and point
+ * Speed (see bench/vrf.bench.ts and docs/VRF.md): the hot loops run on the lean extended-
+ * coordinate arithmetic of ./edwards.ts. Prove computes the two secret multiples x·H and k·H
+ * with one shared fixed-comb table for H (constant sequence of point operations, every table
+ * entry scanned), per-key data (x, nonce prefix, pk) is cached per secret-key buffer, and point
  * encodings are batched so that one field inversion serves several points. Verify works on
  * public data only, so it uses variable-time arithmetic: s·B from noble's precomputed base
- * table, the 128-bit c·Y, and s·H − c·Gamma as one Straus–Shamir double-scalar product.
+ * table, the 128-bit c·Y (from a per-producer comb table once a key has proved twice), and
+ * s·H − c·Gamma as one Straus–Shamir double-scalar product.
  *
  * Error policy: invalid untrusted data (bad lengths, undecodable or non-canonical points,
  * s ≥ q, small-order keys) makes `vrfVerify` answer `{ valid: false }` and `vrfValidateKey`
  * answer false; caller misuse (not a Uint8Array, unknown suite, wrong sk length) throws.
  */
 import { ed25519, ed25519_hasher } from '@noble/curves/ed25519.js';
-import { mulAddUnsafe } from '@noble/curves/abstract/curve.js';
 import type { EdwardsPoint } from '@noble/curves/abstract/edwards.js';
 import { expand_message_xmd, hash_to_field } from '@noble/curves/abstract/hash-to-curve.js';
 import { bytesToNumberLE, numberToBytesLE } from '@noble/curves/utils.js';
 import { sha512 } from '@noble/hashes/sha2.js';
 import { concatBytes, randomBytes, utf8ToBytes } from '@noble/hashes/utils.js';
 import { vrfError, VrfErrorCode } from './errors.ts';
+import type { Cached, Ext } from './edwards.ts';
+import { add, combMulPublic, combMulSecret, combTable, fromNoble, mulAddPublic, negExt, toCached } from './edwards.ts';
 
 /** The two RFC 9381 edwards25519 suites. */
 export type Suite = 'tai' | 'ell2';
@@ -61,7 +64,6 @@ const Point = ed25519.Point;
 const Fp = Point.Fp;
 const Q = Point.Fn.ORDER; // prime order q of the base point
 const B = Point.BASE;
-const ZERO = Point.ZERO;
 
 // Domain-separator bytes of RFC 9381 §5.4.
 const ENCODE_FRONT = 0x01;
@@ -95,7 +97,7 @@ function assertBytes(v: unknown, field: string, len?: number): asserts v is Uint
 // encodings
 
 /** RFC 8032 encodings of several points with one field inversion (Montgomery's trick). */
-function encodePoints(points: EdwardsPoint[]): Uint8Array[] {
+function encodePoints(points: Array<{ X: bigint; Y: bigint; Z: bigint }>): Uint8Array[] {
   const inv = Fp.invertBatch(points.map((p) => p.Z));
   return points.map((p, i) => {
     const x = Fp.mul(p.X, inv[i]!);
@@ -217,7 +219,7 @@ function encodeToCurve(suite: Suite, salt: Uint8Array, alpha: Uint8Array, trace?
 }
 
 // ---------------------------------------------------------------------------------------------
-// constant-time fixed comb for two secret multiples of one point
+// the prover's comb for two secret multiples of H
 
 /**
  * Comb shape: COMB_T teeth × COMB_D columns cover 255 ≥ bitlen(q) bits. Prove multiplies H by
@@ -229,45 +231,20 @@ function encodeToCurve(suite: Suite, salt: Uint8Array, alpha: Uint8Array, trace?
 const COMB_T = 5;
 const COMB_D = 51;
 
-/** Comb table for P with t teeth spaced d doublings apart: entry m = Σ_{bit i of m} 2^(i·d)·P. */
-function buildComb(P: EdwardsPoint, t: number, d: number): EdwardsPoint[] {
-  const teeth: EdwardsPoint[] = [P];
-  for (let i = 1; i < t; i++) {
-    let b = teeth[i - 1]!;
-    for (let j = 0; j < d; j++) b = b.double();
-    teeth.push(b);
-  }
-  const table: EdwardsPoint[] = [ZERO];
-  for (let m = 1; m < 1 << t; m++) {
-    const hb = 31 - Math.clz32(m);
-    const rest = m ^ (1 << hb);
-    table.push(rest === 0 ? teeth[hb]! : table[rest]!.add(teeth[hb]!));
-  }
-  return table;
-}
-
-function combTable(P: EdwardsPoint): EdwardsPoint[] {
-  return buildComb(P, COMB_T, COMB_D);
-}
-
 /**
- * n·P from P's comb table, for secret n in [0, 2^255). The sequence of point operations does
- * not depend on n (one doubling and one complete addition per column, adding the identity for
- * a zero digit), and every table entry is scanned on each lookup.
+ * k·B in prove uses a fixed comb table for the base point, built once per process on first use
+ * (~1 ms): 8 teeth × 32 columns = 256 bits, 256 cached points (~60 KiB). A multiplication is then
+ * 32 doublings + 32 additions with a full table scan per column, about half the cost of noble's
+ * blinded base-point multiply (whose extra 64 blinding bits buy nothing here: the comb's
+ * operation sequence is already independent of k).
  */
-function combMul(table: EdwardsPoint[], n: bigint): EdwardsPoint {
-  const bits = n.toString(2).padStart(COMB_T * COMB_D, '0'); // bits[0] is bit 254
-  const top = COMB_T * COMB_D - 1;
-  let acc = ZERO;
-  for (let j = COMB_D - 1; j >= 0; j--) {
-    acc = acc.double();
-    let digit = 0;
-    for (let i = 0; i < COMB_T; i++) digit |= (bits.charCodeAt(top - (i * COMB_D + j)) - 48) << i;
-    let sel = table[0]!;
-    for (let m = 1; m < table.length; m++) sel = m === digit ? table[m]! : sel;
-    acc = acc.add(sel);
-  }
-  return acc;
+const BASE_COMB_T = 8;
+const BASE_COMB_D = 32;
+let baseComb: Cached[] | null = null;
+
+function mulBaseSecret(k: bigint): Ext {
+  baseComb ??= combTable(fromNoble(B), BASE_COMB_T, BASE_COMB_D);
+  return combMulSecret(baseComb, k, BASE_COMB_T, BASE_COMB_D);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -348,10 +325,10 @@ function proveCore(suite: Suite, sk: Uint8Array, alpha: Uint8Array, trace?: Ecvr
   const kString = sha512(concatBytes(key.prefix, hString!));
   const k = bytesToNumberLE(kString) % Q;
   if (k === 0n) throw vrfError(VrfErrorCode.BAD_ARGUMENT, 'sk', 'nonce is zero (probability 2^-252)');
-  const table = combTable(H);
-  const gamma = combMul(table, key.xq);
-  const V = combMul(table, k);
-  const U = B.multiply(k);
+  const table = combTable(fromNoble(H), COMB_T, COMB_D);
+  const gamma = combMulSecret(table, key.xq, COMB_T, COMB_D);
+  const V = combMulSecret(table, k, COMB_T, COMB_D);
+  const U = mulBaseSecret(k);
   // 5. c = challenge_generation(Y, H, Gamma, k·B, k·H).
   const [gammaString, uString, vString] = encodePoints([gamma, U, V]);
   const cString = challenge(suiteStr, [key.pk, hString!, gammaString!, uString!, vString!]);
@@ -387,7 +364,7 @@ const PK_COMB_D = 22; // 6 × 22 = 132 ≥ 128 challenge bits
 
 interface PkEntry {
   Y: EdwardsPoint;
-  negComb: EdwardsPoint[] | null;
+  negComb: Cached[] | null;
 }
 const pkCache = new Map<string, PkEntry>();
 
@@ -395,31 +372,15 @@ function pkKey(pk: Uint8Array): string {
   return Buffer.from(pk.buffer, pk.byteOffset, pk.byteLength).toString('latin1');
 }
 
-/** n·P from a comb table, variable time (public n < 2^(t·d)). */
-function combMulPublic(table: EdwardsPoint[], n: bigint, t: number, d: number): EdwardsPoint {
-  let acc = ZERO;
-  const mask = (1n << BigInt(d)) - 1n;
-  const rows: bigint[] = [];
-  for (let i = 0; i < t; i++) rows.push((n >> BigInt(i * d)) & mask);
-  for (let j = d - 1; j >= 0; j--) {
-    acc = acc.double();
-    const bj = BigInt(j);
-    let digit = 0;
-    for (let i = 0; i < t; i++) digit |= Number((rows[i]! >> bj) & 1n) << i;
-    if (digit !== 0) acc = acc.add(table[digit]!);
-  }
-  return acc;
-}
-
 /** c·(−Y) for the verifier, from the cached comb table when there is one. */
-function negCY(entry: PkEntry | undefined, Y: EdwardsPoint, c: bigint): EdwardsPoint {
+function negCY(entry: PkEntry | undefined, Y: EdwardsPoint, c: bigint): Ext {
   if (entry?.negComb) return combMulPublic(entry.negComb, c, PK_COMB_T, PK_COMB_D);
-  return Y.negate().multiplyUnsafe(c);
+  return mulAddPublic([negExt(fromNoble(Y))], [c]);
 }
 
 function rememberKey(key: string, entry: PkEntry | undefined, Y: EdwardsPoint): void {
   if (entry) {
-    if (!entry.negComb) entry.negComb = buildComb(Y.negate(), PK_COMB_T, PK_COMB_D);
+    if (!entry.negComb) entry.negComb = combTable(negExt(fromNoble(Y)), PK_COMB_T, PK_COMB_D);
     pkCache.delete(key); // move to the most recently used end
     pkCache.set(key, entry);
     return;
@@ -459,8 +420,8 @@ export function vrfVerify(suite: Suite, pk: Uint8Array, alpha: Uint8Array, pi: U
   const H = encodeToCurve(suite, pk, alpha);
   if (!H) return invalid;
   // 7–8. U = s·B − c·Y, V = s·H − c·Gamma (public inputs: variable time is fine).
-  const U = B.multiplyUnsafe(D.s).add(negCY(cached, Y, D.c));
-  const V = mulAddUnsafe(Point, [H, D.gamma.negate()], [D.s, D.c]);
+  const U = add(negCY(cached, Y, D.c), toCached(fromNoble(B.multiplyUnsafe(D.s)))); // s·B from noble's base table
+  const V = mulAddPublic([fromNoble(H), negExt(fromNoble(D.gamma))], [D.s, D.c]);
   const [hString, uString, vString, gamma8String] = encodePoints([H, U, V, D.gamma.clearCofactor()]);
   // 9–10. valid iff c = challenge_generation(Y, H, Gamma, U, V).
   const c2 = challenge(suiteStr, [pk, hString!, D.gammaBytes, uString!, vString!]);
