@@ -553,6 +553,7 @@ export async function createDrillNode(opts: DrillNodeOptions = {}): Promise<Dril
     async handle(protocol, handler, hopts = {}) {
       assertRunning();
       const maxRequestBytes = checkSize('maxRequestBytes', hopts.maxRequestBytes, DEFAULT_MAX_REQUEST_BYTES);
+      if (typeof handler !== 'function') throw new NetError(NetErrorCode.NET_BAD_ARGUMENT, `handle ${String(protocol)}: handler: expected a function`);
       if (typeof protocol !== 'string' || !protocol.startsWith('/')) {
         throw new NetError(NetErrorCode.NET_BAD_ARGUMENT, `protocol: expected an id like /matrix-drill/x/1.0.0, received ${JSON.stringify(protocol)}`);
       }
@@ -574,6 +575,7 @@ export async function createDrillNode(opts: DrillNodeOptions = {}): Promise<Dril
       const target = parseTarget(peerOrAddr);
       const maxResponseBytes = checkSize('maxResponseBytes', ropts.maxResponseBytes, DEFAULT_MAX_RESPONSE_BYTES);
       const timeoutMs = checkTimeout('timeoutMs', ropts.timeoutMs, DEFAULT_REQUEST_TIMEOUT_MS);
+      if (!(req instanceof Uint8Array)) throw new NetError(NetErrorCode.NET_BAD_ARGUMENT, `request: expected a Uint8Array body, received ${typeof req}`);
       if (req.length > 0xffffffff) throw new NetError(NetErrorCode.NET_BAD_ARGUMENT, `request: ${req.length} bytes exceeds the 4 GiB frame limit`);
       reqCounters.sent++;
       try {
