@@ -4,8 +4,9 @@
  *   - ECVRF-EDWARDS25519-SHA512-ELL2 (suite_string 0x04): RFC 9380 Elligator 2,
  *     edwards25519_XMD:SHA-512_ELL2_NU_, DST "ECVRF_edwards25519_XMD:SHA-512_ELL2_NU_" ‖ 0x04.
  *
- * Built on @noble/curves point arithmetic with strict RFC 8032 decoding (y < p; x = 0 with the
- * sign bit set is rejected). The secret key is a 32-byte RFC 8032 seed, so an Ed25519 identity
+ * Built on @noble/curves (strict RFC 8032 point decoding: y < p, and x = 0 with the sign bit set
+ * is rejected; RFC 9380 hash to curve; the precomputed base-point table for verify) and on the
+ * lean point arithmetic of ./edwards.ts for the scalar multiplications. The secret key is a 32-byte RFC 8032 seed, so an Ed25519 identity
  * key (e.g. libp2p's) can serve as a VRF key and the VRF public key equals the Ed25519 one.
  *
  *   pi   = point_to_string(Gamma) ‖ c (16 bytes LE) ‖ s (32 bytes LE)            (80 bytes)
@@ -150,7 +151,7 @@ function keyData(sk: Uint8Array): KeyData {
   head[31]! |= 64;
   const x = bytesToNumberLE(head);
   const xq = x % Q;
-  const kd: KeyData = { sk: sk.slice(), x, xq, prefix: h.slice(32, 64), pk: B.multiply(xq).toBytes() };
+  const kd: KeyData = { sk: sk.slice(), x, xq, prefix: h.slice(32, 64), pk: encodePoints([mulBaseSecret(xq)])[0]! };
   keyCache.set(sk, kd);
   return kd;
 }
@@ -235,8 +236,8 @@ const COMB_D = 51;
  * k·B in prove uses a fixed comb table for the base point, built once per process on first use
  * (~1 ms): 8 teeth × 32 columns = 256 bits, 256 cached points (~60 KiB). A multiplication is then
  * 32 doublings + 32 additions with a full table scan per column, about half the cost of noble's
- * blinded base-point multiply (whose extra 64 blinding bits buy nothing here: the comb's
- * operation sequence is already independent of k).
+ * base-point multiply. Unlike noble, it does not add random scalar blinding; like noble's
+ * constant-time path, its sequence of point operations does not depend on k.
  */
 const BASE_COMB_T = 8;
 const BASE_COMB_D = 32;
