@@ -244,15 +244,19 @@ export class ChainService extends EventEmitter<ChainEvents> {
 
   // --- slots -----------------------------------------------------------------------------------
 
-  #scheduleNextSlot(): void {
+  /**
+   * Arm the timer for slot `slot` (default: the next one). A timer that fires late runs the slot
+   * that is current by then (a past slot's block would only fork the next slot's); a slot is
+   * never skipped just because the previous one ran long.
+   */
+  #scheduleNextSlot(slot: number = slotAt(this.#genesis, this.#clock.now()) + 1): void {
     if (!this.#running) return;
-    const now = this.#clock.now();
-    const next = slotAt(this.#genesis, now) + 1;
-    const delay = Math.max(0, slotStartTime(this.#genesis, next) - now);
+    const delay = Math.max(0, slotStartTime(this.#genesis, slot) - this.#clock.now());
     this.#timer = setTimeout(() => {
       this.#timer = null;
-      this.#onSlot(Math.max(next, slotAt(this.#genesis, this.#clock.now())));
-      this.#scheduleNextSlot();
+      const current = Math.max(slot, slotAt(this.#genesis, this.#clock.now()));
+      this.#onSlot(current);
+      this.#scheduleNextSlot(current + 1);
     }, delay);
   }
 
