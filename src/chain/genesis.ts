@@ -47,7 +47,8 @@ export interface GenesisConfig {
   credits: CreditRecord[];
   /** Most credit records one block may carry. */
   maxCreditsPerBlock: number;
-  /** Clock drift tolerated when judging "slot in the future", ms. */
+  /** Clock drift tolerated when judging "slot in the future", ms. Local policy: not part of
+   * the genesis hash. */
   maxClockDriftMs: number;
 }
 
@@ -116,8 +117,12 @@ export function checkGenesis(g: GenesisConfig): void {
   if (total <= 0n) bad('credits', 'a positive total of credited FLOPs', '0');
 }
 
-/** The genesis hash: parent of height-1 blocks; names the network's store. */
+/**
+ * The genesis hash: parent of height-1 blocks; names the network's store. It covers every
+ * consensus parameter and NOT `maxClockDriftMs`, a local policy (it only decides IGNORE vs
+ * accept-now), so nodes may tune it without splitting the network.
+ */
 export function genesisHash(g: GenesisConfig): string {
-  const params = [g.chainId, g.genesisTime, g.slotMs, g.epochSlots, g.c, g.lookbackEpochs, g.windowEpochs ?? 0, g.randomness, [...g.coordinators], g.maxCreditsPerBlock, g.maxClockDriftMs];
+  const params = [g.chainId, g.genesisTime, g.slotMs, g.epochSlots, g.c, g.lookbackEpochs, g.windowEpochs ?? 0, g.randomness, [...g.coordinators], g.maxCreditsPerBlock];
   return bytesToHex(sha256(concatBytes(utf8ToBytes('matrix-drill/genesis/v1'), utf8ToBytes(JSON.stringify(params)), ...g.credits.map((r) => sha256(creditLeaf(r))))));
 }
