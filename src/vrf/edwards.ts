@@ -51,9 +51,9 @@ export interface Cached {
 /** The neutral element. */
 export const EXT_ZERO: Ext = { X: 0n, Y: 1n, Z: 1n, T: 0n };
 
-/** From a noble point (its coordinates are already reduced). */
+/** From a noble point. Its arithmetic keeps coordinates in [0, p); reducing again is cheap insurance. */
 export function fromNoble(p: EdwardsPoint): Ext {
-  return { X: p.X, Y: p.Y, Z: p.Z, T: p.T };
+  return { X: p.X % P, Y: p.Y % P, Z: p.Z % P, T: p.T % P };
 }
 
 /** To a noble point, for encoding. */

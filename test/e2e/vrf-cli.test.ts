@@ -45,12 +45,14 @@ describe('drill vrf (child process)', () => {
   it('exits 1 with {"valid":false} for a tampered proof, a wrong suite or a short pi', async () => {
     const v = vectors[0]!;
     const tampered = v.pi.slice(0, 100) + (v.pi[100] === '0' ? '1' : '0') + v.pi.slice(101);
-    for (const args of [
-      ['--suite', 'tai', '--pk', v.pk, '--alpha', v.alpha, '--pi', tampered],
-      ['--suite', 'ell2', '--pk', v.pk, '--alpha', v.alpha, '--pi', v.pi],
-      ['--suite', 'tai', '--pk', v.pk, '--alpha', v.alpha, '--pi', v.pi.slice(0, 158)],
-    ]) {
-      const r = await drill('verify', ...args);
+    const runs = await Promise.all(
+      [
+        ['--suite', 'tai', '--pk', v.pk, '--alpha', v.alpha, '--pi', tampered],
+        ['--suite', 'ell2', '--pk', v.pk, '--alpha', v.alpha, '--pi', v.pi],
+        ['--suite', 'tai', '--pk', v.pk, '--alpha', v.alpha, '--pi', v.pi.slice(0, 158)],
+      ].map((args) => drill('verify', ...args)),
+    );
+    for (const r of runs) {
       expect(r.code).toBe(1);
       expect(JSON.parse(r.stdout)).toEqual({ valid: false, beta: null });
     }
@@ -65,12 +67,13 @@ describe('drill vrf (child process)', () => {
       [['prove', '--suite', 'tai', '--sk', v.sk.slice(2), '--alpha', ''], '--sk'],
       [['sign'], 'sub-command'],
     ];
-    for (const [args, field] of cases) {
-      const r = await drill(...args);
+    const runs = await Promise.all(cases.map(([args]) => drill(...args)));
+    cases.forEach(([args, field], i) => {
+      const r = runs[i]!;
       expect(r.code, args.join(' ')).toBe(2);
       expect(r.stdout).toBe('');
       expect(r.stderr).toContain(field);
-    }
+    });
   });
 
   it('keygen makes a key that proves and verifies', async () => {
