@@ -5,6 +5,7 @@
  * weights move), S slots of production, then an event-driven wait until every node reports
  * the same head. Used by `drill devnet` and the e2e tests.
  */
+import { join } from 'node:path';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { generateKeyPairFromSeed } from '@libp2p/crypto/keys';
 import { createDrillNode } from '../net/node.ts';
@@ -34,6 +35,8 @@ export interface DevnetOptions {
   settleTimeoutMs?: number;
   /** Each node dials up to this many earlier nodes (a connected, redundant mesh). */
   dialDegree?: number;
+  /** Directory for each node's SQLite block store (<chainId>-node-<i>.sqlite); none = memory. */
+  storeDir?: string;
   /** Seed label for node and coordinator keys (same label → same peer ids). */
   seed?: string;
   logger?: Logger;
@@ -108,7 +111,9 @@ export async function runDevnet(o: DevnetOptions): Promise<DevnetReport> {
       allocations: nodes.map((n, i) => ({ peerId: n.peerId, flops: (i + 1) * opt.unitFlops })),
     });
     for (const node of nodes) {
-      const s = new ChainService({ node, genesis, logger: opt.logger }, { untilSlot: opt.slots });
+      const i = services.length;
+      const storePath = opt.storeDir ? join(opt.storeDir, `${genesis.chainId}-node-${i}.sqlite`) : ':memory:';
+      const s = new ChainService({ node, genesis, logger: opt.logger }, { untilSlot: opt.slots, storePath });
       await s.start();
       services.push(s);
     }

@@ -9,8 +9,10 @@
  * never reverted, never outside the window). A network therefore always has producers; new
  * trainers join the lottery once coordinator credit for them reaches a snapshot.
  */
+import { readFileSync } from 'node:fs';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex, concatBytes, utf8ToBytes } from '../util/bytes.ts';
+import { UserError } from '../util/errors.ts';
 import { creditLeaf, creditRecordId, verifyCreditRecord } from '../pod/credit.ts';
 import type { CreditRecord } from '../pod/credit.ts';
 import { DEFAULT_C, DEFAULT_SLOT_MS } from '../vrf/lottery.ts';
@@ -125,4 +127,28 @@ export function checkGenesis(g: GenesisConfig): void {
 export function genesisHash(g: GenesisConfig): string {
   const params = [g.chainId, g.genesisTime, g.slotMs, g.epochSlots, g.c, g.lookbackEpochs, g.windowEpochs ?? 0, g.randomness, [...g.coordinators], g.maxCreditsPerBlock];
   return bytesToHex(sha256(concatBytes(utf8ToBytes('matrix-drill/genesis/v1'), utf8ToBytes(JSON.stringify(params)), ...g.credits.map((r) => sha256(creditLeaf(r))))));
+}
+
+/**
+ * Read a genesis config from a JSON file (what every node of a multi-process network shares).
+ * @throws UserError naming the file when it is unreadable or not JSON; DrillError
+ *   CHAIN_BAD_GENESIS naming the field when a value is wrong.
+ */
+export function readGenesisFile(path: string, flag = '--genesis'): GenesisConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new UserError(flag, 'a readable genesis JSON file', path, (e as Error).message);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new UserError(flag, 'valid JSON', path, (e as Error).message);
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new UserError(flag, 'a JSON object', path);
+  const g = raw as GenesisConfig;
+  checkGenesis(g);
+  return g;
 }

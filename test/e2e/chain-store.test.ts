@@ -9,6 +9,8 @@ import { validateBlock } from '../../src/chain/validate.ts';
 import { blockHash } from '../../src/chain/block.ts';
 import type { Block } from '../../src/chain/block.ts';
 import { ChainErrorCode } from '../../src/chain/errors.ts';
+import { readGenesisFile, genesisHash } from '../../src/chain/genesis.ts';
+import { writeFileSync } from 'node:fs';
 import { KEYS, testGenesis, credit, makeBlock, at } from '../unit/chain-fixture.ts';
 
 const [A, B] = KEYS as [(typeof KEYS)[0], (typeof KEYS)[0]];
@@ -69,5 +71,28 @@ describe('BlockStore', () => {
       code = (e as { code?: string }).code;
     }
     expect(code).toBe(ChainErrorCode.STORE_GENESIS_MISMATCH);
+  });
+});
+
+describe('genesis file', () => {
+  it('round-trips through JSON with the same hash; bad fields and files are named', () => {
+    const g = testGenesis();
+    const path = join(dir, 'genesis.json');
+    writeFileSync(path, JSON.stringify(g, null, 2));
+    const back = readGenesisFile(path);
+    expect(genesisHash(back)).toBe(genesisHash(g));
+    const codeAndMsg = (fn: () => unknown): [string | undefined, string] => {
+      try {
+        fn();
+      } catch (e) {
+        return [(e as { code?: string }).code, (e as Error).message];
+      }
+      return [undefined, ''];
+    };
+    writeFileSync(path, JSON.stringify({ ...g, c: 2 }));
+    expect(codeAndMsg(() => readGenesisFile(path))).toEqual([ChainErrorCode.BAD_GENESIS, 'genesis.c: expected a number in (0, 1], received 2']);
+    writeFileSync(path, JSON.stringify({ ...g, credits: [{ ...g.credits[0]!, flops: 1e12 }] }));
+    expect(codeAndMsg(() => readGenesisFile(path))[1]).toContain('genesis.credits[0]');
+    expect(codeAndMsg(() => readGenesisFile(join(dir, 'missing.json')))[0]).toBe('USER_INPUT');
   });
 });

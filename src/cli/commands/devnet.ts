@@ -3,7 +3,7 @@
  * genesis credit, for S slots; wait until they agree on the head; report.
  *
  *   drill devnet --nodes N --slots S [--slot-ms MS] [--epoch-slots E] [--c C]
- *                [--credits-per-slot K] [--json]
+ *                [--credits-per-slot K] [--store-dir DIR] [--json]
  *
  * --json prints one object on stdout:
  *   {"nodes":[{"peer","head","height","blocksProduced","weightShare"}], "emptySlots",
@@ -11,9 +11,11 @@
  * Exit code 0 when every node reports the same head, 1 otherwise.
  */
 import type { Command } from '../command.ts';
-import { parseArgs, bool, int, num, helpText } from '../args.ts';
+import { mkdirSync } from 'node:fs';
+import { parseArgs, bool, int, num, str, helpText } from '../args.ts';
 import type { FlagSpec } from '../args.ts';
 import { createLogger } from '../../util/log.ts';
+import { UserError } from '../../util/errors.ts';
 import { runDevnet, defaultDevnetOptions } from '../../chain/devnet.ts';
 import type { DevnetReport } from '../../chain/devnet.ts';
 import { shortId } from '../../chain/block.ts';
@@ -25,11 +27,12 @@ const FLAGS: Record<string, FlagSpec> = {
   'epoch-slots': { type: 'string', help: 'slots per epoch', default: String(defaultDevnetOptions.epochSlots) },
   c: { type: 'string', help: 'lottery c: probability that a slot has at least one winner', default: String(defaultDevnetOptions.c) },
   'credits-per-slot': { type: 'string', help: 'credit records the devnet coordinator publishes per slot', default: String(defaultDevnetOptions.creditsPerSlot) },
+  'store-dir': { type: 'string', help: "directory for the nodes' SQLite block stores (for drill settle --chain-store); default in memory" },
   json: { type: 'boolean', help: 'print one JSON object on stdout instead of the table' },
   help: { type: 'boolean', help: 'show this help' },
 };
 
-const USAGE = 'usage: drill devnet --nodes N --slots S [--slot-ms MS] [--epoch-slots E] [--c C] [--credits-per-slot K] [--json]';
+const USAGE = 'usage: drill devnet --nodes N --slots S [--slot-ms MS] [--epoch-slots E] [--c C] [--credits-per-slot K] [--store-dir DIR] [--json]';
 
 function table(r: DevnetReport): string {
   const rows = r.nodes.map((n, i) => `  ${String(i).padEnd(4)} ${n.peer.padEnd(54)} ${String(n.height).padStart(6)} ${shortId(n.head).padEnd(12)} ${String(n.blocksProduced).padStart(8)} ${(n.weightShare * 100).toFixed(1).padStart(7)}%`);
@@ -40,6 +43,17 @@ function table(r: DevnetReport): string {
     `empty slots: ${r.emptySlots}   forks resolved (orphaned blocks): ${r.forksResolved}   reorgs: ${r.reorgs}`,
     r.agreed ? 'all nodes agree on the head' : 'NODES DISAGREE on the head',
   ].join('\n') + '\n';
+}
+
+function storeDir(p: ReturnType<typeof parseArgs>): string | undefined {
+  const d = str(p, 'store-dir');
+  if (d === undefined) return undefined;
+  try {
+    mkdirSync(d, { recursive: true });
+  } catch (e) {
+    throw new UserError('--store-dir', 'a directory that can be created', d, (e as Error).message);
+  }
+  return d;
 }
 
 export const command: Command = {
@@ -62,6 +76,7 @@ export const command: Command = {
       epochSlots: int(p, 'epoch-slots', 1, 1_000_000)!,
       c: num(p, 'c', Number.MIN_VALUE, 1)!,
       creditsPerSlot: int(p, 'credits-per-slot', 0, 64)!,
+      storeDir: storeDir(p),
       logger,
       onBlock: json ? undefined : (b) => process.stdout.write(`block #${b.height} by ${shortId(b.producer)} (slot ${b.slot}, ${b.credits} credit records)\n`),
     });
