@@ -109,6 +109,29 @@ describe.each(SUITES)('ECVRF %s', (suite) => {
     expect(vrfValidateKey(pk.subarray(1))).toBe(false);
   });
 
+  it('never throws and never accepts random bytes as pk and pi (seeded)', () => {
+    fc.assert(
+      fc.property(
+        // Mostly the right lengths, so that decoding and the arithmetic run, sometimes not.
+        fc.oneof({ arbitrary: fc.uint8Array({ minLength: 32, maxLength: 32 }), weight: 4 }, { arbitrary: fc.uint8Array({ maxLength: 40 }), weight: 1 }),
+        fc.oneof({ arbitrary: fc.uint8Array({ minLength: 80, maxLength: 80 }), weight: 4 }, { arbitrary: fc.uint8Array({ maxLength: 96 }), weight: 1 }),
+        alphaArb,
+        (pk, pi, alpha) => {
+          expect(vrfVerify(suite, pk, alpha, pi)).toEqual({ valid: false, beta: null });
+        },
+      ),
+      { seed: 7, numRuns: 40 },
+    );
+    // A valid key with random proofs: decodes, computes, and still rejects.
+    const { pk } = vrfKeygen(new Uint8Array(32).fill(21));
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 80, maxLength: 80 }), (pi) => {
+        expect(vrfVerify(suite, pk, Uint8Array.of(1), pi).valid).toBe(false);
+      }),
+      { seed: 8, numRuns: 20 },
+    );
+  });
+
   it('keeps verifying correctly once a producer key is cached (decoded point, then comb table)', () => {
     // The verifier caches a key after its first valid proof and builds a c·Y table after the
     // second; the third and later proofs take the table path. All must agree with proof_to_hash,
