@@ -6,6 +6,7 @@ import { blockHash } from '../../src/chain/block.ts';
 import type { Block } from '../../src/chain/block.ts';
 import { compareHeads, bestHead } from '../../src/chain/forkchoice.ts';
 import type { CreditLedger } from '../../src/pod/ledger.ts';
+import { creditRecordId } from '../../src/pod/credit.ts';
 import { KEYS, testGenesis, credit, makeBlock, at } from './chain-fixture.ts';
 
 const [A, B, C] = KEYS as [(typeof KEYS)[0], (typeof KEYS)[0], (typeof KEYS)[0]];
@@ -149,5 +150,49 @@ describe('weight window', () => {
     const fresh = new ChainState(g);
     for (const h of [...s.nodes()].filter((n) => n.block && !s.isCanonical(n.hash)).sort((x, y) => x.height - y.height)) addValid(fresh, h.block!);
     for (const e of [2, 3, 4, 6]) expect(s.epochSnapshot(tip, e).weights).toEqual(fresh.epochSnapshot(tip, e).weights);
+  });
+});
+
+describe('property: the result does not depend on arrival order', () => {
+  it('any parent-before-child arrival order of a random block tree gives the same head, chain and ledger', async () => {
+    const fc = await import('fast-check');
+    // A random tree of 16 blocks (seeded), records shared between branches now and then.
+    let x = 42;
+    const rnd = (n: number): number => {
+      x = (x * 1103515245 + 12345) % 2 ** 31;
+      return x % n;
+    };
+    const builder = new ChainState(testGenesis());
+    const blocks: Block[] = [];
+    const shared = [credit([A.peerId], 11), credit([B.peerId], 13)];
+    for (let i = 0; i < 16; i++) {
+      const nodes = [...builder.nodes()];
+      const parent = nodes[rnd(nodes.length)]!;
+      const slot = Math.max(parent.slot, 0) + 1 + rnd(3);
+      const recs = [credit([KEYS[rnd(3)]!.peerId], 1 + rnd(100))];
+      const s = shared[rnd(4)];
+      if (s && builder.replayedCredit(parent.hash, [creditRecordId(s)]) === null) recs.push(s);
+      const b = makeBlock(builder, KEYS[rnd(3)]!, slot, parent.hash, recs);
+      addValid(builder, b);
+      blocks.push(b);
+    }
+    expect(builder.orphanCount()).toBeGreaterThanOrEqual(4); // a real tree, not a line
+    const ref = { head: builder.head.hash, chain: [...builder.canonicalChain()], ledger: ledgerView(builder.ledger) };
+    fc.assert(
+      fc.property(fc.array(fc.nat(), { minLength: 16, maxLength: 16 }), (picks) => {
+        const s = new ChainState(testGenesis());
+        const pending = [...blocks];
+        for (const p of picks) {
+          const ready = pending.filter((b) => s.has(b.header.parent));
+          const b = ready[p % ready.length]!;
+          pending.splice(pending.indexOf(b), 1);
+          s.add(b);
+        }
+        expect(s.head.hash).toBe(ref.head);
+        expect(s.canonicalChain()).toEqual(ref.chain);
+        expect(ledgerView(s.ledger)).toEqual(ref.ledger);
+      }),
+      { numRuns: 200, seed: 7 },
+    );
   });
 });
