@@ -357,7 +357,7 @@ export function vrfProve(suite: Suite, sk: Uint8Array, alpha: Uint8Array): Uint8
  * produced a valid proof, keep its decoded point (skipping decoding and the small-order check)
  * and, from its second valid proof on, a comb table of −Y for the 128-bit challenge c, which
  * turns c·Y from ~128 doublings + ~26 additions into 22 + 22. Only keys whose proof verified
- * enter the cache, so junk keys cannot evict real producers. 256 keys × 64 points ≈ 5 MiB.
+ * enter the cache, so junk keys cannot evict real producers. 256 keys × 64 points ≈ 4 MiB.
  */
 const PK_CACHE_MAX = 256;
 const PK_COMB_T = 6; // 2^6-entry table: building it costs about one cold c·Y (110 dbl + 57 add)

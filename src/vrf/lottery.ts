@@ -46,7 +46,7 @@ export const DEFAULT_C = 0.25;
  * Default slot length 2 s. A slot must cover a block's propagation plus its validation by the
  * next producer, or honest leaders of consecutive slots fork each other. Gossipsub on a WAN
  * reaches a 1,000-node mesh (degree 6) in about log6(1000) ≈ 4 hops of ~100 ms each ≈ 0.4 s;
- * validation is one VRF verify (~2 ms in JavaScript, see bench/vrf.bench.ts) plus one Ed25519 verify per
+ * validation is one VRF verify (1–2 ms in JavaScript, see bench/vrf.bench.ts) plus one Ed25519 verify per
  * credit record (a few hundred records ≈ 0.3–0.5 s in JavaScript). 2 s leaves a margin of
  * ~2× for slow peers and clock skew; loopback devnets may use much shorter slots.
  */
