@@ -60,38 +60,36 @@ export interface JobSpec {
 }
 
 /**
- * Default unit size, when the partner does not choose `unitRows`. A unit costs a fixed ~10-25 ms
+ * Default unit size, when the partner does not choose `unitRows`. A unit costs a fixed ~5-25 ms
  * of coordinator + worker main-thread time on loopback whatever its size (claim, commit and
- * reveal requests — each a libp2p stream with protocol negotiation — gossip, hashing, a store
- * row), so units must carry enough work to bury that, yet stay small enough that a lost worker
- * costs little, the last units of a job do not leave threads idle for long, and work spreads
- * over every worker. Measured with `npm run bench` (docs/BENCHMARKS.md):
+ * reveal requests — each a libp2p stream with protocol negotiation — gossip, a store row), so
+ * units must carry enough work to bury that, yet stay small enough that a lost worker costs
+ * little, the last units of a job do not leave threads idle for long, and work spreads over
+ * every worker. Measured with `npm run bench` (docs/BENCHMARKS.md):
  *
- * - TARGET_UNIT_FLOPS = 4 GFLOP: ~0.2-0.4 s on one CPU core (cnn: ~18 rows). At 2.5e8 (the
- *   first guess) a cnn unit was 2 rows / ~20 ms and the grid ran at under half of raw ORT.
- * - MIN_UNIT_INPUT_BYTES = 4 MiB: tiny models (mlp: 25 kFLOP, 128 B a row) cost far more per
- *   row than their FLOPs say (memory traffic, per-call work); by FLOPs alone a unit would be
- *   ~1 ms of compute. A byte floor gives them units of tens of thousands of rows.
+ * - TARGET_UNIT_FLOPS = 20 GFLOP: ~0.2 s on one core of a current AVX-512 CPU (the cnn runs at
+ *   ~100 GFLOP/s a core here), ~1 s on an older one; cnn: 87 rows. FLOPs from the graph predict
+ *   CPU time well for the compute-heavy cnn and the tiny mlp alike. At 2.5e8 (the first guess) a
+ *   cnn unit was 2 rows / ~5 ms and an mlp unit ~1 ms, and the grid ran at under half (cnn) and
+ *   a seventh (mlp) of raw ORT; at 4e9 the fixed cost was still ~20% of a cnn unit.
  * - MAX_UNIT_INPUT_BYTES = 16 MiB: a quarter of the 64 MiB lease message limit, and what a
  *   worker holds per queued unit.
  * - MIN_UNITS_PER_JOB = 32: a job is split into at least this many units (when it has the rows),
  *   so a job on several workers keeps all of them busy and the tail stays short.
  */
-export const TARGET_UNIT_FLOPS = 4e9;
-export const MIN_UNIT_INPUT_BYTES = 4 * 1024 * 1024;
+export const TARGET_UNIT_FLOPS = 2e10;
 export const MAX_UNIT_INPUT_BYTES = 16 * 1024 * 1024;
 export const MIN_UNITS_PER_JOB = 32;
 
 /**
  * The default rows per unit for a job of `rows` rows of `rowBytes` input bytes and
- * `flopsPerRow` FLOPs each (see the constants above): max(FLOPs target, byte floor), then
- * capped by the byte ceiling and by rows / MIN_UNITS_PER_JOB; at least 1.
+ * `flopsPerRow` FLOPs each: the FLOPs target, capped by the byte ceiling and by
+ * rows / MIN_UNITS_PER_JOB; at least 1.
  */
 export function defaultUnitRows(rows: number, rowBytes: number, flopsPerRow: number): number {
   const byFlops = Math.ceil(TARGET_UNIT_FLOPS / Math.max(1, flopsPerRow));
-  const byBytes = Math.ceil(MIN_UNIT_INPUT_BYTES / Math.max(1, rowBytes));
   const cap = Math.min(Math.floor(MAX_UNIT_INPUT_BYTES / Math.max(1, rowBytes)), Math.ceil(rows / MIN_UNITS_PER_JOB));
-  return Math.max(1, Math.min(Math.max(byFlops, byBytes), cap));
+  return Math.max(1, Math.min(byFlops, cap));
 }
 /** Default replicas per unit: the smallest number that can detect a wrong result. */
 export const DEFAULT_REPLICAS = 2;

@@ -16,7 +16,7 @@ import { silentLogger } from '../util/log.ts';
 import { DrillError, isDrillError } from '../util/errors.ts';
 import { readNpyHeader } from '../util/npy.ts';
 import type { HostTensor, Dtype } from '../util/tensor.ts';
-import { BYTES_PER_ELEMENT, elementCount, typedView } from '../util/tensor.ts';
+import { BYTES_PER_ELEMENT, elementCount } from '../util/tensor.ts';
 import { formatPolicy } from '../pod/policy.ts';
 import { policyAgree } from '../pod/quorum.ts';
 import { commitment, resultDigest } from '../pod/commit.ts';
@@ -24,10 +24,10 @@ import { signCreditRecord } from '../pod/credit.ts';
 import type { CreditRecord } from '../pod/credit.ts';
 import { CreditLedger } from '../pod/ledger.ts';
 import {
-  PROTOCOL, UNITS_TOPIC, helloCodec, helloAckCodec, claimCodec, encodeClaimReply, commitCodec, ackCodec,
+  PROTOCOL, UNITS_TOPIC, helloCodec, helloAckCodec, claimCodec, encodeClaimReply, encodeClaimReplyFilled, commitCodec, ackCodec,
   revealRequestCodec, decodeRevealReply, unitErrorCodec, MAX_UNIT_BYTES,
 } from '../protocol/grid.ts';
-import type { Hello, ClaimReply } from '../protocol/grid.ts';
+import type { Hello } from '../protocol/grid.ts';
 import { JobScheduler } from './scheduler.ts';
 import type { Lease, Progress, UnitDone } from './scheduler.ts';
 import { OutputAssembler } from './output.ts';
@@ -173,22 +173,25 @@ class InputReader {
     return this.#files;
   }
 
-  /** Rows [start, end) of every input. @throws DrillError INPUT_CHANGED / NPY_FILE-like I/O errors. */
-  async rows(start: number, end: number): Promise<Record<string, HostTensor>> {
-    const files = await this.#open();
-    const out: Record<string, HostTensor> = {};
-    for (const [name, f] of files) {
-      const len = (end - start) * f.rowBytes;
-      const buf = new Uint8Array(len);
-      let off = 0;
-      while (off < len) {
-        const { bytesRead } = await f.fh.read(buf, off, len - off, f.dataOffset + start * f.rowBytes + off);
-        if (bytesRead === 0) throw new DrillError('INPUT_CHANGED', `input ${name}: file ended before row ${end} (it changed since the job was prepared)`);
-        off += bytesRead;
-      }
-      out[name] = { dtype: f.dtype, dims: [end - start, ...f.tail], data: typedView(f.dtype, buf) };
-    }
+  /** The dtype and dims of every input's rows [start, end). */
+  async shapes(start: number, end: number): Promise<Record<string, { dtype: Dtype; dims: number[] }>> {
+    const out: Record<string, { dtype: Dtype; dims: number[] }> = {};
+    for (const [name, f] of await this.#open()) out[name] = { dtype: f.dtype, dims: [end - start, ...f.tail] };
     return out;
+  }
+
+  /** Read input `name`'s rows [start, end) into `dest` (exactly their bytes). @throws DrillError INPUT_CHANGED, fs errors. */
+  async readInto(name: string, start: number, end: number, dest: Uint8Array): Promise<void> {
+    const f = (await this.#open()).get(name);
+    if (!f) throw new DrillError('INPUT_CHANGED', `no input ${name}`);
+    const len = (end - start) * f.rowBytes;
+    if (dest.length !== len) throw new RangeError(`input ${name}: ${dest.length} bytes for ${end - start} rows of ${f.rowBytes} bytes`);
+    let off = 0;
+    while (off < len) {
+      const { bytesRead } = await f.fh.read(dest, off, len - off, f.dataOffset + start * f.rowBytes + off);
+      if (bytesRead === 0) throw new DrillError('INPUT_CHANGED', `input ${name}: file ended before row ${end} (it changed since the job was prepared)`);
+      off += bytesRead;
+    }
   }
 
   async close(): Promise<void> {
@@ -348,14 +351,11 @@ export class Coordinator {
       const lease = job.sched.claim(from, this.#now(), job.spec.id === c.job ? c.unit : undefined);
       if (!lease) continue;
       try {
-        const inputs = await job.inputs.rows(lease.start, lease.end);
-        const reply: ClaimReply = {
-          ok: true,
-          lease: { lease: lease.id, job: job.spec.id, unit: lease.unit, modelHash: job.spec.modelHash, modelBytes: job.spec.modelBytes, outputNames: job.spec.outputNames, rows: lease.end - lease.start, deadlineMs: lease.deadline - this.#now() },
-          inputs,
-        };
+        const info = { lease: lease.id, job: job.spec.id, unit: lease.unit, modelHash: job.spec.modelHash, modelBytes: job.spec.modelBytes, outputNames: job.spec.outputNames, rows: lease.end - lease.start, deadlineMs: lease.deadline - this.#now() };
+        // The rows are read from the input files straight into the reply (no intermediate copy).
+        const reply = await encodeClaimReplyFilled(info, await job.inputs.shapes(lease.start, lease.end), (name, dest) => job.inputs.readInto(name, lease.start, lease.end, dest));
         this.#log.debug('leased', { lease: lease.id, worker: from });
-        return encodeClaimReply(reply);
+        return reply;
       } catch (e) {
         job.sched.revealFailed(lease.id);
         await this.#fail(job, `cannot read inputs for unit ${lease.unit}: ${(e as Error).message}`);

@@ -17,8 +17,9 @@
 import { jsonCodec } from '../net/topics.ts';
 import type { TopicSpec } from '../net/topics.ts';
 import { DrillError } from '../util/errors.ts';
-import type { HostTensor } from '../util/tensor.ts';
-import { layoutTensors, decodeTensors } from './tensors.ts';
+import type { Dtype, HostTensor } from '../util/tensor.ts';
+import { layoutTensors, layoutTensorSpecs, decodeTensors } from './tensors.ts';
+import type { TensorFrameLayout } from './tensors.ts';
 
 export const GRID_VERSION = 1;
 
@@ -188,13 +189,18 @@ const leaseCodec = jsonCodec<{ ok: true; lease: LeaseInfo } | { ok: false; reaso
  */
 function frame(json: Uint8Array, tensors?: Record<string, HostTensor>): Uint8Array {
   const bin = tensors ? layoutTensors(tensors) : null;
+  const { out, binOffset } = frameFor(json, bin);
+  bin?.writeInto(out, binOffset);
+  return out;
+}
+
+function frameFor(json: Uint8Array, bin: TensorFrameLayout | null): { out: Uint8Array; binOffset: number } {
   const jsonLen = bin ? Math.ceil((4 + json.length) / 8) * 8 - 4 : json.length;
   const out = new Uint8Array(4 + jsonLen + (bin?.byteLength ?? 0));
   new DataView(out.buffer).setUint32(0, jsonLen, false);
   out.set(json, 4);
   out.fill(0x20, 4 + json.length, 4 + jsonLen);
-  bin?.writeInto(out, 4 + jsonLen);
-  return out;
+  return { out, binOffset: 4 + jsonLen };
 }
 function unframe(bytes: Uint8Array): { json: Uint8Array; bin: Uint8Array } {
   if (bytes.length < 4) throw new DrillError('CODEC_MALFORMED', 'frame shorter than its length prefix');
@@ -207,6 +213,23 @@ export function encodeClaimReply(r: ClaimReply): Uint8Array {
   if (!r.ok) return frame(leaseCodec.encode(r));
   return frame(leaseCodec.encode({ ok: true, lease: r.lease }), r.inputs);
 }
+/**
+ * A lease reply whose input tensors are read straight into the message (no intermediate copy):
+ * `fill(name, dest)` must fill `dest` (exactly the tensor's bytes) with input `name`'s data.
+ * The bytes are the same as encodeClaimReply with those tensors.
+ */
+export async function encodeClaimReplyFilled(
+  lease: LeaseInfo,
+  inputs: Record<string, { dtype: Dtype; dims: number[] }>,
+  fill: (name: string, dest: Uint8Array) => Promise<void>,
+): Promise<Uint8Array> {
+  const bin = layoutTensorSpecs(inputs);
+  const { out, binOffset } = frameFor(leaseCodec.encode({ ok: true, lease }), bin);
+  bin.writeHeader(out, binOffset);
+  for (const [name, slot] of Object.entries(bin.slots)) await fill(name, out.subarray(binOffset + slot.offset, binOffset + slot.offset + slot.length));
+  return out;
+}
+
 export function decodeClaimReply(bytes: Uint8Array): ClaimReply {
   const { json, bin } = unframe(bytes);
   const head = leaseCodec.decode(json);

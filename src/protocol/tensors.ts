@@ -21,34 +21,59 @@ interface Entry {
 /** Largest header accepted: generous for hundreds of outputs, tiny next to any payload. */
 const MAX_HEADER_BYTES = 64 * 1024;
 
-/** A tensor frame laid out but not yet written: its size, and a writer into a caller's buffer. */
+/** A tensor frame laid out but not yet written: its size, where each tensor's bytes go, and a header writer. */
 export interface TensorFrameLayout {
   /** Bytes the frame takes. */
   byteLength: number;
-  /** Write the frame at `out[offset..offset+byteLength)`. Keep `offset` 8-byte aligned (relative to
-   * where the receiver's buffer starts) so the receiver's typed views need no copy. */
-  writeInto(out: Uint8Array, offset: number): void;
+  /** Each tensor's data range, relative to the frame's start. */
+  slots: Record<string, { offset: number; length: number }>;
+  /**
+   * Write the frame's header (and zero its padding) at `out[offset..]`; the caller fills each
+   * slot. Keep `offset` 8-byte aligned (relative to where the receiver's buffer starts) so the
+   * receiver's typed views need no copy.
+   */
+  writeHeader(out: Uint8Array, offset: number): void;
 }
 
-/** Lay out a tensor frame without allocating it, so a caller can frame it with a header in one buffer (one copy of the data, not two). */
-export function layoutTensors(tensors: Record<string, HostTensor>): TensorFrameLayout {
+/**
+ * Lay out a tensor frame for tensors of these dtypes and dims without their data, so a caller
+ * can build the frame in one buffer and fill the data straight from its source (a file read),
+ * with no intermediate copy.
+ */
+export function layoutTensorSpecs(specs: Record<string, { dtype: Dtype; dims: number[] }>): TensorFrameLayout {
   const entries: Entry[] = [];
   let off = 0;
-  for (const name of Object.keys(tensors).sort()) {
-    const t = tensors[name]!;
-    const len = t.data.byteLength;
+  for (const name of Object.keys(specs).sort()) {
+    const t = specs[name]!;
+    const len = elementCount(t.dims) * BYTES_PER_ELEMENT[t.dtype];
     entries.push({ name, dtype: t.dtype, dims: t.dims, offset: off, length: len });
     off += Math.ceil(len / 8) * 8;
   }
   const header = utf8ToBytes(JSON.stringify(entries));
   const headPad = Math.ceil((4 + header.length) / 8) * 8;
+  const slots: Record<string, { offset: number; length: number }> = {};
+  for (const e of entries) slots[e.name] = { offset: headPad + e.offset, length: e.length };
   return {
     byteLength: headPad + off,
-    writeInto(out: Uint8Array, offset: number): void {
+    slots,
+    writeHeader(out: Uint8Array, offset: number): void {
       new DataView(out.buffer, out.byteOffset + offset, 4).setUint32(0, header.length, false);
       out.set(header, offset + 4);
       out.fill(0, offset + 4 + header.length, offset + headPad);
-      for (const e of entries) out.set(tensorBytes(tensors[e.name]!), offset + headPad + e.offset);
+      // Padding between tensors: zero it too, so no stale heap bytes go on the wire.
+      for (const e of entries) out.fill(0, offset + headPad + e.offset + e.length, offset + headPad + e.offset + Math.ceil(e.length / 8) * 8);
+    },
+  };
+}
+
+/** A tensor frame laid out with its data: `writeInto` writes header and data. */
+export function layoutTensors(tensors: Record<string, HostTensor>): TensorFrameLayout & { writeInto(out: Uint8Array, offset: number): void } {
+  const l = layoutTensorSpecs(tensors);
+  return {
+    ...l,
+    writeInto(out: Uint8Array, offset: number): void {
+      l.writeHeader(out, offset);
+      for (const [name, slot] of Object.entries(l.slots)) out.set(tensorBytes(tensors[name]!), offset + slot.offset);
     },
   };
 }
