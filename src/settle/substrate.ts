@@ -12,7 +12,7 @@
 import { ApiPromise, WsProvider } from '@polkadot/api';
 import type { KeyringPair } from '@polkadot/keyring/types';
 import type { SignedBlock, DispatchError, EventRecord } from '@polkadot/types/interfaces';
-import { u8aEq } from '@polkadot/util';
+import { u8aEq, u8aToHex } from '@polkadot/util';
 import { UserError } from '../util/errors.ts';
 import type { Logger } from '../util/log.ts';
 import { remarkHash } from './anchor.ts';
@@ -49,9 +49,14 @@ export function checkWsUrl(url: string, field = '--ws'): string {
  */
 export async function connectSubstrate(url: string, opts: { timeoutMs: number; logger?: Logger }): Promise<ApiPromise> {
   checkWsUrl(url);
-  const provider = new WsProvider(url, 0);
   const unreachable = (why: string, cause?: unknown): Error =>
     settleError(SettleErrorCode.UNREACHABLE, `cannot reach Substrate node at ${url}: ${why}`, { url }, cause);
+  // Probe with a socket we own first: a WsProvider whose first connection fails keeps an internal
+  // interval alive (the process would never exit), so it is only created for a live endpoint.
+  await probeWebSocket(url, opts.timeoutMs).catch((e: unknown) => {
+    throw unreachable((e as Error).message, e);
+  });
+  const provider = new WsProvider(url, 0);
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(unreachable(`no answer within ${opts.timeoutMs} ms`)), opts.timeoutMs);
@@ -86,6 +91,33 @@ export async function connectSubstrate(url: string, opts: { timeoutMs: number; l
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** Open and close a WebSocket to `url`; rejects with the reason when it does not open within `timeoutMs`. */
+function probeWebSocket(url: string, timeoutMs: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let ws: WebSocket;
+    try {
+      ws = new WebSocket(url);
+    } catch (e) {
+      reject(e as Error);
+      return;
+    }
+    const t = setTimeout(() => {
+      ws.close();
+      reject(new Error(`no WebSocket handshake within ${timeoutMs} ms`));
+    }, timeoutMs);
+    ws.onopen = () => {
+      clearTimeout(t);
+      ws.close(1000);
+      resolve();
+    };
+    ws.onerror = (ev: Event) => {
+      clearTimeout(t);
+      const inner = (ev as Event & { error?: { message?: string; cause?: { code?: string; message?: string } } }).error;
+      reject(new Error(inner?.cause?.code ?? inner?.cause?.message ?? inner?.message ?? 'connection refused or not a WebSocket endpoint'));
+    };
+  });
 }
 
 /** Decode a dispatch error into "pallet.Error: docs". */
@@ -127,8 +159,10 @@ export function classifySubmitError(e: unknown, account: string, url: string): E
 /** The remark call this runtime offers. @throws DrillError SETTLE_NO_REMARK_CALL. */
 function remarkCall(api: ApiPromise, remark: Uint8Array) {
   const sys = api.tx.system;
-  if (sys?.remarkWithEvent) return sys.remarkWithEvent(remark);
-  if (sys?.remark) return sys.remark(remark);
+  // Bytes from a Uint8Array is read as SCALE (length-prefixed); from hex it is the raw content.
+  const arg = u8aToHex(remark);
+  if (sys?.remarkWithEvent) return sys.remarkWithEvent(arg);
+  if (sys?.remark) return sys.remark(arg);
   throw settleError(SettleErrorCode.NO_REMARK_CALL, `runtime ${api.runtimeVersion.specName.toString()} has no system.remarkWithEvent or system.remark call`);
 }
 

@@ -6,7 +6,6 @@
  */
 import { mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { DatabaseSync } from 'node:sqlite';
 import { privateKeyFromProtobuf } from '@libp2p/crypto/keys';
 import type { Command } from '../command.ts';
 import { bool, helpText, int, list, parseArgs, str } from '../args.ts';
@@ -81,18 +80,10 @@ async function showIdentity(identity: string, suri: string): Promise<number> {
   return 0;
 }
 
-/** Genesis id a node's block store was created for (read before opening it as a BlockStore). */
-function storeGenesis(path: string): string {
+function openChainStore(path: string): BlockStore {
   try {
     statSync(path);
-    const db = new DatabaseSync(path, { readOnly: true });
-    try {
-      const row = db.prepare("SELECT value FROM meta WHERE key = 'genesis'").get() as { value: string } | undefined;
-      if (row === undefined) throw new Error('no genesis recorded');
-      return row.value;
-    } finally {
-      db.close();
-    }
+    return BlockStore.openReadOnly(path);
   } catch (e) {
     throw new UserError('--chain-store', "a matrix-drill node's block store file", path, (e as Error).message);
   }
@@ -138,7 +129,7 @@ export const command: Command = {
       }
       let source: AnchorSource;
       if (chainStore !== undefined) {
-        chain = new BlockStore(chainStore, storeGenesis(chainStore));
+        chain = openChainStore(chainStore);
         source = blockStoreSource(chain, { confirmations: int(p, 'confirmations', 0, 10_000)! });
       } else source = new JsonLinesSource(blocksFile!);
 

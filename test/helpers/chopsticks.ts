@@ -1,0 +1,131 @@
+/**
+ * Test harness for settlement: a real Substrate runtime (solochain-template, from the raw chain
+ * spec in ../shared/chain/) under @acala-network/chopsticks, in-process, on 127.0.0.1 with port 0,
+ * building a block per extrinsic (Instant mode). With `db` the chain is kept in a SQLite file,
+ * so a stopped chain can be started again (same port) with its blocks and state.
+ *
+ * Chopsticks quirks handled here (see ../shared/chain/SOURCE.md):
+ * - on a fresh chain `chain_getBlockHash(0)` and `System.BlockHash(0)` are both the 0x45…45
+ *   placeholder; after a resume from the db the first reads as the real hash of block 0 while
+ *   storage keeps the placeholder, so signatures made by a fresh ApiPromise fail (`badProof`).
+ *   `startChopsticks` re-aligns storage with the reported genesis hash after a resume.
+ * - a block is written to the db after it becomes head: `close()` waits for pending blocks.
+ * Also: fixtures of signed credit records and blocks with real Ed25519 peer ids.
+ */
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { generateKeyPair } from '@libp2p/crypto/keys';
+import type { PrivateKey } from '@libp2p/interface';
+import { peerIdFromPrivateKey } from '@libp2p/peer-id';
+import { ed25519 } from '@noble/curves/ed25519.js';
+import { sha256 } from '@noble/hashes/sha2.js';
+import { creditLeaf, signCreditRecord } from '../../src/pod/credit.ts';
+import type { CreditRecord } from '../../src/pod/credit.ts';
+import { bytesToHex, utf8ToBytes } from '../../src/util/bytes.ts';
+import { merkleRoot } from '../../src/util/merkle.ts';
+import type { SettleBlock } from '../../src/settle/source.ts';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+/** The small node-template spec (2022): boots in ~1 s, but see SOLOCHAIN_SPEC. */
+export const NODE_TEMPLATE_SPEC = resolve(HERE, '../../../shared/chain/node-template-v0.9.28.raw.json');
+/**
+ * The solochain-template spec (polkadot-sdk stable2503), the default here. Under chopsticks the
+ * 2022 node-template runtime rejects every extrinsic whose signing payload exceeds 256 bytes
+ * (signed as its blake2_256 hash) with `1010 badProof`, measured with @polkadot/api 16.5.6 —
+ * and an anchor is usually longer. The 2025 runtime accepts them (checked up to 3 KB remarks);
+ * it boots slower (~2-10 s on this 2-core machine).
+ */
+export const SOLOCHAIN_SPEC = resolve(HERE, '../../../shared/chain/solochain-template-stable2503.raw.json');
+
+export interface ChopsticksChain {
+  url: string;
+  port: number;
+  /** Best block number as chopsticks sees it. */
+  head(): number;
+  /** Flush pending blocks to the db and stop the server. */
+  close(): Promise<void>;
+}
+
+/**
+ * Start a chopsticks chain. `port` 0 picks a free one; pass the old port to restart "the same
+ * node"; `db` + `resume` continue a chain from its SQLite file.
+ */
+export async function startChopsticks(opts: { port?: number; db?: string; resume?: boolean; spec?: string } = {}): Promise<ChopsticksChain> {
+  process.env.LOG_LEVEL ??= 'fatal';
+  const { setupWithServer } = await import('@acala-network/chopsticks');
+  const { BuildBlockMode, setStorage } = await import('@acala-network/chopsticks-core');
+  const ctx = await setupWithServer({
+    genesis: opts.spec ?? SOLOCHAIN_SPEC,
+    host: '127.0.0.1',
+    port: opts.port ?? 0,
+    'build-block-mode': BuildBlockMode.Instant,
+    ...(opts.db ? { db: opts.db } : {}),
+    ...(opts.resume ? { resume: true } : {}),
+  } as Parameters<typeof setupWithServer>[0]);
+  const chain = ctx.chain;
+  if (opts.resume) {
+    const reported = (await chain.getBlockAt(0))?.hash;
+    if (reported) await setStorage(chain, { System: { BlockHash: [[[0], reported]] } });
+  }
+  const port = Number(String(ctx.addr).split(':').pop());
+  let closed = false;
+  return {
+    url: `ws://127.0.0.1:${port}`,
+    port,
+    head: () => chain.head.number,
+    async close() {
+      if (closed) return;
+      closed = true;
+      await chain.upcomingBlocks();
+      await ctx.close();
+    },
+  };
+}
+
+/** A trainer: a real libp2p Ed25519 key and its peer id. */
+export interface Trainer {
+  key: PrivateKey;
+  peer: string;
+}
+
+export async function makeTrainers(n: number): Promise<Trainer[]> {
+  const out: Trainer[] = [];
+  for (let i = 0; i < n; i++) {
+    const key = await generateKeyPair('Ed25519');
+    out.push({ key, peer: peerIdFromPrivateKey(key).toString() });
+  }
+  return out;
+}
+
+/** A deterministic coordinator seed for fixtures. */
+export const COORDINATOR_SEED = sha256(utf8ToBytes('settle-test-coordinator'));
+export const COORDINATOR_PUB = bytesToHex(ed25519.getPublicKey(COORDINATOR_SEED));
+
+/** A signed credit record crediting `peers` (sorted) for one unit. */
+export function makeRecord(job: string, unit: number, flops: number, peers: string[], faulty: string[] = []): CreditRecord {
+  return signCreditRecord(
+    { job, unit, resultDigest: bytesToHex(sha256(utf8ToBytes(`${job}/${unit}`))), flops, credited: peers, faulty, status: 'agreed', time: 1_700_000_000_000 + unit },
+    COORDINATOR_SEED,
+  );
+}
+
+/** A finalised block at `height` carrying `records` (hash: a fixture hash over height and root). */
+export function makeBlock(height: number, records: CreditRecord[]): SettleBlock {
+  const creditRoot = merkleRoot(records.map(creditLeaf));
+  return { height, hash: bytesToHex(sha256(utf8ToBytes(`block/${height}/${creditRoot}`))), creditRoot, records };
+}
+
+/** Blocks from..to, each with `perBlock` records over rotating trainer triples. */
+export function makeBlocks(from: number, to: number, trainers: Trainer[], perBlock = 3): SettleBlock[] {
+  const out: SettleBlock[] = [];
+  for (let h = from; h <= to; h++) {
+    const recs: CreditRecord[] = [];
+    for (let u = 0; u < perBlock; u++) {
+      const k = h * perBlock + u;
+      const peers = [0, 1, 2].map((j) => trainers[(k + j) % trainers.length]!.peer);
+      recs.push(makeRecord(`job-${h}`, u, 1_000_000 * (u + 1), [...new Set(peers)]));
+    }
+    out.push(makeBlock(h, recs));
+  }
+  return out;
+}
