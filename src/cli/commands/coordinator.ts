@@ -1,8 +1,15 @@
 /**
  * `drill coordinator`: a long-running coordinator. Prints its multiaddrs (give one to workers:
  * `drill worker --join ADDR`) and accepts jobs from `drill submit --to ADDR ...`.
+ *
+ * With `--genesis FILE` (written by `drill genesis`) it also follows the hashrate chain: a
+ * non-producing ChainService (block store in its data dir, so a restart resumes) and every
+ * credit record it signs published on the credits topic for the workers to put in blocks. It
+ * prints a line per new head block. A genesis that does not list this coordinator's key is
+ * refused: its credit records would be ignored by every node.
  */
 import { join } from 'node:path';
+import { mkdirSync } from 'node:fs';
 import type { Command } from '../command.ts';
 import { parseArgs, str, int, bool, helpText } from '../args.ts';
 import type { FlagSpec } from '../args.ts';
@@ -11,14 +18,89 @@ import { createDrillNode } from '../../net/node.ts';
 import { loadOrCreateIdentity, defaultDataDir } from '../../worker/identity.ts';
 import { Coordinator, defaultCoordinatorOptions } from '../../coordinator/service.ts';
 import { JobIntake } from '../../coordinator/intake.ts';
+import { UserError } from '../../util/errors.ts';
+import { bytesToHex } from '../../util/bytes.ts';
+import type { Logger } from '../../util/log.ts';
+import type { DrillNode } from '../../net/node.ts';
+import type { CreditRecord } from '../../pod/credit.ts';
+import { ChainService } from '../../chain/service.ts';
+import { readGenesisFile, genesisHash } from '../../chain/genesis.ts';
+import type { GenesisConfig } from '../../chain/genesis.ts';
+import { publishCreditRecord } from '../../chain/topics.ts';
+import { shortId } from '../../chain/block.ts';
+import { slotAt } from '../../chain/epoch.ts';
 
 const FLAGS: Record<string, FlagSpec> = {
   listen: { type: 'string', multiple: true, help: 'multiaddr to listen on (repeatable)', default: '/ip4/0.0.0.0/tcp/9360' },
   'data-dir': { type: 'string', help: 'identity key, job store and uploaded jobs (default $DRILL_HOME/coordinator or ~/.matrix-drill/coordinator)' },
   'lease-ms': { type: 'string', help: 'time a worker has to commit a leased unit', default: String(defaultCoordinatorOptions.leaseMs) },
+  genesis: { type: 'string', help: "genesis file of the hashrate chain (from 'drill genesis'): follow the chain and publish credit records for the workers' blocks" },
   'stall-ms': { type: 'string', help: 'fail a disputed unit no connected worker may re-run after this long', default: String(defaultCoordinatorOptions.stallMs) },
   help: { type: 'boolean', help: 'show this help' },
 };
+
+/** The block store of a chain inside a node's data dir: one file per genesis (so a node given a
+ * new genesis starts a new chain instead of failing on the old store); a restart resumes. */
+export function chainStorePath(dataDir: string, genesis: GenesisConfig): string {
+  const dir = join(dataDir, 'chain');
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  return join(dir, `${genesisHash(genesis).slice(0, 16)}.sqlite`);
+}
+
+/** Records kept for re-publishing while no producer is listening; the oldest go beyond it. */
+const MAX_UNSENT_CREDITS = 4096;
+
+/**
+ * Publishes the coordinator's credit records on the credits topic. A record published while
+ * no producer is subscribed (no worker connected yet, all restarting) reaches nobody, so it is
+ * kept and published again every slot until some peer receives it.
+ */
+export class CreditPublisher {
+  readonly #node: DrillNode;
+  readonly #log: Logger;
+  readonly #unsent: CreditRecord[] = [];
+  readonly #timer: NodeJS.Timeout;
+  #flushing = false;
+  constructor(node: DrillNode, retryMs: number, log: Logger) {
+    this.#node = node;
+    this.#log = log;
+    this.#timer = setInterval(() => void this.#flush(), retryMs);
+    this.#timer.unref();
+  }
+  get unsent(): number {
+    return this.#unsent.length;
+  }
+  publish(r: CreditRecord): void {
+    void this.#send(r).then((ok) => {
+      if (ok) return;
+      if (this.#unsent.length >= MAX_UNSENT_CREDITS) this.#unsent.shift();
+      this.#unsent.push(r);
+    });
+  }
+  stop(): void {
+    clearInterval(this.#timer);
+  }
+  async #send(r: CreditRecord): Promise<boolean> {
+    try {
+      return (await publishCreditRecord(this.#node, r)).recipients > 0;
+    } catch (e) {
+      this.#log.warn('credit record publish failed; will retry', { job: r.job, unit: r.unit, err: (e as Error).message });
+      return false;
+    }
+  }
+  async #flush(): Promise<void> {
+    if (this.#flushing || this.#unsent.length === 0) return;
+    this.#flushing = true;
+    try {
+      while (this.#unsent.length > 0) {
+        if (!(await this.#send(this.#unsent[0]!))) break;
+        this.#unsent.shift();
+      }
+    } finally {
+      this.#flushing = false;
+    }
+  }
+}
 
 /** Wait for SIGINT/SIGTERM. */
 export function untilSignal(): Promise<string> {
@@ -39,19 +121,49 @@ export const command: Command = {
   async run(argv) {
     const p = parseArgs(argv, FLAGS);
     if (bool(p, 'help')) {
-      process.stdout.write(helpText('usage: drill coordinator [--listen MULTIADDR] [--data-dir DIR]', FLAGS));
+      process.stdout.write(helpText('usage: drill coordinator [--listen MULTIADDR] [--data-dir DIR] [--genesis FILE]', FLAGS));
       return 0;
     }
     const listen = p.flags.listen as string[] | string;
     const dataDir = str(p, 'data-dir') ?? join(defaultDataDir(), 'coordinator');
     const log = createLogger({ level: (process.env.DRILL_LOG as 'info' | undefined) ?? 'info' });
+    const genesisFile = str(p, 'genesis');
+    const genesis = genesisFile === undefined ? null : readGenesisFile(genesisFile);
+    const leaseMs = int(p, 'lease-ms', 1000);
+    const stallMs = int(p, 'stall-ms', 0);
     const id = await loadOrCreateIdentity(dataDir, { logger: log });
+    if (genesis) {
+      const key = bytesToHex(id.privateKey.publicKey.raw);
+      if (!genesis.coordinators.includes(key)) {
+        throw new UserError('--genesis', `a genesis that lists this coordinator (key ${key}, data dir ${dataDir}) in "coordinators"`, genesisFile, `it lists ${genesis.coordinators.map((k) => k.slice(0, 12) + '…').join(', ')}; write one with drill genesis --data-dir ${dataDir}`);
+      }
+    }
     const node = await createDrillNode({ privateKey: id.privateKey, listen: Array.isArray(listen) ? listen : [listen], logger: log });
-    const coord = new Coordinator(node, { dataDir, leaseMs: int(p, 'lease-ms', 1000), stallMs: int(p, 'stall-ms', 0), logger: log });
+    const out = process.stdout;
+    let chain: ChainService | null = null;
+    let publisher: CreditPublisher | null = null;
+    if (genesis) {
+      const storePath = chainStorePath(dataDir, genesis);
+      // The block lines below replace the chain's own info log (DRILL_LOG=info shows both).
+      const chainLog = process.env.DRILL_LOG ? log : createLogger({ level: 'warn' });
+      chain = new ChainService({ node, genesis, logger: chainLog }, { storePath, produce: false });
+      await chain.start();
+      publisher = new CreditPublisher(node, genesis.slotMs, log);
+      const st = chain.status();
+      const slot = slotAt(genesis, Date.now());
+      out.write(`chain ${genesis.chainId} (genesis ${shortId(genesisHash(genesis))}): following, head #${st.height}, ${slot < 0 ? `slot 0 in ${(-slot * genesis.slotMs / 1000).toFixed(1)} s` : `slot ${slot}`}, store ${storePath}\n`);
+      const c = chain;
+      c.on('head', (h) => {
+        const n = c.state.getNode(h.hash);
+        out.write(`block #${h.height} slot ${h.slot} by ${shortId(n?.producer ?? '?')}: ${n?.creditIds.length ?? 0} credit records (head ${shortId(h.hash)})\n`);
+      });
+      c.on('reorg', (r) => out.write(`reorg: ${r.depth} block(s) replaced, head ${shortId(r.to)}\n`));
+    }
+    const pub = publisher;
+    const coord = new Coordinator(node, { dataDir, leaseMs, stallMs, logger: log, ...(pub ? { onCredit: (r: CreditRecord) => pub.publish(r) } : {}) });
     await coord.start();
     const intake = new JobIntake(node, coord, dataDir, log);
     await intake.start();
-    const out = process.stdout;
     out.write(`coordinator ${node.peerId} (data dir ${dataDir}${id.created ? ', new identity' : ''})\n`);
     for (const a of node.multiaddrs()) out.write(`listening: ${a}\n`);
     out.write(`workers join with:  npx drill worker --join ${node.multiaddrs()[0]}\n`);
@@ -60,6 +172,12 @@ export const command: Command = {
     out.write(`\n${sig}: stopping (workers: ${coord.workers().filter((w) => w.connected).length} connected)\n`);
     await intake.stop();
     await coord.stop();
+    publisher?.stop();
+    if (chain) {
+      const st = chain.status();
+      out.write(`chain head #${st.height} ${shortId(st.head)}${publisher?.unsent ? `; ${publisher.unsent} credit records never reached a producer` : ''}\n`);
+      await chain.stop();
+    }
     await node.stop();
     return 0;
   },

@@ -3,6 +3,11 @@
  * a data directory, benchmarks the device on first start (the "Device Share" score: a
  * scheduling hint, never credit), registers with the coordinator, runs units and shows what it
  * is doing. Rejoins with backoff when the coordinator goes away.
+ *
+ * `drill worker --show-id` prints the worker's peer id (creating its identity) and exits: what
+ * an operator passes to `drill genesis --producer`. With `--genesis FILE` the worker also runs a
+ * producing ChainService (block store in its data dir, so a restart resumes): it takes part in
+ * the hashrate VRF lottery and prints every block it produces.
  */
 import { join } from 'node:path';
 import type { Command } from '../command.ts';
@@ -17,8 +22,12 @@ import type { Device } from '../../worker/pool.ts';
 import { ModelCache } from '../../worker/models.ts';
 import { runDeviceBenchmark } from '../../worker/benchmark.ts';
 import { WorkerNode } from '../../worker/node.ts';
-import { untilSignal } from './coordinator.ts';
+import { untilSignal, chainStorePath } from './coordinator.ts';
 import { formatMs } from '../progress.ts';
+import { ChainService } from '../../chain/service.ts';
+import { readGenesisFile } from '../../chain/genesis.ts';
+import { shortId } from '../../chain/block.ts';
+import { slotAt } from '../../chain/epoch.ts';
 
 const FLAGS: Record<string, FlagSpec> = {
   join: { type: 'string', multiple: true, help: "coordinator multiaddr (…/p2p/12D3Koo…), repeatable" },
@@ -30,6 +39,8 @@ const FLAGS: Record<string, FlagSpec> = {
   rebench: { type: 'boolean', help: 'run the device benchmark again instead of using the cached score' },
   verbose: { type: 'boolean', help: 'print a line for every unit run' },
   cheat: { type: 'boolean', help: 'DEMO ONLY: return corrupted results (PoD gives this worker no credit)' },
+  genesis: { type: 'string', help: "genesis file of the hashrate chain (from 'drill genesis'): produce blocks when this worker wins the VRF lottery" },
+  'show-id': { type: 'boolean', help: "print this worker's peer id (creating its identity in --data-dir) and exit" },
   help: { type: 'boolean', help: 'show this help' },
 };
 
@@ -42,7 +53,14 @@ export const command: Command = {
   async run(argv) {
     const p = parseArgs(argv, FLAGS);
     if (bool(p, 'help')) {
-      process.stdout.write(helpText('usage: drill worker --join MULTIADDR [--threads T] [--device cpu|cuda] [--data-dir DIR]', FLAGS));
+      process.stdout.write(helpText('usage: drill worker --join MULTIADDR [--threads T] [--device cpu|cuda] [--data-dir DIR] [--genesis FILE]\n       drill worker --show-id [--data-dir DIR]', FLAGS));
+      return 0;
+    }
+    if (bool(p, 'show-id')) {
+      const dir = str(p, 'data-dir') ?? join(defaultDataDir(), 'worker');
+      const id = await loadOrCreateIdentity(dir);
+      process.stdout.write(`${id.peerId}\n`);
+      if (id.created) process.stderr.write(`new identity in ${id.path}\n`);
       return 0;
     }
     const joins = list(p, 'join');
@@ -51,6 +69,8 @@ export const command: Command = {
     const device = str(p, 'device')!;
     if (device !== 'cpu' && device !== 'cuda') throw new UserError('--device', 'cpu or cuda', device);
     const dataDir = str(p, 'data-dir') ?? join(defaultDataDir(), 'worker');
+    const genesisFile = str(p, 'genesis');
+    const genesis = genesisFile === undefined ? null : readGenesisFile(genesisFile); // fail before the slow start-up
     const log = createLogger({ level: (process.env.DRILL_LOG as 'info' | undefined) ?? 'warn' });
     const say = (s: string): void => void process.stdout.write(`${new Date().toISOString().slice(11, 19)} ${s}\n`);
 
@@ -67,6 +87,28 @@ export const command: Command = {
     const worker = new WorkerNode(node, pool, new ModelCache(join(dataDir, 'models')), { threads: pool.threads, device: prof.device, score: bench.score, cheat: bool(p, 'cheat'), logger: log });
     await worker.start();
     if (bool(p, 'cheat')) say('WARNING: --cheat: this worker corrupts its results on purpose (demo); it will earn no credit');
+
+    let chain: ChainService | null = null;
+    if (genesis) {
+      const storePath = chainStorePath(dataDir, genesis);
+      chain = new ChainService({ node, genesis, logger: log }, { storePath, produce: true });
+      await chain.start();
+      const st = chain.status();
+      const alloc = genesis.credits.some((r) => r.credited.includes(id.peerId));
+      const slot = slotAt(genesis, Date.now());
+      say(`chain ${genesis.chainId}: producing (head #${st.height}, ${slot < 0 ? `slot 0 in ${formatMs(-slot * genesis.slotMs)}` : `slot ${slot}`}, store ${storePath})`);
+      if (!alloc) say('this worker has no genesis allocation: it wins slots once its PoD credit reaches an epoch snapshot');
+      const verboseChain = bool(p, 'verbose');
+      chain.on('block', (b) => {
+        if (b.own) say(`produced block #${b.height} slot ${b.slot} ${shortId(b.hash)}: ${b.credits} credit records`);
+      });
+      chain.on('head', (h) => {
+        if (verboseChain) say(`chain head #${h.height} slot ${h.slot} ${shortId(h.hash)}`);
+      });
+      chain.on('reorg', (r) => {
+        if (verboseChain) say(`chain reorg: ${r.depth} block(s) replaced, head ${shortId(r.to)}`);
+      });
+    }
 
     const verbose = bool(p, 'verbose');
     let rows = 0;
@@ -116,6 +158,7 @@ export const command: Command = {
     stopping = true;
     say(`${sig}: stopping after ${units} units`);
     clearInterval(status);
+    await chain?.stop();
     await worker.stop();
     await pool.stop();
     await node.stop();
