@@ -25,9 +25,9 @@ import type { CreditRecord } from '../pod/credit.ts';
 import { CreditLedger } from '../pod/ledger.ts';
 import {
   PROTOCOL, UNITS_TOPIC, helloCodec, helloAckCodec, claimCodec, encodeClaimReply, encodeClaimReplyFilled, commitCodec, ackCodec,
-  revealRequestCodec, decodeRevealReply, unitErrorCodec, MAX_UNIT_BYTES,
+  revealRequestCodec, decodeRevealReply, unitErrorCodec, commitAckPrefix, MAX_UNIT_BYTES,
 } from '../protocol/grid.ts';
-import type { Hello } from '../protocol/grid.ts';
+import type { Hello, Ack, ClaimRequest, Commit } from '../protocol/grid.ts';
 import { JobScheduler } from './scheduler.ts';
 import type { Lease, Progress, UnitDone } from './scheduler.ts';
 import { OutputAssembler } from './output.ts';
@@ -339,12 +339,16 @@ export class Coordinator {
   }
 
   async #onClaim(req: Uint8Array, from: string): Promise<Uint8Array> {
-    const c = claimCodec.decode(req);
+    return this.#lease(claimCodec.decode(req), from);
+  }
+
+  /** Lease the next unit to `from` (a claim reply; after `prefix` when answering a commit-and-claim). */
+  async #lease(c: ClaimRequest, from: string, prefix?: Uint8Array): Promise<Uint8Array> {
     const w = this.#workers.get(from);
-    if (!w || !w.connected) return encodeClaimReply({ ok: false, reason: 'not-registered' });
+    if (!w || !w.connected) return encodeClaimReply({ ok: false, reason: 'not-registered' }, prefix);
     let inflight = 0;
     for (const j of this.#jobs.values()) inflight += j.sched.inflightOf(from);
-    if (inflight >= this.#maxInflight(w.threads)) return encodeClaimReply({ ok: false, reason: 'busy' });
+    if (inflight >= this.#maxInflight(w.threads)) return encodeClaimReply({ ok: false, reason: 'busy' }, prefix);
     const order = [...this.#jobs.values()].filter((j) => !j.finishing);
     if (c.job) order.sort((a, b) => Number(b.spec.id === c.job) - Number(a.spec.id === c.job));
     for (const job of order) {
@@ -353,7 +357,7 @@ export class Coordinator {
       try {
         const info = { lease: lease.id, job: job.spec.id, unit: lease.unit, modelHash: job.spec.modelHash, modelBytes: job.spec.modelBytes, outputNames: job.spec.outputNames, rows: lease.end - lease.start, deadlineMs: lease.deadline - this.#now() };
         // The rows are read from the input files straight into the reply (no intermediate copy).
-        const reply = await encodeClaimReplyFilled(info, await job.inputs.shapes(lease.start, lease.end), (name, dest) => job.inputs.readInto(name, lease.start, lease.end, dest));
+        const reply = await encodeClaimReplyFilled(info, await job.inputs.shapes(lease.start, lease.end), (name, dest) => job.inputs.readInto(name, lease.start, lease.end, dest), prefix);
         this.#log.debug('leased', { lease: lease.id, worker: from });
         return reply;
       } catch (e) {
@@ -361,17 +365,25 @@ export class Coordinator {
         await this.#fail(job, `cannot read inputs for unit ${lease.unit}: ${(e as Error).message}`);
       }
     }
-    return encodeClaimReply({ ok: false, reason: 'no-work' });
+    return encodeClaimReply({ ok: false, reason: 'no-work' }, prefix);
   }
 
   async #onCommit(req: Uint8Array, from: string): Promise<Uint8Array> {
     const c = commitCodec.decode(req);
+    const ack = this.#commit(c, from);
+    if (!c.claim) return ackCodec.encode(ack);
+    // Commit-and-claim: the next lease rides on the ack (one request per unit fewer).
+    const prefix = commitAckPrefix(ack);
+    return ack.ok ? this.#lease({}, from, prefix) : prefix;
+  }
+
+  #commit(c: Commit, from: string): Ack {
     const job = this.#jobOfLease(c.lease);
-    if (!job) return ackCodec.encode({ ok: false, reason: 'unknown lease' });
+    if (!job) return { ok: false, reason: 'unknown lease' };
     const reveal = job.sched.commit(c.lease, from, c.commitment);
-    if (reveal === null) return ackCodec.encode({ ok: false, reason: 'not your lease, or already committed' });
+    if (reveal === null) return { ok: false, reason: 'not your lease, or already committed' };
     for (const l of reveal) void this.#reveal(job, l);
-    return ackCodec.encode({ ok: true });
+    return { ok: true };
   }
 
   async #onError(req: Uint8Array, from: string): Promise<Uint8Array> {

@@ -187,20 +187,26 @@ const leaseCodec = jsonCodec<{ ok: true; lease: LeaseInfo } | { ok: false; reaso
  * whitespace) so the binary part starts 8-byte aligned: a receiver whose buffer starts aligned
  * (a fresh allocation, as framing.ts makes) views the tensors without copying them.
  */
-function frame(json: Uint8Array, tensors?: Record<string, HostTensor>): Uint8Array {
+function frame(json: Uint8Array, tensors?: Record<string, HostTensor>, prefix?: Uint8Array): Uint8Array {
   const bin = tensors ? layoutTensors(tensors) : null;
-  const { out, binOffset } = frameFor(json, bin);
+  const { out, binOffset } = frameFor(json, bin, prefix);
   bin?.writeInto(out, binOffset);
   return out;
 }
 
-function frameFor(json: Uint8Array, bin: TensorFrameLayout | null): { out: Uint8Array; binOffset: number } {
+/**
+ * Allocate `prefix ‖ u32be jsonLength ‖ json ‖ (room for bin)`. `prefix` must be a whole number
+ * of 8-byte words (commitAckPrefix is), so the binary part stays 8-byte aligned.
+ */
+function frameFor(json: Uint8Array, bin: TensorFrameLayout | null, prefix?: Uint8Array): { out: Uint8Array; binOffset: number } {
+  const p = prefix?.length ?? 0;
   const jsonLen = bin ? Math.ceil((4 + json.length) / 8) * 8 - 4 : json.length;
-  const out = new Uint8Array(4 + jsonLen + (bin?.byteLength ?? 0));
-  new DataView(out.buffer).setUint32(0, jsonLen, false);
-  out.set(json, 4);
-  out.fill(0x20, 4 + json.length, 4 + jsonLen);
-  return { out, binOffset: 4 + jsonLen };
+  const out = new Uint8Array(p + 4 + jsonLen + (bin?.byteLength ?? 0));
+  if (prefix) out.set(prefix, 0);
+  new DataView(out.buffer).setUint32(p, jsonLen, false);
+  out.set(json, p + 4);
+  out.fill(0x20, p + 4 + json.length, p + 4 + jsonLen);
+  return { out, binOffset: p + 4 + jsonLen };
 }
 function unframe(bytes: Uint8Array): { json: Uint8Array; bin: Uint8Array } {
   if (bytes.length < 4) throw new DrillError('CODEC_MALFORMED', 'frame shorter than its length prefix');
@@ -209,22 +215,24 @@ function unframe(bytes: Uint8Array): { json: Uint8Array; bin: Uint8Array } {
   return { json: bytes.subarray(4, 4 + len), bin: bytes.subarray(4 + len) };
 }
 
-export function encodeClaimReply(r: ClaimReply): Uint8Array {
-  if (!r.ok) return frame(leaseCodec.encode(r));
-  return frame(leaseCodec.encode({ ok: true, lease: r.lease }), r.inputs);
+/** A lease reply. With `prefix` (a commitAckPrefix), the commit reply that carries it. */
+export function encodeClaimReply(r: ClaimReply, prefix?: Uint8Array): Uint8Array {
+  if (!r.ok) return frame(leaseCodec.encode(r), undefined, prefix);
+  return frame(leaseCodec.encode({ ok: true, lease: r.lease }), r.inputs, prefix);
 }
 /**
  * A lease reply whose input tensors are read straight into the message (no intermediate copy):
  * `fill(name, dest)` must fill `dest` (exactly the tensor's bytes) with input `name`'s data.
- * The bytes are the same as encodeClaimReply with those tensors.
+ * The bytes are the same as encodeClaimReply with those tensors (and `prefix`).
  */
 export async function encodeClaimReplyFilled(
   lease: LeaseInfo,
   inputs: Record<string, { dtype: Dtype; dims: number[] }>,
   fill: (name: string, dest: Uint8Array) => Promise<void>,
+  prefix?: Uint8Array,
 ): Promise<Uint8Array> {
   const bin = layoutTensorSpecs(inputs);
-  const { out, binOffset } = frameFor(leaseCodec.encode({ ok: true, lease }), bin);
+  const { out, binOffset } = frameFor(leaseCodec.encode({ ok: true, lease }), bin, prefix);
   bin.writeHeader(out, binOffset);
   for (const [name, slot] of Object.entries(bin.slots)) await fill(name, out.subarray(binOffset + slot.offset, binOffset + slot.offset + slot.length));
   return out;
@@ -242,13 +250,19 @@ export interface Commit {
   commitment: string;
   runMs: number;
   profile: string;
+  /**
+   * Commit-and-claim: the worker wants its next lease in the reply (the slot this unit held is
+   * free once it is committed). Saves one claim request per unit; the reply is then a
+   * CommitReply frame (decodeCommitReply), else a plain Ack.
+   */
+  claim?: boolean;
 }
 export const commitCodec = jsonCodec<Commit>({
   version: GRID_VERSION,
   maxBytes: MAX_CONTROL_BYTES,
   check: (raw) => {
     const o = obj(raw);
-    return { lease: s(o, 'lease'), commitment: hex(o, 'commitment', 32), runMs: n(o, 'runMs'), profile: s(o, 'profile', 1024) };
+    return { lease: s(o, 'lease'), commitment: hex(o, 'commitment', 32), runMs: n(o, 'runMs'), profile: s(o, 'profile', 1024), ...(o.claim === undefined ? {} : { claim: bool(o, 'claim') }) };
   },
 });
 
@@ -264,6 +278,33 @@ export const ackCodec = jsonCodec<Ack>({
     return { ok: bool(o, 'ok'), reason: o.reason === undefined ? undefined : s(o, 'reason', 1024) };
   },
 });
+
+/**
+ * The reply to a commit that asked for the next lease:
+ *   u32be ackLength ‖ ack JSON (space-padded to a multiple of 8 bytes with the prefix) ‖ [claim reply]
+ * The claim reply (encodeClaimReply's bytes) is absent when the commit was refused.
+ */
+export interface CommitReply extends Ack {
+  next?: ClaimReply;
+}
+
+/** The ack part of a CommitReply: a whole number of 8-byte words, so the claim reply after it stays aligned. */
+export function commitAckPrefix(a: Ack): Uint8Array {
+  const json = ackCodec.encode(a);
+  const len = Math.ceil((4 + json.length) / 8) * 8;
+  const out = new Uint8Array(len).fill(0x20);
+  new DataView(out.buffer).setUint32(0, len - 4, false);
+  out.set(json, 4);
+  return out;
+}
+
+/** @throws DrillError CODEC_MALFORMED / CODEC_TENSORS, NetError CODEC_* for a malformed reply. */
+export function decodeCommitReply(bytes: Uint8Array): CommitReply {
+  const { json, bin } = unframe(bytes);
+  const ack = ackCodec.decode(json);
+  if (bin.length === 0) return ack;
+  return { ...ack, next: decodeClaimReply(bin) };
+}
 
 export interface RevealRequest {
   lease: string;

@@ -16,14 +16,20 @@ import type { HostTensor } from '../util/tensor.ts';
 import { commitment, resultDigest } from '../pod/commit.ts';
 import {
   PROTOCOL, UNITS_TOPIC, helloCodec, helloAckCodec, claimCodec, decodeClaimReply, commitCodec, ackCodec,
-  revealRequestCodec, encodeRevealReply, unitErrorCodec, MAX_UNIT_BYTES,
+  revealRequestCodec, encodeRevealReply, unitErrorCodec, decodeCommitReply, MAX_UNIT_BYTES, MAX_CONTROL_BYTES,
 } from '../protocol/grid.ts';
-import type { LeaseInfo } from '../protocol/grid.ts';
+import type { CommitReply, LeaseInfo } from '../protocol/grid.ts';
 import type { InferencePool } from './pool.ts';
 import type { ModelCache } from './models.ts';
 
 export interface WorkerNodeOptions {
-  /** Units this worker runs or queues at once. Default: pool threads + 1 (one unit waits behind each running one, so threads never idle on the network). */
+  /**
+   * Units this worker runs or queues at once. Default: 2 × pool threads — one unit queued behind
+   * each running one, so a thread that finishes finds work at once even when the network side is
+   * still receiving the next unit (big units of tiny models take tens of ms to arrive). It matches
+   * the coordinator's default lease limit (threads × inflightPerThread 2). Memory: at most this
+   * many units' inputs (≤ 16 MiB each by default) per worker.
+   */
   capacity?: number;
   /** Threads reported to coordinators (scheduling hint). */
   threads: number;
@@ -75,7 +81,7 @@ export class WorkerNode {
     this.#node = node;
     this.#pool = pool;
     this.#models = models;
-    this.#opts = { capacity: opts.threads + 1, score: 0, cheat: false, revealTtlMs: 600_000, ...opts };
+    this.#opts = { capacity: 2 * opts.threads, score: 0, cheat: false, revealTtlMs: 600_000, ...opts };
     this.#log = (opts.logger ?? silentLogger).child('worker');
   }
 
@@ -153,10 +159,7 @@ export class WorkerNode {
           return;
         }
         this.#inflight++;
-        void this.#runUnit(coordinator, reply.lease, reply.inputs).finally(() => {
-          this.#inflight--;
-          void this.#fill(coordinator);
-        });
+        void this.#runChain(coordinator, reply.lease, reply.inputs);
       }
     } finally {
       this.#filling.delete(coordinator);
@@ -180,7 +183,22 @@ export class WorkerNode {
     return this.#models.path(hash);
   }
 
-  async #runUnit(coordinator: string, lease: LeaseInfo, inputs: Record<string, HostTensor>): Promise<void> {
+  /**
+   * Run a unit in one capacity slot, then the units the coordinator hands back with each commit
+   * (commit-and-claim), until it has none; then free the slot and claim again the ordinary way.
+   */
+  async #runChain(coordinator: string, lease: LeaseInfo, inputs: Record<string, HostTensor>): Promise<void> {
+    let next: { lease: LeaseInfo; inputs: Record<string, HostTensor> } | null = { lease, inputs };
+    try {
+      while (next) next = await this.#runUnit(coordinator, next.lease, next.inputs);
+    } finally {
+      this.#inflight--;
+      void this.#fill(coordinator);
+    }
+  }
+
+  /** Run one unit and commit to its result. Returns the next lease when the commit reply carried one. */
+  async #runUnit(coordinator: string, lease: LeaseInfo, inputs: Record<string, HostTensor>): Promise<{ lease: LeaseInfo; inputs: Record<string, HostTensor> } | null> {
     try {
       const modelPath = await this.#model(coordinator, lease.modelHash, lease.modelBytes);
       const r = await this.#pool.run({ modelHash: lease.modelHash, modelPath, inputs, outputNames: lease.outputNames });
@@ -188,21 +206,31 @@ export class WorkerNode {
       const salt = randomBytes(32).toString('hex');
       const c = commitment(this.#node.peerId, lease.lease, salt, resultDigest(outputs));
       this.#pending.set(lease.lease, { coordinator, salt, outputs, expires: Date.now() + this.#opts.revealTtlMs });
-      const ack = ackCodec.decode(
-        await this.#node.request(coordinator, PROTOCOL.commit, commitCodec.encode({ lease: lease.lease, commitment: c, runMs: r.runMs, profile: `${r.profile.device}/${r.profile.ep}/t${r.profile.intraOpThreads}` })),
+      // Ask for the next lease with the commit unless stopping: this slot frees up once committed.
+      const claim = !this.#stopped && this.#coordinators.has(coordinator);
+      const bytes = await this.#node.request(
+        coordinator,
+        PROTOCOL.commit,
+        commitCodec.encode({ lease: lease.lease, commitment: c, runMs: r.runMs, profile: `${r.profile.device}/${r.profile.ep}/t${r.profile.intraOpThreads}`, ...(claim ? { claim } : {}) }),
+        claim ? { maxResponseBytes: MAX_UNIT_BYTES + MAX_CONTROL_BYTES, timeoutMs: 60_000 } : {},
       );
+      const ack: CommitReply = claim ? decodeCommitReply(bytes) : ackCodec.decode(bytes);
       if (!ack.ok) {
         this.#pending.delete(lease.lease);
         this.#log.debug('commit refused', { lease: lease.lease, reason: ack.reason });
-        return;
+        return null;
       }
       this.#unitsDone++;
       this.events.emit('unit', { lease: lease.lease, rows: lease.rows, runMs: r.runMs });
+      const next = ack.next;
+      if (next && !next.ok && next.reason === 'not-registered') this.#coordinators.delete(coordinator);
+      return next?.ok && !this.#stopped ? { lease: next.lease, inputs: next.inputs } : null;
     } catch (e) {
       const message = e instanceof Error ? e.message : String(e);
       this.#log.warn('unit failed', { lease: lease.lease, error: message });
       this.events.emit('error', { lease: lease.lease, message });
       await this.#node.request(coordinator, PROTOCOL.error, unitErrorCodec.encode({ lease: lease.lease, message: message.slice(0, 4000) })).catch(() => undefined);
+      return null;
     }
   }
 
