@@ -30,7 +30,7 @@ import type { AnchorSource } from './source.ts';
 import { collectBlocks } from './source.ts';
 import type { AnchorRow, SettleStore } from './store.ts';
 import type { Inclusion, WaitFor } from './substrate.ts';
-import { checkWsUrl, connectSubstrate, disconnectQuietly, findRemark, includedNonce, nextNonce, submitRemark } from './substrate.ts';
+import { checkWsUrl, classifyRpcError, connectSubstrate, DEFAULT_REQUEST_TIMEOUT_MS, disconnectQuietly, findRemark, includedNonce, nextNonce, submitRemark } from './substrate.ts';
 
 export interface SettlerOptions {
   /** Substrate node WebSocket URL. */
@@ -43,6 +43,8 @@ export interface SettlerOptions {
   pollIntervalMs: number;
   /** Connect + metadata time limit. 15 s: a cold node over a slow link answers well within it. */
   connectTimeoutMs: number;
+  /** Per-RPC-request limit; a node that stops answering is dropped and retried. */
+  requestTimeoutMs: number;
   /** Inclusion time limit per extrinsic. 120 s: ~20 six-second Substrate blocks of congestion. */
   inclusionTimeoutMs: number;
   /** 'inBlock' records the anchor as soon as it is in a block; 'finalized' waits for GRANDPA. */
@@ -61,6 +63,7 @@ export const defaultSettlerOptions: Omit<SettlerOptions, 'url'> = {
   every: 1,
   pollIntervalMs: 2_000,
   connectTimeoutMs: 15_000,
+  requestTimeoutMs: DEFAULT_REQUEST_TIMEOUT_MS,
   inclusionTimeoutMs: 120_000,
   waitFor: 'inBlock',
   backoff: defaultBackoffOptions,
@@ -151,7 +154,8 @@ export class Settler extends EventEmitter {
               this.emit('posted', this.#store.anchor(row.id)!, inc);
             }
             if (this.#running && this.#store.unsettled().length === 0) this.emit('idle');
-          } catch (e) {
+          } catch (caught) {
+            const e = classifyRpcError(caught, this.options.url);
             if (!isRetryable(e)) throw e;
             await this.#dropConnection();
             const delayMs = backoffDelay(this.#failures, this.options.backoff);
@@ -210,7 +214,7 @@ export class Settler extends EventEmitter {
   async #connected(): Promise<ApiPromise> {
     if (this.#api?.isConnected) return this.#api;
     await this.#dropConnection();
-    this.#api = await connectSubstrate(this.options.url, { timeoutMs: this.options.connectTimeoutMs, logger: this.#log });
+    this.#api = await connectSubstrate(this.options.url, { timeoutMs: this.options.connectTimeoutMs, requestTimeoutMs: this.options.requestTimeoutMs, logger: this.#log });
     this.#log.info('connected to substrate', { url: this.options.url, account: this.account });
     this.emit('connected', this.options.url);
     return this.#api;

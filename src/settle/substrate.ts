@@ -21,6 +21,22 @@ import { canonicalSs58 } from './identity.ts';
 
 export type WaitFor = 'inBlock' | 'finalized';
 
+/** RPC request limit. 30 s: a healthy node answers in milliseconds; a hung one is dropped and retried. */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+
+const CONNECTION_LOST = /No response received from RPC endpoint|disconnected from|WebSocket is not connected|Abnormal Closure|ECONNREFUSED|ECONNRESET|socket hang up/i;
+
+/**
+ * Map an error thrown by an @polkadot/api call to SETTLE_DISCONNECTED when it means the
+ * connection is gone or the node stopped answering; other errors are returned unchanged.
+ */
+export function classifyRpcError(e: unknown, url: string): unknown {
+  if ((e as { code?: unknown })?.code !== undefined && String((e as { code: unknown }).code).startsWith('SETTLE_')) return e;
+  const msg = e instanceof Error ? e.message : String(e);
+  if (CONNECTION_LOST.test(msg)) return settleError(SettleErrorCode.DISCONNECTED, `lost the connection to ${url}: ${msg}`, { url }, e);
+  return e;
+}
+
 /** Where an extrinsic landed. */
 export interface Inclusion {
   /** Substrate block hash, 0x-hex. */
@@ -47,7 +63,7 @@ export function checkWsUrl(url: string, field = '--ws'): string {
  * @throws UserError for a malformed URL; DrillError SETTLE_UNREACHABLE when the node cannot be
  *   reached or does not answer as a Substrate node within `timeoutMs`.
  */
-export async function connectSubstrate(url: string, opts: { timeoutMs: number; logger?: Logger }): Promise<ApiPromise> {
+export async function connectSubstrate(url: string, opts: { timeoutMs: number; requestTimeoutMs?: number; logger?: Logger }): Promise<ApiPromise> {
   checkWsUrl(url);
   const unreachable = (why: string, cause?: unknown): Error =>
     settleError(SettleErrorCode.UNREACHABLE, `cannot reach Substrate node at ${url}: ${why}`, { url }, cause);
@@ -56,7 +72,8 @@ export async function connectSubstrate(url: string, opts: { timeoutMs: number; l
   await probeWebSocket(url, opts.timeoutMs).catch((e: unknown) => {
     throw unreachable((e as Error).message, e);
   });
-  const provider = new WsProvider(url, 0);
+  // Per-request limit: a node that keeps the socket open but stops answering must not hang us.
+  const provider = new WsProvider(url, 0, {}, opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS);
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(unreachable(`no answer within ${opts.timeoutMs} ms`)), opts.timeoutMs);
@@ -147,7 +164,7 @@ export function classifySubmitError(e: unknown, account: string, url: string): E
   if (/stale|future|1014|Priority is too low|already imported|AlreadyImported|temporarily banned|1012|usurped/i.test(msg)) {
     return settleError(SettleErrorCode.TX_NONCE_RACE, `transaction of ${account} raced another one with the same nonce: ${msg}`, { account }, e);
   }
-  if (/disconnected|WebSocket is not connected|Abnormal Closure|socket/i.test(msg)) {
+  if (CONNECTION_LOST.test(msg)) {
     return settleError(SettleErrorCode.DISCONNECTED, `lost the connection to ${url}: ${msg}`, { url }, e);
   }
   if (/^1010|Invalid Transaction|"invalid"/i.test(msg)) {

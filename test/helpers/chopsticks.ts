@@ -54,6 +54,8 @@ export async function startChopsticks(opts: { port?: number; db?: string; resume
   process.env.LOG_LEVEL ??= 'fatal';
   const { setupWithServer } = await import('@acala-network/chopsticks');
   const { BuildBlockMode, setStorage } = await import('@acala-network/chopsticks-core');
+  await patchWsServer();
+  const before = trackedClients.length;
   const ctx = await setupWithServer({
     genesis: opts.spec ?? SOLOCHAIN_SPEC,
     host: '127.0.0.1',
@@ -63,6 +65,9 @@ export async function startChopsticks(opts: { port?: number; db?: string; resume
     ...(opts.resume ? { resume: true } : {}),
   } as Parameters<typeof setupWithServer>[0]);
   const chain = ctx.chain;
+  // Chopsticks' close() stops listening but leaves accepted WebSockets open (answering nothing):
+  // a stopped node drops its connections, so terminate ours.
+  const sockets = clientsSince(before);
   if (opts.resume) {
     const reported = (await chain.getBlockAt(0))?.hash;
     if (reported) await setStorage(chain, { System: { BlockHash: [[[0], reported]] } });
@@ -78,8 +83,39 @@ export async function startChopsticks(opts: { port?: number; db?: string; resume
       closed = true;
       await chain.upcomingBlocks();
       await ctx.close();
+      for (const ws of sockets()) ws.terminate();
     },
   };
+}
+
+/** The little of the `ws` package used here (it ships no types of its own). */
+interface WsSocket {
+  terminate(): void;
+}
+type UpgradeCb = (ws: WsSocket, req: unknown) => void;
+interface WsServerProto {
+  handleUpgrade(this: unknown, req: unknown, socket: unknown, head: unknown, cb: UpgradeCb): void;
+}
+
+/** Every WebSocket the `ws` servers in this process accepted, in order. */
+const trackedClients: WsSocket[] = [];
+let patched = false;
+async function patchWsServer(): Promise<void> {
+  if (patched) return;
+  patched = true;
+  const wsPkg = 'ws';
+  const { WebSocketServer } = (await import(wsPkg)) as { WebSocketServer: { prototype: WsServerProto } };
+  const orig = WebSocketServer.prototype.handleUpgrade;
+  WebSocketServer.prototype.handleUpgrade = function (req, socket, head, cb) {
+    return orig.call(this, req, socket, head, (ws, r) => {
+      trackedClients.push(ws);
+      cb(ws, r);
+    });
+  };
+}
+/** Clients accepted after index `from` (by the server started then). */
+function clientsSince(from: number): () => WsSocket[] {
+  return () => trackedClients.slice(from);
 }
 
 /** A trainer: a real libp2p Ed25519 key and its peer id. */
