@@ -3,8 +3,8 @@
  * from `drill worker --show-id`, a genesis from `drill genesis` signed by the coordinator's key,
  * `drill coordinator --genesis` + two `drill worker --genesis` processes, and a job from
  * `drill submit`. The job's PoD credit records must land on the chain in blocks the workers
- * produce, all three nodes must agree on the head, and a restarted coordinator resumes its
- * block store.
+ * produce, all three nodes must agree on the head, a worker killed and restarted later
+ * catches up, and a restarted coordinator resumes its block store.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { mkdtemp, rm, readFile } from 'node:fs/promises';
@@ -71,7 +71,7 @@ function canonicalBlocks(storePath: string): Block[] {
 const lastMatch = (text: string, re: RegExp): string | undefined => [...text.matchAll(re)].at(-1)?.[1];
 
 describe('hashrate chain on a multi-process grid', () => {
-  it('drill genesis + coordinator/workers --genesis: job credit lands in worker-produced blocks, heads agree, restart resumes', async () => {
+  it('drill genesis + coordinator/workers --genesis: job credit lands in worker-produced blocks, heads agree, a restarted worker catches up, restart resumes', async () => {
     // 1. Producers' peer ids, as an operator lists them.
     const ids: string[] = [];
     for (const i of [0, 1]) {
@@ -135,18 +135,35 @@ describe('hashrate chain on a multi-process grid', () => {
     await until(workers, () => workers.every((w) => /produced block #\d+ slot \d+ \S+: \d+ credit records/.test(w.output())), 20_000, 'a block produced by each worker');
 
     // 5. Heads agree (the chain keeps growing: wait for a moment when all three print the same head).
-    const heads = (): (string | undefined)[] => [
-      lastMatch(coord.output(), /\(head (\S+)\)/g),
-      ...workers.map((w) => lastMatch(w.output(), /chain head #\d+ slot \d+ (\S+)/g)),
-    ];
-    await until([coord, ...workers], () => {
-      const h = heads();
-      return h[0] !== undefined && h.every((x) => x === h[0]);
-    }, 15_000, 'coordinator and both workers on the same head');
-    const agreedHeight = Number(lastMatch(coord.output(), /block #(\d+) slot/g));
-    expect(agreedHeight).toBeGreaterThanOrEqual(chain.length);
+    const coordHeight = (): number => Number(lastMatch(coord.output(), /block #(\d+) slot/g) ?? 0);
+    const agree = (ws: Proc[], what: string): Promise<void> => {
+      const heads = (): (string | undefined)[] => [
+        lastMatch(coord.output(), /\(head (\S+)\)/g),
+        ...ws.map((w) => lastMatch(w.output(), /chain head #\d+ slot \d+ (\S+)/g)),
+      ];
+      return until([coord, ...ws], () => {
+        const h = heads();
+        return h[0] !== undefined && h.every((x) => x === h[0]);
+      }, 15_000, what);
+    };
+    await agree(workers, 'coordinator and both workers on the same head');
+    expect(coordHeight()).toBeGreaterThanOrEqual(chain.length);
 
-    // 6. The coordinator restarts on its block store and resumes at (at least) that height.
+    // 6. A worker killed and restarted later resumes from its store and catches up on the
+    //    blocks it missed (the other worker kept producing meanwhile).
+    workers[1]!.child.kill('SIGKILL');
+    await workers[1]!.exited;
+    const atKill = coordHeight();
+    await until([coord], () => coordHeight() >= atKill + 2, 20_000, 'two more blocks while worker 1 is down');
+    const w1b = start(['worker', '--join', addr!, '--genesis', genesisPath, '--threads', '1', '--data-dir', join(tmp, 'w1'), '--listen', '/ip4/127.0.0.1/tcp/0', '--verbose']);
+    const [, resumedAt] = await w1b.waitFor(/chain \S+: producing \(head #(\d+),/);
+    expect(Number(resumedAt)).toBeGreaterThan(0); // its own store, not a fresh chain
+    expect(Number(resumedAt)).toBeLessThan(atKill + 2); // the blocks made while it was down must be fetched
+    await agree([workers[0]!, w1b], 'the restarted worker on the same head as the others');
+    const agreedHeight = coordHeight();
+    expect(agreedHeight).toBeGreaterThanOrEqual(atKill + 2);
+
+    // 7. The coordinator restarts on its block store and resumes at (at least) that height.
     coord.child.kill('SIGINT');
     expect(await coord.exited).toBe(0);
     expect(coord.output()).toMatch(/chain head #\d+ /);

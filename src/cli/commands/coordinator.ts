@@ -18,7 +18,7 @@ import { createDrillNode } from '../../net/node.ts';
 import { loadOrCreateIdentity, defaultDataDir } from '../../worker/identity.ts';
 import { Coordinator, defaultCoordinatorOptions } from '../../coordinator/service.ts';
 import { JobIntake } from '../../coordinator/intake.ts';
-import { UserError } from '../../util/errors.ts';
+import { UserError, isDrillError } from '../../util/errors.ts';
 import { bytesToHex } from '../../util/bytes.ts';
 import type { Logger } from '../../util/log.ts';
 import type { DrillNode } from '../../net/node.ts';
@@ -27,6 +27,7 @@ import { ChainService } from '../../chain/service.ts';
 import { readGenesisFile, genesisHash } from '../../chain/genesis.ts';
 import type { GenesisConfig } from '../../chain/genesis.ts';
 import { publishCreditRecord } from '../../chain/topics.ts';
+import { ChainErrorCode } from '../../chain/errors.ts';
 import { shortId } from '../../chain/block.ts';
 import { slotAt } from '../../chain/epoch.ts';
 
@@ -45,6 +46,19 @@ export function chainStorePath(dataDir: string, genesis: GenesisConfig): string 
   const dir = join(dataDir, 'chain');
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   return join(dir, `${genesisHash(genesis).slice(0, 16)}.sqlite`);
+}
+
+/**
+ * Read and check the genesis file named by --genesis.
+ * @throws UserError naming --genesis when it is unreadable, not JSON, or a field is wrong.
+ */
+export function readGenesisFlag(path: string): GenesisConfig {
+  try {
+    return readGenesisFile(path, '--genesis');
+  } catch (e) {
+    if (isDrillError(e, ChainErrorCode.BAD_GENESIS)) throw new UserError('--genesis', "a genesis file written by 'drill genesis'", path, e.message);
+    throw e;
+  }
 }
 
 /** Records kept for re-publishing while no producer is listening; the oldest go beyond it. */
@@ -128,7 +142,7 @@ export const command: Command = {
     const dataDir = str(p, 'data-dir') ?? join(defaultDataDir(), 'coordinator');
     const log = createLogger({ level: (process.env.DRILL_LOG as 'info' | undefined) ?? 'info' });
     const genesisFile = str(p, 'genesis');
-    const genesis = genesisFile === undefined ? null : readGenesisFile(genesisFile);
+    const genesis = genesisFile === undefined ? null : readGenesisFlag(genesisFile);
     const leaseMs = int(p, 'lease-ms', 1000);
     const stallMs = int(p, 'stall-ms', 0);
     const id = await loadOrCreateIdentity(dataDir, { logger: log });

@@ -22,10 +22,9 @@ import type { Device } from '../../worker/pool.ts';
 import { ModelCache } from '../../worker/models.ts';
 import { runDeviceBenchmark } from '../../worker/benchmark.ts';
 import { WorkerNode } from '../../worker/node.ts';
-import { untilSignal, chainStorePath } from './coordinator.ts';
+import { untilSignal, chainStorePath, readGenesisFlag } from './coordinator.ts';
 import { formatMs } from '../progress.ts';
 import { ChainService } from '../../chain/service.ts';
-import { readGenesisFile } from '../../chain/genesis.ts';
 import { shortId } from '../../chain/block.ts';
 import { slotAt } from '../../chain/epoch.ts';
 
@@ -70,7 +69,7 @@ export const command: Command = {
     if (device !== 'cpu' && device !== 'cuda') throw new UserError('--device', 'cpu or cuda', device);
     const dataDir = str(p, 'data-dir') ?? join(defaultDataDir(), 'worker');
     const genesisFile = str(p, 'genesis');
-    const genesis = genesisFile === undefined ? null : readGenesisFile(genesisFile); // fail before the slow start-up
+    const genesis = genesisFile === undefined ? null : readGenesisFlag(genesisFile); // fail before the slow start-up
     const log = createLogger({ level: (process.env.DRILL_LOG as 'info' | undefined) ?? 'warn' });
     const say = (s: string): void => void process.stdout.write(`${new Date().toISOString().slice(11, 19)} ${s}\n`);
 
