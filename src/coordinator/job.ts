@@ -67,17 +67,19 @@ export interface JobSpec {
  * little, the last units of a job do not leave threads idle for long, and work spreads over
  * every worker. Measured with `npm run bench` (docs/BENCHMARKS.md):
  *
- * - TARGET_UNIT_FLOPS = 20 GFLOP: ~0.2 s on one core of a current AVX-512 CPU (the cnn runs at
- *   ~100 GFLOP/s a core here), ~1 s on an older one; cnn: 87 rows. FLOPs from the graph predict
- *   CPU time well for the compute-heavy cnn and the tiny mlp alike. At 2.5e8 (the first guess) a
- *   cnn unit was 2 rows / ~5 ms and an mlp unit ~1 ms, and the grid ran at under half (cnn) and
- *   a seventh (mlp) of raw ORT; at 4e9 the fixed cost was still ~20% of a cnn unit.
+ * - TARGET_UNIT_FLOPS = 40 GFLOP: ~0.4 s on one core of a current AVX-512 CPU (the cnn runs at
+ *   ~100 GFLOP/s a core here), a few seconds on an older one; cnn: 174 rows. FLOPs from the graph
+ *   predict CPU time well for the compute-heavy cnn and the tiny mlp alike. A unit costs ~10 ms of
+ *   main-thread CPU (three ~2 ms libp2p requests, hashing, store row, output write), so 0.4 s
+ *   units keep that near 2%, while the job's last unit idles a thread for ~0.2 s on average.
+ *   At 2.5e8 (the first guess) a cnn unit was 2 rows / ~5 ms and an mlp unit ~1 ms, and the
+ *   grid ran at under half (cnn) and a seventh (mlp) of raw ORT.
  * - MAX_UNIT_INPUT_BYTES = 16 MiB: a quarter of the 64 MiB lease message limit, and what a
  *   worker holds per queued unit.
  * - MIN_UNITS_PER_JOB = 32: a job is split into at least this many units (when it has the rows),
  *   so a job on several workers keeps all of them busy and the tail stays short.
  */
-export const TARGET_UNIT_FLOPS = 2e10;
+export const TARGET_UNIT_FLOPS = 4e10;
 export const MAX_UNIT_INPUT_BYTES = 16 * 1024 * 1024;
 export const MIN_UNITS_PER_JOB = 32;
 
