@@ -14,7 +14,7 @@ import type { PrivateKey } from '@libp2p/interface';
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id';
 import { Keyring } from '@polkadot/keyring';
 import type { KeyringPair } from '@polkadot/keyring/types';
-import { cryptoWaitReady, decodeAddress, encodeAddress, signatureVerify } from '@polkadot/util-crypto';
+import { cryptoWaitReady, decodeAddress, encodeAddress, mnemonicValidate, signatureVerify } from '@polkadot/util-crypto';
 import { bytesToHex, hexToBytes, utf8ToBytes } from '../util/bytes.ts';
 import { UserError } from '../util/errors.ts';
 
@@ -108,9 +108,16 @@ export async function loadSubstratePair(suri: string, field = '--suri', ss58Form
       fromFile = true;
     }
   }
+  // Keyring accepts any string (a short one becomes a raw seed), so a mistyped mnemonic would
+  // silently sign as another account: accept only the documented forms.
+  const phrase = secret.split('//')[0]!.split('///')[0]!.trim();
+  const ok = phrase === '' ? secret.startsWith('//') : phrase.startsWith('0x') ? /^0x[0-9a-fA-F]{64}$/.test(phrase) : mnemonicValidate(phrase);
+  const expected = 'a dev URI like //Alice, a BIP39 mnemonic, a 0x 32-byte seed, or a file holding one';
+  const shown = fromFile ? `the contents of file ${suri}` : suri.startsWith('//') ? suri : 'a secret that does not parse (not echoed)';
+  if (!ok) throw new UserError(field, expected, shown);
   try {
     return new Keyring({ type: 'sr25519', ss58Format }).addFromUri(secret);
   } catch (e) {
-    throw new UserError(field, 'a dev URI like //Alice, a mnemonic, a 0x seed, or a file holding one', fromFile ? `the contents of file ${suri}` : suri.startsWith('//') ? suri : 'a secret that does not parse (not echoed)', (e as Error).message);
+    throw new UserError(field, expected, shown, (e as Error).message);
   }
 }
