@@ -101,6 +101,14 @@ describe('hashrate chain on a multi-process grid', () => {
     const stranger = start(['coordinator', '--listen', '/ip4/127.0.0.1/tcp/0', '--data-dir', join(tmp, 'other-coord'), '--genesis', genesisPath]);
     expect(await stranger.exited).toBe(2);
     expect(stranger.output()).toMatch(/--genesis: expected a genesis that lists this coordinator/);
+    // ... unless it is listed with --coordinator (its identity file has the same format as a worker's).
+    const strangerId = start(['worker', '--show-id', '--data-dir', join(tmp, 'other-coord')]);
+    expect(await strangerId.exited).toBe(0);
+    const gen2 = start(['genesis', '--data-dir', join(tmp, 'coord'), '--producer', ids[0]!, '--coordinator', strangerId.output().trim(), '--out', join(tmp, 'genesis2.json'), '--json']);
+    expect(await gen2.exited, gen2.output()).toBe(0);
+    const g2 = readGenesisFile(join(tmp, 'genesis2.json'));
+    expect(g2.coordinators).toHaveLength(2);
+    expect(g2.coordinators[0]).toBe(summary.coordinator);
 
     // 3. The grid, with the chain.
     const coordArgs = ['coordinator', '--listen', '/ip4/127.0.0.1/tcp/0', '--data-dir', join(tmp, 'coord'), '--genesis', genesisPath];

@@ -4,7 +4,8 @@
  *
  *   drill genesis --data-dir COORD_DATA_DIR --producer PEER_ID[=FLOPS] [--producer ...]
  *                 [--slot-ms MS] [--epoch-slots N] [--c C] [--window-epochs N]
- *                 [--chain-id ID] [--start-in MS] --out genesis.json [--force]
+ *                 [--coordinator PEER_ID ...] [--chain-id ID] [--start-in MS]
+ *                 --out genesis.json [--force]
  *
  * The bootstrap allocations (one genesis credit record per producer: the weights of the first
  * epochs, before any PoD credit reaches a snapshot) are signed by the coordinator's identity
@@ -38,6 +39,7 @@ export const DEFAULT_START_IN_MS = 10_000;
 const FLAGS: Record<string, FlagSpec> = {
   'data-dir': { type: 'string', help: "the coordinator's data dir: its identity key signs the allocations (created when missing; default $DRILL_HOME/coordinator or ~/.matrix-drill/coordinator)" },
   producer: { type: 'string', multiple: true, help: `PEER_ID[=FLOPS]: a worker (peer id from 'drill worker --show-id') and its genesis credit, a positive integer like 2000000000 or 2e9 (default ${DEFAULT_PRODUCER_FLOPS.toExponential()}); repeatable` },
+  coordinator: { type: 'string', multiple: true, help: "another coordinator whose credit records count: its peer id (printed by 'drill coordinator'); repeatable" },
   'slot-ms': { type: 'string', help: 'slot length in ms (50..3600000)', default: String(defaultGenesisParams.slotMs) },
   'epoch-slots': { type: 'string', help: 'slots per epoch (1..1000000)', default: String(defaultGenesisParams.epochSlots) },
   c: { type: 'string', help: 'lottery c in (0, 1]: the probability that a slot has a block', default: String(defaultGenesisParams.c) },
@@ -46,7 +48,7 @@ const FLAGS: Record<string, FlagSpec> = {
   'start-in': { type: 'string', help: 'genesis time (start of slot 0) = now + this many ms (0..86400000)', default: String(DEFAULT_START_IN_MS) },
   out: { type: 'string', help: 'where to write the genesis JSON' },
   force: { type: 'boolean', help: 'overwrite --out when it exists' },
-  json: { type: 'boolean', help: 'print {"out","chainId","genesisHash","genesisTime","coordinator","producers"} instead of the summary' },
+  json: { type: 'boolean', help: 'print {"out","chainId","genesisHash","genesisTime","coordinator","coordinatorPeerId","coordinators","producers"} instead of the summary' },
   help: { type: 'boolean', help: 'show this help' },
 };
 
@@ -74,6 +76,19 @@ export function parseProducer(v: string): { peerId: string; flops: number } {
   return { peerId: id, flops };
 }
 
+/** A `--coordinator PEER_ID` as the hex Ed25519 public key the genesis lists. @throws UserError. */
+export function coordinatorKey(v: string): string {
+  let key: Uint8Array | undefined;
+  try {
+    const id = peerIdFromString(v.trim());
+    if (id.type === 'Ed25519') key = id.publicKey.raw;
+  } catch {
+    // reported below
+  }
+  if (!key) throw new UserError('--coordinator', "a coordinator's Ed25519 peer id (12D3KooW…, printed by 'drill coordinator')", v);
+  return bytesToHex(key);
+}
+
 export const command: Command = {
   name: 'genesis',
   summary: 'write a genesis file for a hashrate chain (coordinator-signed bootstrap credit for producers)',
@@ -93,6 +108,7 @@ export const command: Command = {
       if (seen.has(pr.peerId)) throw new UserError('--producer', 'each peer id once', pr.peerId, 'given twice');
       seen.add(pr.peerId);
     }
+    const extraCoordinators = [...new Set(list(p, 'coordinator').map(coordinatorKey))];
     const slotMs = int(p, 'slot-ms', 50, 3_600_000)!;
     const epochSlots = int(p, 'epoch-slots', 1, 1_000_000)!;
     const cText = str(p, 'c')!;
@@ -115,10 +131,11 @@ export const command: Command = {
       throw new UserError('--producer', "workers' peer ids (the coordinator follows the chain, it does not produce)", id.peerId, `that is the coordinator of ${dataDir}`);
     }
     const seed = id.privateKey.raw.subarray(0, 32);
+    const ownKey = bytesToHex(id.privateKey.publicKey.raw);
     const genesisTime = Date.now() + startIn;
     const chainId = chainIdFlag ?? `matrix-drill-${genesisTime}`;
     const genesis: GenesisConfig = {
-      ...makeDevGenesis({ chainId, genesisTime, allocations: producers, coordinatorSeed: seed, slotMs, epochSlots, c, ...(windowEpochs > 0 ? { windowEpochs } : {}) }),
+      ...makeDevGenesis({ chainId, genesisTime, allocations: producers, coordinatorSeed: seed, extraCoordinators: extraCoordinators.filter((k) => k !== ownKey), slotMs, epochSlots, c, ...(windowEpochs > 0 ? { windowEpochs } : {}) }),
       // Fresh genesis randomness (epochs 0 and 1): not derivable from the chain id and time.
       randomness: bytesToHex(randomBytes(32)),
     };
@@ -133,10 +150,10 @@ export const command: Command = {
     }
     const written = readGenesisFile(out, '--out'); // the file every node will read must pass the same checks
     const hash = genesisHash(written);
-    const coordinator = written.coordinators[0]!;
+    const coordinator = written.coordinators[0]!; // the signer: makeDevGenesis lists it first
 
     if (bool(p, 'json')) {
-      process.stdout.write(JSON.stringify({ out, chainId, genesisHash: hash, genesisTime, coordinator, coordinatorPeerId: id.peerId, producers }) + '\n');
+      process.stdout.write(JSON.stringify({ out, chainId, genesisHash: hash, genesisTime, coordinator, coordinatorPeerId: id.peerId, coordinators: written.coordinators, producers }) + '\n');
       return 0;
     }
     const w = (s: string): void => void process.stdout.write(s + '\n');
@@ -146,6 +163,7 @@ export const command: Command = {
     w(`  slot 0 at     ${new Date(genesisTime).toISOString()} (in ${(startIn / 1000).toFixed(1)} s)`);
     w(`  slots         ${slotMs} ms, ${epochSlots} per epoch, c = ${c}${windowEpochs > 0 ? `, credit window ${windowEpochs} epochs` : ''}`);
     w(`  coordinator   ${id.peerId} (key ${coordinator.slice(0, 16)}…, data dir ${dataDir}${id.created ? ', new identity' : ''})`);
+    for (const k of written.coordinators.slice(1)) w(`  coordinator   key ${k.slice(0, 16)}… (also trusted)`);
     const total = producers.reduce((a, b) => a + b.flops, 0);
     for (const pr of producers) w(`  producer      ${pr.peerId}  ${pr.flops.toExponential(2)} FLOPs (${((pr.flops / total) * 100).toFixed(1)} %)`);
     w(`start the coordinator with:  npx drill coordinator --data-dir ${dataDir} --genesis ${out}`);
