@@ -8,7 +8,7 @@
  * prints a line per new head block. A genesis that does not list this coordinator's key is
  * refused: its credit records would be ignored by every node.
  */
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { mkdirSync } from 'node:fs';
 import type { Command } from '../command.ts';
 import { parseArgs, str, int, bool, helpText } from '../args.ts';
@@ -164,8 +164,8 @@ export const command: Command = {
       await chain.start();
       publisher = new CreditPublisher(node, genesis.slotMs, log);
       const st = chain.status();
-      const slot = slotAt(genesis, Date.now());
-      out.write(`chain ${genesis.chainId} (genesis ${shortId(genesisHash(genesis))}): following, head #${st.height}, ${slot < 0 ? `slot 0 in ${(-slot * genesis.slotMs / 1000).toFixed(1)} s` : `slot ${slot}`}, store ${storePath}\n`);
+      const now = Date.now();
+      out.write(`chain ${genesis.chainId} (genesis ${shortId(genesisHash(genesis))}): following, head #${st.height}, ${now < genesis.genesisTime ? `slot 0 in ${((genesis.genesisTime - now) / 1000).toFixed(1)} s` : `slot ${slotAt(genesis, now)}`}, store ${storePath}\n`);
       const c = chain;
       c.on('head', (h) => {
         const n = c.state.getNode(h.hash);
@@ -180,7 +180,7 @@ export const command: Command = {
     await intake.start();
     out.write(`coordinator ${node.peerId} (data dir ${dataDir}${id.created ? ', new identity' : ''})\n`);
     for (const a of node.multiaddrs()) out.write(`listening: ${a}\n`);
-    out.write(`workers join with:  npx drill worker --join ${node.multiaddrs()[0]}\n`);
+    out.write(`workers join with:  npx drill worker --join ${node.multiaddrs()[0]}${genesisFile ? ` --genesis ${resolve(genesisFile)}` : ''}\n`);
     out.write(`partners submit with: npx drill submit --to ${node.multiaddrs()[0]} --model M.onnx --input NAME=X.npy --out DIR\n`);
     const sig = await untilSignal();
     out.write(`\n${sig}: stopping (workers: ${coord.workers().filter((w) => w.connected).length} connected)\n`);

@@ -94,8 +94,8 @@ export const command: Command = {
       await chain.start();
       const st = chain.status();
       const alloc = genesis.credits.some((r) => r.credited.includes(id.peerId));
-      const slot = slotAt(genesis, Date.now());
-      say(`chain ${genesis.chainId}: producing (head #${st.height}, ${slot < 0 ? `slot 0 in ${formatMs(-slot * genesis.slotMs)}` : `slot ${slot}`}, store ${storePath})`);
+      const now = Date.now();
+      say(`chain ${genesis.chainId}: producing (head #${st.height}, ${now < genesis.genesisTime ? `slot 0 in ${formatMs(genesis.genesisTime - now)}` : `slot ${slotAt(genesis, now)}`}, store ${storePath})`);
       if (!alloc) say('this worker has no genesis allocation: it wins slots once its PoD credit reaches an epoch snapshot');
       const verboseChain = bool(p, 'verbose');
       chain.on('block', (b) => {
@@ -157,7 +157,11 @@ export const command: Command = {
     stopping = true;
     say(`${sig}: stopping after ${units} units`);
     clearInterval(status);
-    await chain?.stop();
+    if (chain) {
+      const st = chain.status();
+      say(`chain head #${st.height} ${shortId(st.head)}: ${st.blocksProduced} of its blocks by this worker`);
+      await chain.stop();
+    }
     await worker.stop();
     await pool.stop();
     await node.stop();
