@@ -49,6 +49,12 @@ export interface SettlerOptions {
   inclusionTimeoutMs: number;
   /** 'inBlock' records the anchor as soon as it is in a block; 'finalized' waits for GRANDPA. */
   waitFor: WaitFor;
+  /**
+   * Retry when the very first connection fails. false: a node that was never reached is far
+   * more often a wrong URL than an outage, so say so at once (SETTLE_UNREACHABLE is fatal until
+   * the first connection succeeds; later outages are always retried).
+   */
+  retryFirstConnect: boolean;
   /** Reconnect schedule while the node is unreachable. */
   backoff: BackoffOptions;
   /**
@@ -66,6 +72,7 @@ export const defaultSettlerOptions: Omit<SettlerOptions, 'url'> = {
   requestTimeoutMs: DEFAULT_REQUEST_TIMEOUT_MS,
   inclusionTimeoutMs: 120_000,
   waitFor: 'inBlock',
+  retryFirstConnect: false,
   backoff: defaultBackoffOptions,
   rescanBlocks: 256,
 };
@@ -91,6 +98,7 @@ export class Settler extends EventEmitter {
   #loop: Promise<void> | undefined;
   #failures = 0;
   #nonceFloor = 0;
+  #everConnected = false;
 
   /** @throws UserError for a bad URL or `every` out of range. */
   constructor(opts: Partial<SettlerOptions> & { url: string }, deps: SettlerDeps) {
@@ -157,6 +165,7 @@ export class Settler extends EventEmitter {
           } catch (caught) {
             const e = classifyRpcError(caught, this.options.url);
             if (!isRetryable(e)) throw e;
+            if (!this.#everConnected && !this.options.retryFirstConnect && (e as { code?: string }).code === SettleErrorCode.UNREACHABLE) throw e;
             await this.#dropConnection();
             const delayMs = backoffDelay(this.#failures, this.options.backoff);
             this.#failures++;
@@ -215,6 +224,7 @@ export class Settler extends EventEmitter {
     if (this.#api?.isConnected) return this.#api;
     await this.#dropConnection();
     this.#api = await connectSubstrate(this.options.url, { timeoutMs: this.options.connectTimeoutMs, requestTimeoutMs: this.options.requestTimeoutMs, logger: this.#log });
+    this.#everConnected = true;
     this.#log.info('connected to substrate', { url: this.options.url, account: this.account });
     this.emit('connected', this.options.url);
     return this.#api;

@@ -7,10 +7,10 @@
  * fail with clear errors.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { privateKeyToProtobuf } from '@libp2p/crypto/keys';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { once } from 'node:events';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiPromise } from '@polkadot/api';
 import type { KeyringPair } from '@polkadot/keyring/types';
@@ -25,6 +25,7 @@ import {
   disconnectQuietly,
   encodeAnchor,
   linkIdentity,
+  verifyIdentityLink,
   loadSubstratePair,
   readRemarkAt,
   remarkHash,
@@ -34,7 +35,7 @@ import {
   submitRemark,
   nextNonce,
 } from '../../src/settle/index.ts';
-import type { AnchorRow } from '../../src/settle/index.ts';
+import type { AnchorRow, IdentityLink } from '../../src/settle/index.ts';
 import { makeBlocks, makeTrainers, startChopsticks } from '../helpers/chopsticks.ts';
 import type { ChopsticksChain, Trainer } from '../helpers/chopsticks.ts';
 
@@ -177,10 +178,17 @@ describe('settle e2e (chopsticks solochain-template)', () => {
     const blocksFile = join(dir, 'blocks.jsonl');
     const blocks = makeBlocks(1, 2, trainers);
     writeFileSync(blocksFile, blocks.map((b) => JSON.stringify(b)).join('\n') + '\n');
+    // The trainer shows its link the way a worker would: from its identity.key and a Substrate key.
+    const workerDir = join(dir, 'worker');
+    mkdirSync(workerDir);
+    writeFileSync(join(workerDir, 'identity.key'), privateKeyToProtobuf(trainers[1]!.key));
+    const shown = await drill(['settle', '--show-identity', '--identity', workerDir, '--suri', '//Carol']);
+    expect(shown.code, shown.stderr).toBe(0);
+    const link = JSON.parse(shown.stdout) as IdentityLink;
+    expect(link).toMatchObject({ peer: trainers[1]!.peer, ss58: (await loadSubstratePair('//Carol')).address });
+    expect(await verifyIdentityLink(link)).toBe(true);
     const linkFile = join(dir, 'link.json');
-    const carol = await loadSubstratePair('//Carol');
-    const link = await linkIdentity(trainers[1]!.key, carol);
-    writeFileSync(linkFile, JSON.stringify(link));
+    writeFileSync(linkFile, shown.stdout);
 
     const settle = await drill(['settle', '--ws', chain.url, '--suri', '//Alice', '--data-dir', dataDir, '--blocks', blocksFile, '--link', linkFile, '--once', '--log-level', 'warn']);
     expect(settle.stderr).not.toMatch(/ERROR|internal error/);
@@ -237,25 +245,26 @@ describe('settle e2e (chopsticks solochain-template)', () => {
 
   it('bad URL → cannot reach; unfunded account → cannot pay fees (fatal, anchor kept queued)', async () => {
     await expect(connectSubstrate('ws://127.0.0.1:1', { timeoutMs: 10_000 })).rejects.toMatchObject({ code: SettleErrorCode.UNREACHABLE, message: expect.stringMatching(/cannot reach Substrate node at ws:\/\/127\.0\.0\.1:1/) });
-    const cli = await drill(['verify-credit', '--ws', 'ws://127.0.0.1:1', '--receipt', join(dir, 'receipt.json')]);
+    const blocksFile = join(dir, 'blocks-err.jsonl');
+    writeFileSync(blocksFile, makeBlocks(1, 1, trainers).map((b) => JSON.stringify(b)).join('\n') + '\n');
+    const cli = await drill(['settle', '--ws', 'ws://127.0.0.1:1', '--suri', '//Alice', '--blocks', blocksFile, '--data-dir', join(dir, 'err1'), '--once']);
     expect(cli.code).toBe(1);
-    expect(cli.stderr).toMatch(/cannot reach Substrate node at ws:\/\/127\.0\.0\.1:1.*\[SETTLE_UNREACHABLE\]/);
+    expect(cli.stderr).toMatch(/drill settle: cannot reach Substrate node at ws:\/\/127\.0\.0\.1:1.*\[SETTLE_UNREACHABLE\]/);
     const badScheme = await drill(['settle', '--ws', 'http//nope', '--suri', '//Alice', '--blocks', 'x', '--data-dir', join(dir, 'x')]);
     expect(badScheme.code).toBe(2);
     expect(badScheme.stderr).toMatch(/--ws: expected a ws:\/\/ or wss:\/\/ URL/);
 
-    const store = new SettleStore(':memory:');
-    const src = new ArraySource();
-    src.push(...makeBlocks(1, 1, trainers));
-    const poor = await loadSubstratePair(mnemonicGenerate());
-    const s = new Settler({ url: chain.url, pollIntervalMs: 60_000 }, { store, source: src, signer: poor });
-    const fatal = once(s, 'fatal');
-    s.start();
-    const [err] = (await fatal) as [Error & { code: string }];
-    await s.stop();
-    expect(err.code).toBe(SettleErrorCode.INSUFFICIENT_FUNDS);
-    expect(err.message).toContain(`account ${poor.address} cannot pay the transaction fee`);
-    expect(store.unsettled()).toHaveLength(1);
+    // Unfunded: a fresh mnemonic (from a key file) with no balance on the chain.
+    const keyFile = join(dir, 'poor.key');
+    writeFileSync(keyFile, mnemonicGenerate() + '\n');
+    const poor = await loadSubstratePair(keyFile);
+    const errDir = join(dir, 'err2');
+    const unfunded = await drill(['settle', '--ws', chain.url, '--suri', keyFile, '--blocks', blocksFile, '--data-dir', errDir, '--once']);
+    expect(unfunded.code).toBe(1);
+    expect(unfunded.stderr).toContain(`drill settle: account ${poor.address} cannot pay the transaction fee on ${chain.url}`);
+    expect(unfunded.stderr).toMatch(/\[SETTLE_INSUFFICIENT_FUNDS\]/);
+    const store = new SettleStore(join(errDir, 'settle.sqlite'));
+    expect(store.unsettled().map((a) => a.fromHeight)).toEqual([1]); // kept queued for a funded retry
     store.close();
   });
 });

@@ -43,6 +43,7 @@ const SPEC: Record<string, FlagSpec> = {
   'chain-id': { type: 'string', help: 'matrix-drill network id written into anchors', default: defaultSettlerOptions.chainId },
   'wait-for': { type: 'string', help: 'record an anchor when inBlock or finalized', default: defaultSettlerOptions.waitFor },
   'poll-ms': { type: 'string', help: 'how often to look for new final blocks', default: String(defaultSettlerOptions.pollIntervalMs) },
+  'retry-first-connect': { type: 'boolean', help: 'keep retrying when the node cannot be reached at start (default: fail at once)' },
   once: { type: 'boolean', help: 'post what is final now, then exit (cron style)' },
   link: { type: 'string', multiple: true, help: 'register an identity link (JSON file from --show-identity) to carry in anchors' },
   'show-identity': { type: 'boolean', help: 'print the signed link between a worker identity (--identity) and --suri, then exit' },
@@ -133,7 +134,10 @@ export const command: Command = {
         source = blockStoreSource(chain, { confirmations: int(p, 'confirmations', 0, 10_000)! });
       } else source = new JsonLinesSource(blocksFile!);
 
-      const settler = new Settler({ url, every, pollIntervalMs, waitFor, chainId: str(p, 'chain-id')! }, { store, source, signer, logger });
+      const settler = new Settler(
+        { url, every, pollIntervalMs, waitFor, chainId: str(p, 'chain-id')!, retryFirstConnect: bool(p, 'retry-first-connect') },
+        { store, source, signer, logger },
+      );
       logger.info('settling', { url, account: signer.address, every, store: store.path });
       const once = bool(p, 'once');
       let posted = 0;
