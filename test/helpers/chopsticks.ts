@@ -73,6 +73,11 @@ export async function startChopsticks(opts: { port?: number; db?: string; resume
     if (reported) await setStorage(chain, { System: { BlockHash: [[[0], reported]] } });
   }
   const port = Number(String(ctx.addr).split(':').pop());
+  if (opts.port && port !== opts.port) {
+    // Chopsticks silently moves to port+1.. when the port is taken; a restart must keep its URL.
+    await ctx.close();
+    throw new Error(`chopsticks: port ${opts.port} is taken (it would have listened on ${port})`);
+  }
   let closed = false;
   return {
     url: `ws://127.0.0.1:${port}`,
