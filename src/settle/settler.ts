@@ -100,7 +100,7 @@ export class Settler extends EventEmitter {
   #nonceFloor = 0;
   #everConnected = false;
 
-  /** @throws UserError for a bad URL or `every` out of range. */
+  /** @throws UserError for a malformed URL; DrillError SETTLE_BAD_ANCHOR for `every` out of 1..64. */
   constructor(opts: Partial<SettlerOptions> & { url: string }, deps: SettlerDeps) {
     super();
     this.options = { ...defaultSettlerOptions, ...opts };

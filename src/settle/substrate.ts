@@ -255,6 +255,7 @@ function isRemark(section: string, method: string): boolean {
 /**
  * Read the remark at (`blockHash`, `extIndex`) from the block body and check it against the
  * block's events. Returns undefined when that extrinsic is not a system remark.
+ * @throws the RPC error when the node does not know the block or cannot be reached.
  */
 export async function readRemarkAt(api: ApiPromise, blockHash: string, extIndex: number): Promise<RemarkAt | undefined> {
   const [signed, events] = await Promise.all([api.rpc.chain.getBlock(blockHash), api.query.system.events.at(blockHash)]);
@@ -271,6 +272,7 @@ export async function readRemarkAt(api: ApiPromise, blockHash: string, extIndex:
 /**
  * Look for `remark` sent by `signer` in blocks fromNumber..best (at most maxBlocks of them).
  * Used after a restart for an anchor that was submitted but never recorded as included.
+ * @throws the RPC error when the node cannot be reached.
  */
 export async function findRemark(api: ApiPromise, signer: string, remark: Uint8Array, fromNumber: number, maxBlocks: number): Promise<Inclusion | undefined> {
   const best = (await api.rpc.chain.getHeader()).number.toNumber();

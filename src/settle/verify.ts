@@ -127,6 +127,7 @@ export async function checkReceipt(api: ApiPromise, receipt: CreditReceipt): Pro
     flops += BigInt(pr.record.flops);
   }
   if (receipt.flops !== undefined && receipt.flops !== flops.toString()) return no(`receipt claims ${receipt.flops} FLOPs, its records credit ${flops}`, { substrateBlock: receipt.substrateBlock, root });
+  if (receipt.ss58 !== undefined && (receipt.link === undefined || receipt.link.ss58 !== receipt.ss58)) return no('the receipt names an SS58 address without a matching identity link', { substrateBlock: receipt.substrateBlock, root });
   if (receipt.link !== undefined) {
     if (receipt.link.peer !== receipt.worker || !(await verifyIdentityLink(receipt.link))) return no('the identity link does not verify for this worker', { substrateBlock: receipt.substrateBlock, root });
   }

@@ -210,6 +210,9 @@ describe('settle e2e (chopsticks solochain-template)', () => {
 
     // The saved output re-checks against the chain alone (no store).
     expect(await checkReceipt(api, out.credit)).toEqual(out);
+    // Claiming the credit for another SS58 address: without a matching link, or with a link whose signatures fail.
+    expect(await checkReceipt(api, { ...out.credit, ss58: alice.address })).toMatchObject({ anchored: false, reason: expect.stringMatching(/without a matching identity link/) });
+    expect(await checkReceipt(api, { ...out.credit, ss58: alice.address, link: { ...out.credit.link, ss58: alice.address } })).toMatchObject({ anchored: false, reason: expect.stringMatching(/identity link does not verify/) });
 
     // Forged: more FLOPs than the coordinator signed.
     const forged = structuredClone(out);
