@@ -44,7 +44,7 @@ describe('settle e2e: a running devnet chain anchored on Substrate', () => {
     const nodeStore = join(storeDir, readdirSync(storeDir).find((f) => f.endsWith('node-0.sqlite'))!);
 
     const dataDir = join(dir, 'settle');
-    const settle = await drill(['settle', '--ws', chain.url, '--suri', '//Alice', '--chain-store', nodeStore, '--confirmations', '1', '--chain-id', report.chainId, '--every', '2', '--data-dir', dataDir, '--once', '--log-level', 'warn']);
+    const settle = await drill(['settle', '--ws', chain.url, '--suri', '//Alice', '--chain-store', nodeStore, '--confirmations', '1', '--every', '2', '--data-dir', dataDir, '--once', '--log-level', 'warn']);
     expect(settle.code, settle.stderr).toBe(0);
     const summary = JSON.parse(settle.stdout) as { posted: number; anchors: number; pending: number };
     expect(summary.posted).toBeGreaterThan(0);
@@ -67,5 +67,14 @@ describe('settle e2e: a running devnet chain anchored on Substrate', () => {
     const out = JSON.parse(ok.stdout);
     expect(out).toMatchObject({ anchored: true, credit: { worker: target!.peer, height: target!.height } });
     expect(out.credit.records.length).toBeGreaterThan(0);
+    // The anchors name the devnet's chain id, taken from its blocks.
+    const { connectSubstrate, readRemarkAt, decodeAnchor, disconnectQuietly } = await import('../../src/settle/index.ts');
+    const api = await connectSubstrate(chain.url, { timeoutMs: 15_000 });
+    try {
+      const at = await readRemarkAt(api, out.substrateBlock, out.extrinsicIndex);
+      expect(decodeAnchor(at!.remark).chainId).toBe(report.chainId);
+    } finally {
+      await disconnectQuietly(api);
+    }
   });
 });

@@ -40,7 +40,7 @@ const SPEC: Record<string, FlagSpec> = {
   'chain-store': { type: 'string', help: "a matrix-drill node's block store (SQLite) to take final blocks from" },
   confirmations: { type: 'string', help: 'depth at which a --chain-store block is final', default: String(defaultChainSourceOptions.confirmations) },
   every: { type: 'string', help: `matrix-drill blocks per anchor (1..${MAX_BLOCKS_PER_ANCHOR})`, default: String(defaultSettlerOptions.every) },
-  'chain-id': { type: 'string', help: 'matrix-drill network id written into anchors', default: defaultSettlerOptions.chainId },
+  'chain-id': { type: 'string', help: `matrix-drill network id written into anchors; default the --chain-store blocks' chainId, else ${defaultSettlerOptions.chainId}` },
   'wait-for': { type: 'string', help: 'record an anchor when inBlock or finalized', default: defaultSettlerOptions.waitFor },
   'poll-ms': { type: 'string', help: 'how often to look for new final blocks', default: String(defaultSettlerOptions.pollIntervalMs) },
   'retry-first-connect': { type: 'boolean', help: 'keep retrying when the node cannot be reached at start (default: fail at once)' },
@@ -129,13 +129,18 @@ export const command: Command = {
         logger.info('identity link registered', { peer: (l as IdentityLink).peer, ss58: (l as IdentityLink).ss58 });
       }
       let source: AnchorSource;
+      let chainId = str(p, 'chain-id');
       if (chainStore !== undefined) {
         chain = openChainStore(chainStore);
+        if (chainId === undefined) for (const { block } of chain.blocks()) {
+          chainId = block.header.chainId;
+          break;
+        }
         source = blockStoreSource(chain, { confirmations: int(p, 'confirmations', 0, 10_000)! });
       } else source = new JsonLinesSource(blocksFile!);
 
       const settler = new Settler(
-        { url, every, pollIntervalMs, waitFor, chainId: str(p, 'chain-id')!, retryFirstConnect: bool(p, 'retry-first-connect') },
+        { url, every, pollIntervalMs, waitFor, chainId: chainId ?? defaultSettlerOptions.chainId, retryFirstConnect: bool(p, 'retry-first-connect') },
         { store, source, signer, logger },
       );
       logger.info('settling', { url, account: signer.address, every, store: store.path });
