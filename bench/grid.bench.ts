@@ -254,6 +254,11 @@ function fmt(n: number, w: number): string {
   return n.toFixed(w);
 }
 
+/** A ratio to 3 decimals, rounded down, so a printed 0.900 never reads as a FAIL against 0.90. */
+function fmtRatio(r: number): string {
+  return (Math.floor(r * 1000) / 1000).toFixed(3);
+}
+
 async function main(): Promise<void> {
   const only = (process.env.BENCH_ONLY ?? 'cnn,mlp').split(',').map((s) => s.trim()) as WorkloadName[];
   const modes = (process.env.BENCH_MODES ?? 'r1,r2').split(',').map((s) => s.trim());
@@ -306,7 +311,7 @@ async function main(): Promise<void> {
       if (pass === false) allPass = false;
       const res = (p: boolean | null): string => (p === null ? '' : p ? 'PASS' : 'FAIL');
       console.log(
-        `${name.padEnd(8)}  ${s.mode.padEnd(9)}  ${fmt(s.rowsPerSecond, 0).padStart(8)}  ${fmt(ratio, 3).padStart(5)}  ${target === null ? (s === bestSample ? '  base' : '      ') : ('≥' + fmt(target, 2)).padStart(6)}  ${res(pass).padEnd(6)}  ${fmt(s.cpuShare ?? 0, 2).padStart(5)}  ${fmt(perCpu(s), 0).padStart(10)}  ${fmt(ratioCpu, 3).padStart(9)}  ${res(passCpu)}`,
+        `${name.padEnd(8)}  ${s.mode.padEnd(9)}  ${fmt(s.rowsPerSecond, 0).padStart(8)}  ${fmtRatio(ratio).padStart(5)}  ${target === null ? (s === bestSample ? '  base' : '      ') : ('≥' + fmt(target, 2)).padStart(6)}  ${res(pass).padEnd(6)}  ${fmt(s.cpuShare ?? 0, 2).padStart(5)}  ${fmt(perCpu(s), 0).padStart(10)}  ${fmtRatio(ratioCpu).padStart(9)}  ${res(passCpu)}`,
       );
       rows.push({ workload: name, mode: s.mode, rows: s.rows, seconds: +(s.ms / 1000).toFixed(2), rowsPerSecond: +s.rowsPerSecond.toFixed(1), ratio: +ratio.toFixed(3), target, pass, cpuShare: s.cpuShare, rowsPerCpuSecond: +perCpu(s).toFixed(1), ratioPerCpu: +ratioCpu.toFixed(3), passPerCpu: passCpu, ...(s.detail ? { detail: s.detail } : {}) });
     }
