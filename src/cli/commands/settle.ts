@@ -35,7 +35,7 @@ export const SETTLE_DB_FILE = 'settle.sqlite';
 const SPEC: Record<string, FlagSpec> = {
   ws: { type: 'string', help: 'Substrate node WebSocket URL, e.g. ws://127.0.0.1:9944' },
   suri: { type: 'string', help: 'signing account: //Alice, "mnemonic words", a 0x seed, or a file holding one' },
-  'data-dir': { type: 'string', help: `settler data folder (holds ${SETTLE_DB_FILE}); default $DRILL_HOME or ~/.matrix-drill` },
+  'data-dir': { type: 'string', help: `settler data folder (holds ${SETTLE_DB_FILE}); default $DRILL_HOME/settle or ~/.matrix-drill/settle` },
   blocks: { type: 'string', help: 'finalised blocks as JSON lines {height, hash, creditRoot, records} (re-read every poll)' },
   'chain-store': { type: 'string', help: "a matrix-drill node's block store (SQLite) to take final blocks from" },
   confirmations: { type: 'string', help: 'depth at which a --chain-store block is final', default: String(defaultChainSourceOptions.confirmations) },
@@ -47,7 +47,7 @@ const SPEC: Record<string, FlagSpec> = {
   once: { type: 'boolean', help: 'post what is final now, then exit (cron style)' },
   link: { type: 'string', multiple: true, help: 'register an identity link (JSON file from --show-identity) to carry in anchors' },
   'show-identity': { type: 'boolean', help: 'print the signed link between a worker identity (--identity) and --suri, then exit' },
-  identity: { type: 'string', help: `worker data folder or its ${IDENTITY_FILE} (for --show-identity); default $DRILL_HOME or ~/.matrix-drill` },
+  identity: { type: 'string', help: `worker data folder or its ${IDENTITY_FILE} (for --show-identity); default $DRILL_HOME/worker or ~/.matrix-drill/worker (where drill worker keeps it)` },
   'log-level': { type: 'string', help: 'error | warn | info | debug', default: 'info' },
   help: { type: 'boolean', help: 'show this help' },
 };
@@ -101,7 +101,7 @@ export const command: Command = {
     }
     const suri = str(p, 'suri');
     if (suri === undefined) throw new UserError('--suri', 'a Substrate signing key (//Alice, a mnemonic, or a file)', undefined);
-    if (bool(p, 'show-identity')) return showIdentity(str(p, 'identity') ?? defaultDataDir(), suri);
+    if (bool(p, 'show-identity')) return showIdentity(str(p, 'identity') ?? join(defaultDataDir(), 'worker'), suri);
 
     const url = str(p, 'ws');
     if (url === undefined) throw new UserError('--ws', 'a Substrate node URL such as ws://127.0.0.1:9944', undefined);
@@ -117,7 +117,7 @@ export const command: Command = {
 
     const logger = createLogger({ level });
     const signer = await loadSubstratePair(suri);
-    const dataDir = str(p, 'data-dir') ?? defaultDataDir();
+    const dataDir = str(p, 'data-dir') ?? join(defaultDataDir(), 'settle');
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     const store = new SettleStore(join(dataDir, SETTLE_DB_FILE));
     let chain: BlockStore | undefined;

@@ -19,7 +19,7 @@ const SPEC: Record<string, FlagSpec> = {
   ws: { type: 'string', help: 'Substrate node WebSocket URL holding the anchors' },
   worker: { type: 'string', help: "trainer's libp2p peer id, or its SS58 address when linked" },
   block: { type: 'string', help: 'matrix-drill block height' },
-  'data-dir': { type: 'string', help: `settler data folder with ${SETTLE_DB_FILE}; default $DRILL_HOME or ~/.matrix-drill` },
+  'data-dir': { type: 'string', help: `settler data folder with ${SETTLE_DB_FILE}; default $DRILL_HOME/settle or ~/.matrix-drill/settle` },
   receipt: { type: 'string', help: 'check this saved receipt / verify-credit output (JSON) instead of building one from the store' },
   'timeout-ms': { type: 'string', help: 'connection time limit', default: '15000' },
   help: { type: 'boolean', help: 'show this help' },
@@ -59,7 +59,7 @@ export const command: Command = {
       if (worker === undefined) throw new UserError('--worker', 'a peer id or SS58 address', undefined);
       const height = int(p, 'block', 0);
       if (height === undefined) throw new UserError('--block', 'a matrix-drill block height', undefined);
-      const dbPath = join(str(p, 'data-dir') ?? defaultDataDir(), SETTLE_DB_FILE);
+      const dbPath = join(str(p, 'data-dir') ?? join(defaultDataDir(), 'settle'), SETTLE_DB_FILE);
       if (!existsSync(dbPath)) throw new UserError('--data-dir', `a folder holding ${SETTLE_DB_FILE} (written by drill settle)`, dbPath, 'not found');
       const store = new SettleStore(dbPath);
       try {
