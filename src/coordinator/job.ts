@@ -60,20 +60,20 @@ export interface JobSpec {
 }
 
 /**
- * Default unit size, when the partner does not choose `unitRows`. A unit costs a fixed ~5-25 ms
- * of coordinator + worker main-thread time on loopback whatever its size (claim, commit and
- * reveal requests — each a libp2p stream with protocol negotiation — gossip, a store row), so
- * units must carry enough work to bury that, yet stay small enough that a lost worker costs
- * little, the last units of a job do not leave threads idle for long, and work spreads over
- * every worker. Measured with `npm run bench` (docs/BENCHMARKS.md):
+ * Default unit size, when the partner does not choose `unitRows`. A unit costs a fixed ~10 ms of
+ * coordinator + worker main-thread CPU on loopback whatever its size (two libp2p requests of
+ * ~2 ms each — commit with the next claim, reveal — each a stream with protocol negotiation;
+ * hashing, a store row, an output write), so units must carry enough work to bury that, yet stay
+ * small enough that a lost worker costs little, the last units of a job do not leave threads
+ * idle for long, and work spreads over every worker. Measured with `npm run bench`
+ * (docs/BENCHMARKS.md):
  *
- * - TARGET_UNIT_FLOPS = 40 GFLOP: ~0.4 s on one core of a current AVX-512 CPU (the cnn runs at
- *   ~100 GFLOP/s a core here), a few seconds on an older one; cnn: 174 rows. FLOPs from the graph
- *   predict CPU time well for the compute-heavy cnn and the tiny mlp alike. A unit costs ~10 ms of
- *   main-thread CPU (three ~2 ms libp2p requests, hashing, store row, output write), so 0.4 s
- *   units keep that near 2%, while the job's last unit idles a thread for ~0.2 s on average.
- *   At 2.5e8 (the first guess) a cnn unit was 2 rows / ~5 ms and an mlp unit ~1 ms, and the
- *   grid ran at under half (cnn) and a seventh (mlp) of raw ORT.
+ * - TARGET_UNIT_FLOPS = 40 GFLOP: ~0.4 s on one core of the development machine (the cnn runs
+ *   at ~100 GFLOP/s a core there), a few seconds on an older CPU; cnn: 174 rows. FLOPs from the
+ *   graph predict CPU time well for the compute-heavy cnn and the tiny mlp alike. 0.4 s units
+ *   keep the fixed cost near 2%, while the job's last unit idles a thread for ~0.2 s on
+ *   average. At 2.5e8 (the first guess) a cnn unit was 2 rows / ~5 ms and an mlp unit ~1 ms,
+ *   and the grid ran at under half (cnn) and a seventh (mlp) of raw ORT.
  * - MAX_UNIT_INPUT_BYTES = 16 MiB: a quarter of the 64 MiB lease message limit, and what a
  *   worker holds per queued unit.
  * - MIN_UNITS_PER_JOB = 32: a job is split into at least this many units (when it has the rows),
