@@ -31,7 +31,11 @@ export interface JobRequest {
   unitRows?: number;
   policy?: string;
   name?: string;
-  /** FLOPs per row, when the manifest states it; otherwise computed from the graph. */
+  /**
+   * FLOPs per row as a manifest states it — informational only: credit is always the cost
+   * computed from the model graph, never a number someone typed (a partner colluding with a
+   * worker could otherwise inflate the worker's credit).
+   */
   flopsPerRow?: number;
 }
 
@@ -236,7 +240,7 @@ export async function prepareJob(req: JobRequest): Promise<JobSpec> {
   const replicas = req.replicas ?? DEFAULT_REPLICAS;
   if (!Number.isSafeInteger(replicas) || replicas < 1 || replicas > 16) throw new UserError('--replicas', 'an integer from 1 to 16', req.replicas);
   const policy = parsePolicy(req.policy ?? DEFAULT_POLICY, '--compare');
-  const flopsPerRow = req.flopsPerRow ?? info.flopsPerRow;
+  const flopsPerRow = info.flopsPerRow;
   const rowBytes = Object.values(inputs).reduce((a, i) => a + elementCount(i.dims.slice(1)) * BYTES_PER_ELEMENT[i.dtype], 0);
   let unitRows = req.unitRows ?? defaultUnitRows(rows, rowBytes, flopsPerRow);
   if (!Number.isSafeInteger(unitRows) || unitRows < 1) throw new UserError('--unit-rows', 'a positive integer', req.unitRows);

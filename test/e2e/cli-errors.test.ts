@@ -76,3 +76,14 @@ describe('drill run rejects bad input clearly', () => {
     }
   });
 });
+
+describe('credited cost', () => {
+  it('comes from the model graph, not from a number in the manifest', async () => {
+    const { prepareJob } = await import('../../src/coordinator/job.ts');
+    const { inspectModel } = await import('../../src/onnx/inspect.ts');
+    const { readFile } = await import('node:fs/promises');
+    const spec = await prepareJob({ model: mlp, inputs: { features: join(tmp, 'ok.npy') }, outDir: join(tmp, 'out-flops'), flopsPerRow: 10 ** 12 });
+    expect(spec.flopsPerRow).toBe(inspectModel(await readFile(mlp)).flopsPerRow);
+    expect(spec.flopsPerRow).toBeLessThan(10 ** 6);
+  });
+});
