@@ -5,9 +5,10 @@
  * unit by Proof of Drilling, streams accepted rows to the output files, signs a credit record
  * for every verified unit, and re-issues units whose worker leaves or misses its deadline.
  */
-import { writeFile, rename, open } from 'node:fs/promises';
+import { writeFile, rename, open, rm } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { EventEmitter } from 'node:events';
 import type { DrillNode } from '../net/node.ts';
 import { BlobServer } from '../net/blobs.ts';
@@ -27,7 +28,7 @@ import {
   PROTOCOL, UNITS_TOPIC, helloCodec, helloAckCodec, claimCodec, encodeClaimReply, encodeClaimReplyFilled, commitCodec, ackCodec,
   revealRequestCodec, decodeRevealReply, unitErrorCodec, commitAckPrefix, MAX_UNIT_BYTES,
 } from '../protocol/grid.ts';
-import type { Hello, Ack, ClaimRequest, Commit } from '../protocol/grid.ts';
+import type { Hello, Ack, ClaimRequest, Commit, LeaseInfo, InputFileRange } from '../protocol/grid.ts';
 import { JobScheduler } from './scheduler.ts';
 import type { Lease, Progress, UnitDone } from './scheduler.ts';
 import { OutputAssembler } from './output.ts';
@@ -180,6 +181,15 @@ class InputReader {
     return out;
   }
 
+  /** Where every input's rows [start, end) lie on disk (for workers on the same filesystem). */
+  async ranges(start: number, end: number): Promise<Record<string, InputFileRange>> {
+    const out: Record<string, InputFileRange> = {};
+    for (const [name, f] of await this.#open()) {
+      out[name] = { path: this.#spec.inputs[name]!.path, offset: f.dataOffset + start * f.rowBytes, dtype: f.dtype, dims: [end - start, ...f.tail] };
+    }
+    return out;
+  }
+
   /** Read input `name`'s rows [start, end) into `dest` (exactly their bytes). @throws DrillError INPUT_CHANGED, fs errors. */
   async readInto(name: string, start: number, end: number, dest: Uint8Array): Promise<void> {
     const f = (await this.#open()).get(name);
@@ -221,6 +231,8 @@ export class Coordinator {
   readonly #workers = new Map<string, WorkerInfo>();
   readonly #jobs = new Map<string, RunningJob>();
   #store: JobStore | null = null;
+  #fsToken = '';
+  #fsProbe: string | null = null;
   #blobs: BlobServer | null = null;
   #timer: NodeJS.Timeout | null = null;
   #offPeer: (() => void) | null = null;
@@ -240,6 +252,15 @@ export class Coordinator {
 
   async start(): Promise<void> {
     this.#store = new JobStore(join(this.#opts.dataDir, 'coordinator.sqlite'));
+    // The same-filesystem probe: a fresh random token only a process on our filesystem can read.
+    this.#fsToken = randomBytes(32).toString('hex');
+    const probe = resolve(this.#opts.dataDir, `fs-probe-${this.#node.peerId.slice(-12)}`);
+    try {
+      await writeFile(probe, this.#fsToken, { mode: 0o600 });
+      this.#fsProbe = probe;
+    } catch (e) {
+      this.#log.warn('cannot write the filesystem probe; every lease will carry its input bytes', { error: String(e) });
+    }
     this.#blobs = new BlobServer(this.#node);
     await this.#blobs.start();
     // Subscribing makes us a mesh member of the units topic, so our announcements propagate.
@@ -260,6 +281,8 @@ export class Coordinator {
     for (const p of Object.values(PROTOCOL)) if (p !== PROTOCOL.reveal) await this.#node.unhandle(p).catch(() => undefined);
     for (const j of this.#jobs.values()) if (!j.finishing) await this.#fail(j, 'coordinator stopped');
     await this.#blobs?.stop();
+    if (this.#fsProbe) await rm(this.#fsProbe, { force: true });
+    this.#fsProbe = null;
     this.#store?.close();
     this.#store = null;
   }
@@ -331,7 +354,7 @@ export class Coordinator {
     this.#workers.set(from, { ...h, peer: from, connected: true, unitsRun: prev?.unitsRun ?? 0 });
     this.#log.info('worker registered', { peer: from, threads: h.threads, device: h.device, score: h.score });
     this.#registered.emit('worker', from);
-    return helloAckCodec.encode({ coordinator: this.#node.peerId, maxInflight: this.#maxInflight(h.threads) });
+    return helloAckCodec.encode({ coordinator: this.#node.peerId, maxInflight: this.#maxInflight(h.threads), ...(this.#fsProbe ? { fsProbe: this.#fsProbe } : {}) });
   }
 
   #maxInflight(threads: number): number {
@@ -355,7 +378,11 @@ export class Coordinator {
       const lease = job.sched.claim(from, this.#now(), job.spec.id === c.job ? c.unit : undefined);
       if (!lease) continue;
       try {
-        const info = { lease: lease.id, job: job.spec.id, unit: lease.unit, modelHash: job.spec.modelHash, modelBytes: job.spec.modelBytes, outputNames: job.spec.outputNames, rows: lease.end - lease.start, deadlineMs: lease.deadline - this.#now() };
+        const info: LeaseInfo = { lease: lease.id, job: job.spec.id, unit: lease.unit, modelHash: job.spec.modelHash, modelBytes: job.spec.modelBytes, outputNames: job.spec.outputNames, rows: lease.end - lease.start, deadlineMs: lease.deadline - this.#now() };
+        if (c.fsToken !== undefined && c.fsToken === this.#fsToken) {
+          // A worker on our filesystem reads the rows itself: no input bytes cross the network.
+          return encodeClaimReply({ ok: true, lease: { ...info, inputFiles: await job.inputs.ranges(lease.start, lease.end) }, inputs: {} }, prefix);
+        }
         // The rows are read from the input files straight into the reply (no intermediate copy).
         const reply = await encodeClaimReplyFilled(info, await job.inputs.shapes(lease.start, lease.end), (name, dest) => job.inputs.readInto(name, lease.start, lease.end, dest), prefix);
         this.#log.debug('leased', { lease: lease.id, worker: from });
@@ -374,7 +401,7 @@ export class Coordinator {
     if (!c.claim) return ackCodec.encode(ack);
     // Commit-and-claim: the next lease rides on the ack (one request per unit fewer).
     const prefix = commitAckPrefix(ack);
-    return ack.ok ? this.#lease({}, from, prefix) : prefix;
+    return ack.ok ? this.#lease(c.fsToken === undefined ? {} : { fsToken: c.fsToken }, from, prefix) : prefix;
   }
 
   #commit(c: Commit, from: string): Ack {

@@ -52,6 +52,12 @@ export interface LocalGridOptions {
   /** Working directory for stores and model caches; a temp dir (removed at stop) when absent. */
   dataDir?: string;
   coordinator?: Partial<CoordinatorOptions>;
+  /**
+   * Workers read input rows from the coordinator's files instead of receiving them over the
+   * network (they share this process's filesystem). Default true; false sends every byte over
+   * libp2p as remote workers do.
+   */
+  sharedFs?: boolean;
   /** Run the hashrate lottery chain on the workers (blocks carry the coordinator's credit records). */
   chain?: LocalChainOptions | boolean;
   logger?: Logger;
@@ -109,7 +115,7 @@ export class LocalGrid {
         const pool = new InferencePool({ threads, intraOpThreads: 1, device: this.#opts.device ?? 'cpu', logger: this.#log });
         await pool.start();
         const models = new ModelCache(join(this.dataDir, `worker-${i}`, 'models'));
-        const worker = new WorkerNode(node, pool, models, { threads, device: pool.profile?.device ?? 'cpu', cheat: cheater, logger: this.#log });
+        const worker = new WorkerNode(node, pool, models, { threads, device: pool.profile?.device ?? 'cpu', cheat: cheater, sharedFs: this.#opts.sharedFs ?? true, logger: this.#log });
         await worker.start();
         this.workers.push({ node, pool, worker, cheater });
         await worker.join(addr);

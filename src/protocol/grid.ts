@@ -18,6 +18,7 @@ import { jsonCodec } from '../net/topics.ts';
 import type { TopicSpec } from '../net/topics.ts';
 import { DrillError } from '../util/errors.ts';
 import type { Dtype, HostTensor } from '../util/tensor.ts';
+import { DTYPES } from '../util/tensor.ts';
 import { layoutTensors, layoutTensorSpecs, decodeTensors } from './tensors.ts';
 import type { TensorFrameLayout } from './tensors.ts';
 
@@ -128,26 +129,34 @@ export interface HelloAck {
   coordinator: string;
   /** Most un-committed leases the coordinator lets this worker hold (backpressure). */
   maxInflight: number;
+  /**
+   * Absolute path of a file holding a random token the coordinator wrote at start. A worker
+   * that can read it shares the coordinator's filesystem: it sends the token back (`fsToken`)
+   * and its leases then name the input rows by file and offset instead of carrying the bytes.
+   */
+  fsProbe?: string;
 }
 export const helloAckCodec = jsonCodec<HelloAck>({
   version: GRID_VERSION,
   maxBytes: MAX_CONTROL_BYTES,
   check: (raw) => {
     const o = obj(raw);
-    return { coordinator: s(o, 'coordinator', 128), maxInflight: int(o, 'maxInflight', 1, 4096) };
+    return { coordinator: s(o, 'coordinator', 128), maxInflight: int(o, 'maxInflight', 1, 4096), ...(o.fsProbe === undefined ? {} : { fsProbe: s(o, 'fsProbe', 4096) }) };
   },
 });
 
 export interface ClaimRequest {
   job?: string;
   unit?: number;
+  /** The coordinator's fsProbe token, when this worker could read it (same filesystem). */
+  fsToken?: string;
 }
 export const claimCodec = jsonCodec<ClaimRequest>({
   version: GRID_VERSION,
   maxBytes: MAX_CONTROL_BYTES,
   check: (raw) => {
     const o = obj(raw);
-    return { job: o.job === undefined ? undefined : s(o, 'job', 128), unit: o.unit === undefined ? undefined : int(o, 'unit') };
+    return { job: o.job === undefined ? undefined : s(o, 'job', 128), unit: o.unit === undefined ? undefined : int(o, 'unit'), ...(o.fsToken === undefined ? {} : { fsToken: hex(o, 'fsToken', 32) }) };
   },
 });
 
@@ -160,6 +169,17 @@ export interface LeaseInfo {
   outputNames: string[];
   rows: number;
   deadlineMs: number;
+  /**
+   * Same-filesystem leases: where each input's rows lie (file, byte offset, dtype, dims) — the
+   * reply then carries no tensor bytes and the worker reads exactly those bytes itself.
+   */
+  inputFiles?: Record<string, InputFileRange>;
+}
+export interface InputFileRange {
+  path: string;
+  offset: number;
+  dtype: Dtype;
+  dims: number[];
 }
 export type ClaimReply = { ok: true; lease: LeaseInfo; inputs: Record<string, HostTensor> } | { ok: false; reason: 'no-work' | 'not-registered' | 'busy' };
 
@@ -176,10 +196,25 @@ const leaseCodec = jsonCodec<{ ok: true; lease: LeaseInfo } | { ok: false; reaso
     const l = obj(o.lease);
     return {
       ok: true,
-      lease: { lease: s(l, 'lease', 256), job: s(l, 'job', 128), unit: int(l, 'unit'), modelHash: hex(l, 'modelHash', 32), modelBytes: int(l, 'modelBytes', 1), outputNames: strList(l, 'outputNames'), rows: int(l, 'rows', 1), deadlineMs: int(l, 'deadlineMs', 1) },
+      lease: { lease: s(l, 'lease', 256), job: s(l, 'job', 128), unit: int(l, 'unit'), modelHash: hex(l, 'modelHash', 32), modelBytes: int(l, 'modelBytes', 1), outputNames: strList(l, 'outputNames'), rows: int(l, 'rows', 1), deadlineMs: int(l, 'deadlineMs', 1), ...(l.inputFiles === undefined ? {} : { inputFiles: inputFiles(l.inputFiles) }) },
     };
   },
 });
+
+function inputFiles(raw: unknown): Record<string, InputFileRange> {
+  const o = obj(raw);
+  const out: Record<string, InputFileRange> = {};
+  const names = Object.keys(o);
+  if (names.length === 0 || names.length > 64) throw new Error('inputFiles: expected 1..64 inputs');
+  for (const name of names) {
+    const f = obj(o[name]);
+    const dtype = f.dtype;
+    if (typeof dtype !== 'string' || !(DTYPES as readonly string[]).includes(dtype)) throw new Error(`inputFiles.${name}.dtype: expected a tensor dtype`);
+    if (!Array.isArray(f.dims) || f.dims.length === 0 || f.dims.length > 16 || !f.dims.every((d) => Number.isSafeInteger(d) && (d as number) >= 0)) throw new Error(`inputFiles.${name}.dims: expected a list of sizes`);
+    out[name] = { path: s(f, 'path', 4096), offset: int(f, 'offset'), dtype: dtype as Dtype, dims: f.dims as number[] };
+  }
+  return out;
+}
 
 /**
  * Frame: u32be jsonLength ‖ json ‖ binary, built in one allocation (the tensor data are copied
@@ -256,13 +291,15 @@ export interface Commit {
    * CommitReply frame (decodeCommitReply), else a plain Ack.
    */
   claim?: boolean;
+  /** As ClaimRequest.fsToken, for the lease that rides on the reply. */
+  fsToken?: string;
 }
 export const commitCodec = jsonCodec<Commit>({
   version: GRID_VERSION,
   maxBytes: MAX_CONTROL_BYTES,
   check: (raw) => {
     const o = obj(raw);
-    return { lease: s(o, 'lease'), commitment: hex(o, 'commitment', 32), runMs: n(o, 'runMs'), profile: s(o, 'profile', 1024), ...(o.claim === undefined ? {} : { claim: bool(o, 'claim') }) };
+    return { lease: s(o, 'lease'), commitment: hex(o, 'commitment', 32), runMs: n(o, 'runMs'), profile: s(o, 'profile', 1024), ...(o.claim === undefined ? {} : { claim: bool(o, 'claim') }), ...(o.fsToken === undefined ? {} : { fsToken: hex(o, 'fsToken', 32) }) };
   },
 });
 

@@ -6,6 +6,8 @@
  * round has committed).
  */
 import { randomBytes } from 'node:crypto';
+import { readFile, open } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import { EventEmitter } from 'node:events';
 import type { DrillNode } from '../net/node.ts';
 import { fetchBlob } from '../net/blobs.ts';
@@ -13,12 +15,16 @@ import type { Logger } from '../util/log.ts';
 import { silentLogger } from '../util/log.ts';
 import { isDrillError } from '../util/errors.ts';
 import type { HostTensor } from '../util/tensor.ts';
+import { BYTES_PER_ELEMENT, elementCount, typedView } from '../util/tensor.ts';
 import { commitment, resultDigest } from '../pod/commit.ts';
 import {
   PROTOCOL, UNITS_TOPIC, helloCodec, helloAckCodec, claimCodec, decodeClaimReply, commitCodec, ackCodec,
   revealRequestCodec, encodeRevealReply, unitErrorCodec, decodeCommitReply, MAX_UNIT_BYTES, MAX_CONTROL_BYTES,
 } from '../protocol/grid.ts';
-import type { CommitReply, LeaseInfo } from '../protocol/grid.ts';
+import type { CommitReply, LeaseInfo, InputFileRange } from '../protocol/grid.ts';
+
+/** Input files kept open for same-filesystem leases: a worker serves one or two jobs at a time. */
+const MAX_OPEN_INPUT_FILES = 16;
 import type { InferencePool } from './pool.ts';
 import type { ModelCache } from './models.ts';
 
@@ -43,6 +49,14 @@ export interface WorkerNodeOptions {
   cheat?: boolean;
   /** Results waiting to be revealed are dropped after this long (the coordinator gave up). 10 min. */
   revealTtlMs?: number;
+  /**
+   * Read input rows straight from the coordinator's files when we share its filesystem (proved by
+   * reading a random token it wrote), instead of receiving them over the network. Off by
+   * default: a coordinator could then name any file this worker can read as a unit's input, so
+   * only enable it for a coordinator you trust with this machine's files — an embedded grid (one
+   * process) or your own cluster with a shared filesystem.
+   */
+  sharedFs?: boolean;
   logger?: Logger;
 }
 
@@ -66,7 +80,9 @@ export class WorkerNode {
   readonly #models: ModelCache;
   readonly #opts: Required<Omit<WorkerNodeOptions, 'logger'>>;
   readonly #log: Logger;
-  readonly #coordinators = new Map<string, { maxInflight: number }>();
+  readonly #coordinators = new Map<string, { maxInflight: number; fsToken?: string }>();
+  /** Open input files of same-filesystem leases, by path (a few jobs at a time). */
+  readonly #inputFiles = new Map<string, Promise<FileHandle>>();
   readonly #pending = new Map<string, Pending>();
   readonly #fetching = new Map<string, Promise<string>>();
   #inflight = 0;
@@ -74,6 +90,7 @@ export class WorkerNode {
   #wanted = new Set<string>();
   #stopped = false;
   #unitsDone = 0;
+  #unitsFromFiles = 0;
   #offPeer: (() => void) | null = null;
   #sweep: NodeJS.Timeout | null = null;
 
@@ -81,7 +98,7 @@ export class WorkerNode {
     this.#node = node;
     this.#pool = pool;
     this.#models = models;
-    this.#opts = { capacity: 2 * opts.threads, score: 0, cheat: false, revealTtlMs: 600_000, ...opts };
+    this.#opts = { capacity: 2 * opts.threads, score: 0, cheat: false, revealTtlMs: 600_000, sharedFs: false, ...opts };
     this.#log = (opts.logger ?? silentLogger).child('worker');
   }
 
@@ -91,6 +108,11 @@ export class WorkerNode {
 
   get unitsDone(): number {
     return this.#unitsDone;
+  }
+
+  /** Units whose input rows this worker read from the coordinator's files (same filesystem). */
+  get unitsFromFiles(): number {
+    return this.#unitsFromFiles;
   }
 
   async start(): Promise<void> {
@@ -123,8 +145,14 @@ export class WorkerNode {
         threads: this.#opts.threads, device: this.#opts.device, score: this.#opts.score, cheater: this.#opts.cheat, profile: JSON.stringify(this.#pool.profile ?? {}),
       })),
     );
-    this.#coordinators.set(reply.coordinator, { maxInflight: reply.maxInflight });
-    this.#log.info('registered with coordinator', { coordinator: reply.coordinator, maxInflight: reply.maxInflight });
+    let fsToken: string | undefined;
+    if (this.#opts.sharedFs && reply.fsProbe) {
+      // Reading the coordinator's random token proves we share its filesystem.
+      const t = await readFile(reply.fsProbe, 'utf8').catch(() => '');
+      if (/^[0-9a-f]{64}$/.test(t)) fsToken = t;
+    }
+    this.#coordinators.set(reply.coordinator, { maxInflight: reply.maxInflight, ...(fsToken ? { fsToken } : {}) });
+    this.#log.info('registered with coordinator', { coordinator: reply.coordinator, maxInflight: reply.maxInflight, sharedFs: Boolean(fsToken) });
     this.events.emit('registered', reply.coordinator);
     void this.#fill(reply.coordinator);
     return reply.coordinator;
@@ -136,6 +164,37 @@ export class WorkerNode {
     if (this.#sweep) clearInterval(this.#sweep);
     await this.#node.unhandle(PROTOCOL.reveal).catch(() => undefined);
     this.#node.unsubscribe(UNITS_TOPIC.name);
+    for (const fh of this.#inputFiles.values()) await fh.then((f) => f.close()).catch(() => undefined);
+    this.#inputFiles.clear();
+  }
+
+  /** Same-filesystem lease: read each input's rows from the file and offset the lease names. */
+  async #readInputFiles(files: Record<string, InputFileRange>): Promise<Record<string, HostTensor>> {
+    const out: Record<string, HostTensor> = {};
+    for (const [name, f] of Object.entries(files)) {
+      let fh = this.#inputFiles.get(f.path);
+      if (!fh) {
+        if (this.#inputFiles.size >= MAX_OPEN_INPUT_FILES) {
+          const [oldest, h] = this.#inputFiles.entries().next().value as [string, Promise<FileHandle>];
+          this.#inputFiles.delete(oldest);
+          void h.then((x) => x.close()).catch(() => undefined);
+        }
+        fh = open(f.path, 'r');
+        this.#inputFiles.set(f.path, fh);
+        fh.catch(() => this.#inputFiles.delete(f.path));
+      }
+      const len = elementCount(f.dims) * BYTES_PER_ELEMENT[f.dtype];
+      const buf = new Uint8Array(len);
+      const handle = await fh;
+      let off = 0;
+      while (off < len) {
+        const { bytesRead } = await handle.read(buf, off, len - off, f.offset + off);
+        if (bytesRead === 0) throw new Error(`input ${name}: ${f.path} ended before the leased rows`);
+        off += bytesRead;
+      }
+      out[name] = { dtype: f.dtype, dims: f.dims, data: typedView(f.dtype, buf) };
+    }
+    return out;
   }
 
   /** Claim units from `coordinator` while there is capacity and it has work. */
@@ -149,7 +208,8 @@ export class WorkerNode {
       while (!this.#stopped && this.#inflight < this.#opts.capacity && this.#coordinators.has(coordinator)) {
         let reply;
         try {
-          reply = decodeClaimReply(await this.#node.request(coordinator, PROTOCOL.claim, claimCodec.encode({}), { maxResponseBytes: MAX_UNIT_BYTES, timeoutMs: 60_000 }));
+          const fsToken = this.#coordinators.get(coordinator)?.fsToken;
+          reply = decodeClaimReply(await this.#node.request(coordinator, PROTOCOL.claim, claimCodec.encode(fsToken ? { fsToken } : {}), { maxResponseBytes: MAX_UNIT_BYTES, timeoutMs: 60_000 }));
         } catch (e) {
           this.#log.debug('claim failed', { coordinator, error: isDrillError(e) ? e.code : String(e) });
           return;
@@ -201,6 +261,11 @@ export class WorkerNode {
   async #runUnit(coordinator: string, lease: LeaseInfo, inputs: Record<string, HostTensor>): Promise<{ lease: LeaseInfo; inputs: Record<string, HostTensor> } | null> {
     try {
       const modelPath = await this.#model(coordinator, lease.modelHash, lease.modelBytes);
+      if (lease.inputFiles) {
+        if (!this.#coordinators.get(coordinator)?.fsToken) throw new Error('lease names input files, but this worker did not agree to read them');
+        inputs = await this.#readInputFiles(lease.inputFiles);
+        this.#unitsFromFiles++;
+      }
       const r = await this.#pool.run({ modelHash: lease.modelHash, modelPath, inputs, outputNames: lease.outputNames });
       const outputs = this.#opts.cheat ? corrupt(r.outputs) : r.outputs;
       const salt = randomBytes(32).toString('hex');
@@ -208,10 +273,11 @@ export class WorkerNode {
       this.#pending.set(lease.lease, { coordinator, salt, outputs, expires: Date.now() + this.#opts.revealTtlMs });
       // Ask for the next lease with the commit unless stopping: this slot frees up once committed.
       const claim = !this.#stopped && this.#coordinators.has(coordinator);
+      const fsToken = this.#coordinators.get(coordinator)?.fsToken;
       const bytes = await this.#node.request(
         coordinator,
         PROTOCOL.commit,
-        commitCodec.encode({ lease: lease.lease, commitment: c, runMs: r.runMs, profile: `${r.profile.device}/${r.profile.ep}/t${r.profile.intraOpThreads}`, ...(claim ? { claim } : {}) }),
+        commitCodec.encode({ lease: lease.lease, commitment: c, runMs: r.runMs, profile: `${r.profile.device}/${r.profile.ep}/t${r.profile.intraOpThreads}`, ...(claim ? { claim } : {}), ...(claim && fsToken ? { fsToken } : {}) }),
         claim ? { maxResponseBytes: MAX_UNIT_BYTES + MAX_CONTROL_BYTES, timeoutMs: 60_000 } : {},
       );
       const ack: CommitReply = claim ? decodeCommitReply(bytes) : ackCodec.decode(bytes);

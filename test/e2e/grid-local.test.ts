@@ -72,6 +72,9 @@ describe('embedded grid', () => {
     const honestCredit = report.workers.reduce((a, w) => a + w.credit, 0);
     expect(honestCredit).toBe(report.model.flopsPerRow * report.rows * 2);
     expect(existsSync(join(outDir, 'report.json'))).toBe(true);
+    // Workers in this process share the coordinator's filesystem: they read the input rows
+    // from its files (the bytes-over-libp2p path is covered by grid-processes.test.ts).
+    expect(grid.workers.reduce((a, w) => a + w.worker.unitsFromFiles, 0)).toBeGreaterThan(0);
   });
 
   it('a model with batch dimension fixed at 1 is run row by row', async () => {

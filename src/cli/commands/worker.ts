@@ -37,6 +37,7 @@ const FLAGS: Record<string, FlagSpec> = {
   listen: { type: 'string', help: 'multiaddr to listen on', default: '/ip4/0.0.0.0/tcp/0' },
   rebench: { type: 'boolean', help: 'run the device benchmark again instead of using the cached score' },
   verbose: { type: 'boolean', help: 'print a line for every unit run' },
+  'shared-fs': { type: 'boolean', help: "read input rows from the coordinator's files when on its filesystem (only for a coordinator you trust with this machine's files)" },
   cheat: { type: 'boolean', help: 'DEMO ONLY: return corrupted results (PoD gives this worker no credit)' },
   genesis: { type: 'string', help: "genesis file of the hashrate chain (from 'drill genesis'): produce blocks when this worker wins the VRF lottery" },
   'show-id': { type: 'boolean', help: "print this worker's peer id (creating its identity in --data-dir) and exit" },
@@ -83,7 +84,7 @@ export const command: Command = {
     say(`Device Share benchmark: ${bench.score.toFixed(1)} GFLOP/s${bench.cached ? ` (cached from ${bench.at}; --rebench to measure again)` : ''} — a scheduling hint, never credit`);
 
     const node = await createDrillNode({ privateKey: id.privateKey, listen: [str(p, 'listen')!], logger: log });
-    const worker = new WorkerNode(node, pool, new ModelCache(join(dataDir, 'models')), { threads: pool.threads, device: prof.device, score: bench.score, cheat: bool(p, 'cheat'), logger: log });
+    const worker = new WorkerNode(node, pool, new ModelCache(join(dataDir, 'models')), { threads: pool.threads, device: prof.device, score: bench.score, cheat: bool(p, 'cheat'), sharedFs: bool(p, 'shared-fs'), logger: log });
     await worker.start();
     if (bool(p, 'cheat')) say('WARNING: --cheat: this worker corrupts its results on purpose (demo); it will earn no credit');
 
