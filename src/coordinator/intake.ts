@@ -151,6 +151,8 @@ export class JobIntake {
   }
 
   async start(): Promise<void> {
+    // Jobs the coordinator resumed after a restart can be followed again by their id.
+    for (const handle of this.#coord.resumedJobs()) this.#track(handle);
     await this.#node.handle(INTAKE_PROTOCOL.submit, (req, from) => this.#onSubmit(req, from), { maxRequestBytes: MAX_SUBMIT_BYTES });
     await this.#node.handle(INTAKE_PROTOCOL.job, (req) => this.#onJob(req));
     await this.#node.handle(INTAKE_PROTOCOL.output, (req) => this.#onOutput(req));
@@ -184,15 +186,19 @@ export class JobIntake {
       }
       const spec = await prepareJob({ model, inputs, outDir: join(dir, 'out'), replicas: head.replicas, unitRows: head.unitRows, policy: head.policy, name: head.name });
       const handle = await this.#coord.submit(spec);
-      const entry: { handle: JobHandle; report?: JobReport; outDir: string } = { handle, outDir: spec.outDir };
-      this.#jobs.set(spec.id, entry);
-      void handle.result.then((r) => (entry.report = r));
+      this.#track(handle);
       this.#log.info('job submitted remotely', { job: spec.id, from, rows: spec.rows });
       return submitReplyCodec.encode({ ok: true, job: spec.id, rows: spec.rows, units: handle.progress().total });
     } catch (e) {
       if (isDrillError(e)) return submitReplyCodec.encode({ ok: false, error: e.message });
       throw e;
     }
+  }
+
+  #track(handle: JobHandle): void {
+    const entry: { handle: JobHandle; report?: JobReport; outDir: string } = { handle, outDir: handle.spec.outDir };
+    this.#jobs.set(handle.id, entry);
+    void handle.result.then((r) => (entry.report = r));
   }
 
   async #onJob(req: Uint8Array): Promise<Uint8Array> {

@@ -52,6 +52,11 @@ export interface SchedulerOptions {
   leaseMs: number;
   /** Distinct workers whose run of a unit must fail with an error before the job fails. */
   maxUnitErrors?: number;
+  /**
+   * Tag in every lease id (e.g. random per coordinator start), so a lease issued before a
+   * restart can never be mistaken for one issued after it.
+   */
+  leaseTag?: string;
 }
 
 export interface UnitDone {
@@ -94,10 +99,14 @@ export class JobScheduler {
   readonly #jobId: string;
   #progress: Progress;
 
-  constructor(jobId: string, rows: number, unitRows: number, agree: AgreeFn<Result>, opts: SchedulerOptions, doneUnits: ReadonlySet<number> = new Set()) {
+  /**
+   * @param doneUnits units already finished (a resumed job), with the outcome they had, so the
+   *   progress counters (agreed / disputed / unverified) stay right across a restart.
+   */
+  constructor(jobId: string, rows: number, unitRows: number, agree: AgreeFn<Result>, opts: SchedulerOptions, doneUnits: ReadonlyMap<number, string> = new Map()) {
     this.#jobId = jobId;
     this.#agree = agree;
-    this.#opts = { maxUnitErrors: 2, ...opts };
+    this.#opts = { maxUnitErrors: 2, leaseTag: '', ...opts };
     this.#units = splitRows(rows, unitRows).map(([start, end], index) => ({
       index,
       start,
@@ -113,8 +122,13 @@ export class JobScheduler {
     }));
     this.#progress = { total: this.#units.length, done: 0, agreed: 0, disputed: 0, failed: 0, unverified: 0, inflight: 0, reissued: 0, rowsDone: 0 };
     for (const u of this.#units) if (u.status === 'done') {
-      this.#progress.done++;
-      this.#progress.rowsDone += u.end - u.start;
+      const p = this.#progress;
+      p.done++;
+      p.rowsDone += u.end - u.start;
+      const outcome = doneUnits.get(u.index);
+      if (outcome === 'agreed') p.agreed++;
+      else if (outcome === 'resolved') p.disputed++;
+      else if (outcome === 'unverified') p.unverified++;
     }
   }
 
@@ -173,7 +187,7 @@ export class JobScheduler {
     }
     if (!unit) return null;
     const lease: Lease = {
-      id: `${this.#jobId}/${unit.index}/${(++leaseSeq).toString(36)}`,
+      id: `${this.#jobId}/${unit.index}/${this.#opts.leaseTag}${(++leaseSeq).toString(36)}`,
       unit: unit.index,
       worker,
       start: unit.start,

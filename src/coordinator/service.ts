@@ -232,6 +232,9 @@ export class Coordinator {
   readonly #jobs = new Map<string, RunningJob>();
   #store: JobStore | null = null;
   #fsToken = '';
+  /** Random per start: lease ids from before a restart never match new ones. */
+  readonly #leaseTag = randomBytes(3).toString('hex') + '-';
+  readonly #resumed: JobHandle[] = [];
   #fsProbe: string | null = null;
   #blobs: BlobServer | null = null;
   #timer: NodeJS.Timeout | null = null;
@@ -270,6 +273,7 @@ export class Coordinator {
     await this.#node.handle(PROTOCOL.commit, (req, from) => this.#onCommit(req, from));
     await this.#node.handle(PROTOCOL.error, (req, from) => this.#onError(req, from));
     this.#offPeer = this.#node.onPeer('disconnect', (peer) => this.#onWorkerGone(peer));
+    await this.#resumeJobs(this.#store);
     this.#timer = setInterval(() => this.#tick(), this.#opts.announceMs);
     this.#timer.unref();
   }
@@ -322,23 +326,71 @@ export class Coordinator {
     const hash = await this.#blobs!.addFile(spec.modelPath);
     if (hash !== spec.modelHash) throw new DrillError('MODEL_CHANGED', `model file ${spec.modelPath} changed since the job was prepared`);
     store.createJob(spec.id, spec, this.#now());
+    const job = this.#addJob(spec, new Map(), this.#now());
+    this.#log.info('job accepted', { job: spec.id, rows: spec.rows, units: job.sched.progress().total, replicas: spec.replicas, policy: formatPolicy(spec.policy) });
+    void this.#announce(job);
+    return this.#handle(job);
+  }
+
+  /** Jobs that were running when the coordinator last stopped and were resumed by start(). */
+  resumedJobs(): JobHandle[] {
+    return this.#resumed;
+  }
+
+  #handle(job: RunningJob): JobHandle {
+    return { id: job.spec.id, spec: job.spec, events: job.events, progress: () => job.sched.progress(), result: job.result };
+  }
+
+  #addJob(spec: JobSpec, doneUnits: ReadonlyMap<number, string>, startedAt: number): RunningJob {
     const sched = new JobScheduler(spec.id, spec.rows, spec.unitRows, policyAgree(spec.policy), {
       replicas: spec.replicas,
       maxReplicas: spec.maxReplicas,
       leaseMs: this.#opts.leaseMs,
-    });
+      leaseTag: this.#leaseTag,
+    }, doneUnits);
     let resolve!: (r: JobReport) => void;
     const result = new Promise<JobReport>((r) => (resolve = r));
     const job: RunningJob = {
       spec, sched, out: new OutputAssembler(spec.outDir, spec.rows, spec.outputNames), ledger: new CreditLedger(),
-      events: new EventEmitter<JobEvents>(), startedAt: this.#now(), result, resolve, failed: null, finishing: false,
+      events: new EventEmitter<JobEvents>(), startedAt, result, resolve, failed: null, finishing: false,
       pendingWrites: new Set(), stalledSince: new Map(), runs: new Map(), creditRecords: 0,
       inputs: new InputReader(spec), digests: new WeakMap(),
     };
     this.#jobs.set(spec.id, job);
-    this.#log.info('job accepted', { job: spec.id, rows: spec.rows, units: sched.progress().total, replicas: spec.replicas, policy: formatPolicy(spec.policy) });
-    void this.#announce(job);
-    return { id: spec.id, spec, events: job.events, progress: () => job.sched.progress(), result };
+    return job;
+  }
+
+  /**
+   * Resume the jobs the store still marks running (the coordinator stopped or crashed): units
+   * recorded done keep their rows in the partial output files and their credit; the rest are
+   * scheduled again. A job that cannot be resumed (inputs or partial outputs gone) is marked
+   * failed with the reason.
+   */
+  async #resumeJobs(store: JobStore): Promise<void> {
+    for (const sj of store.runningJobs()) {
+      const spec = JSON.parse(sj.spec) as JobSpec;
+      try {
+        const hash = await this.#blobs!.addFile(spec.modelPath);
+        if (hash !== spec.modelHash) throw new DrillError('MODEL_CHANGED', `model file ${spec.modelPath} changed`);
+        const done = store.doneUnits(spec.id);
+        const job = this.#addJob(spec, done, sj.createdAt);
+        if (sj.layout) await job.out.resume(sj.layout);
+        else if (done.size > 0) throw new DrillError('RESUME', 'units are recorded done but the output layout is missing');
+        for (const r of store.credits(spec.id)) {
+          job.ledger.apply(r);
+          job.creditRecords++;
+        }
+        for (const u of store.unitStats(spec.id)) for (const w of u.workers) job.runs.set(w, (job.runs.get(w) ?? 0) + 1);
+        this.#resumed.push(this.#handle(job));
+        this.#log.warn('resumed job after a restart', { job: spec.id, unitsDone: done.size, units: job.sched.progress().total });
+        if (job.sched.isFinished()) await this.#finish(job);
+        else void this.#announce(job);
+      } catch (e) {
+        this.#jobs.delete(spec.id);
+        store.finishJob(spec.id, 'failed', this.#now(), `cannot resume after a restart: ${(e as Error).message}`);
+        this.#log.error('cannot resume job', { job: spec.id, error: String(e) });
+      }
+    }
   }
 
   #mustStore(): JobStore {

@@ -80,8 +80,9 @@ export class JobStore {
     }
   }
 
-  doneUnits(job: string): Set<number> {
-    return new Set((this.#db.prepare('SELECT unit FROM units WHERE job = ?').all(job) as { unit: number }[]).map((r) => r.unit));
+  /** Finished units of a job with their PoD outcome (agreed / resolved / unverified). */
+  doneUnits(job: string): Map<number, string> {
+    return new Map((this.#db.prepare('SELECT unit, status FROM units WHERE job = ?').all(job) as { unit: number; status: string }[]).map((r) => [r.unit, r.status]));
   }
 
   unitStats(job: string): { status: string; workers: string[]; credited: string[]; faulty: string[] }[] {

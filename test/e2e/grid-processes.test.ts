@@ -64,3 +64,45 @@ describe('grid as separate processes', () => {
     expect(tensorsAgree(parsePolicy('allclose:1e-4,1e-5'), got, direct.probs!)).toBe(true);
   });
 });
+
+describe('coordinator crash', () => {
+  it('a coordinator killed mid-job resumes from its store: no finished unit is lost, the partner gets every row', async () => {
+    const dir = join(tmp, 'crash');
+    const coord1 = drill(['coordinator', '--listen', '/ip4/127.0.0.1/tcp/0', '--data-dir', join(dir, 'coord')]);
+    procs.push(coord1);
+    const [, addr] = await coord1.waitFor(/listening: (\S+)/);
+    const port = /\/tcp\/(\d+)\//.exec(addr!)![1]!;
+    const workers = [0, 1].map((i) => drill(['worker', '--join', addr!, '--threads', '1', '--data-dir', join(dir, `w${i}`), '--listen', '/ip4/127.0.0.1/tcp/0']));
+    procs.push(...workers);
+    await Promise.all(workers.map((w) => w.waitFor(/joined coordinator/)));
+
+    const out = join(dir, 'out');
+    const submit = drill(['submit', '--to', addr!, '--model', 'workloads/cnn/model.onnx', '--input', `image=${join(tmp, 'image.npy')}`, '--out', out, '--unit-rows', '8', '--replicas', '2', '--compare', 'allclose:1e-4,1e-5', '--json'], { DRILL_PROGRESS_MS: '0' });
+    procs.push(submit);
+    // Kill the coordinator once a few of the 16 units are done (and recorded in its store).
+    await submit.waitFor(/units ([3-9]|1[0-5])\/16/);
+    coord1.child.kill('SIGKILL');
+    await coord1.exited;
+
+    const coord2 = drill(['coordinator', '--listen', `/ip4/127.0.0.1/tcp/${port}`, '--data-dir', join(dir, 'coord')]);
+    procs.push(coord2);
+    await coord2.waitFor(/resumed job/);
+
+    const code = await submit.exited;
+    expect(code, submit.output()).toBe(0);
+    const report = JSON.parse(await readFile(join(out, 'report.json'), 'utf8')) as JobReport;
+    expect(report.status).toBe('done');
+    expect(report.rows).toBe(ROWS);
+    expect(report.units.failed).toBe(0);
+    expect(report.units.agreed + report.units.disputed).toBe(report.units.total);
+    // Credit from before the crash came back from the store: every row credited to both replicas.
+    expect(report.totalCredit).toBe(report.model.flopsPerRow * ROWS * 2);
+
+    const got = await readNpy(join(out, 'probs.npy'));
+    const s = await DirectSession.open(join(ROOT, 'workloads/cnn/model.onnx'));
+    const direct = await s.run({ image: await readNpy(join(tmp, 'image.npy')) });
+    await s.release();
+    expect(got.dims).toEqual([ROWS, 10]);
+    expect(tensorsAgree(parsePolicy('allclose:1e-4,1e-5'), got, direct.probs!)).toBe(true);
+  });
+});

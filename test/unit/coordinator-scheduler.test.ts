@@ -127,8 +127,8 @@ describe('JobScheduler', () => {
   });
 
   it('resumes with finished units skipped', () => {
-    const s = new JobScheduler('j', 12, 4, agree, { replicas: 1, maxReplicas: 5, leaseMs: 1 }, new Set([0, 2]));
-    expect(s.progress()).toMatchObject({ done: 2, total: 3, rowsDone: 8 });
+    const s = new JobScheduler('j', 12, 4, agree, { replicas: 1, maxReplicas: 5, leaseMs: 1 }, new Map([[0, 'agreed'], [2, 'resolved']]));
+    expect(s.progress()).toMatchObject({ done: 2, total: 3, rowsDone: 8, agreed: 1, disputed: 1 });
     expect(s.claim('A', 0)!.unit).toBe(1);
   });
 });

@@ -8,7 +8,7 @@ import { join, basename } from 'node:path';
 import type { Command } from '../command.ts';
 import { parseArgs, str, bool, helpText } from '../args.ts';
 import type { FlagSpec } from '../args.ts';
-import { UserError, DrillError } from '../../util/errors.ts';
+import { UserError, DrillError, isDrillError } from '../../util/errors.ts';
 import { createDrillNode } from '../../net/node.ts';
 import { prepareJob } from '../../coordinator/job.ts';
 import { INTAKE_PROTOCOL, MAX_SUBMIT_BYTES, submitHeadCodec, submitReplyCodec, jobQueryCodec, jobStatusCodec, outputQueryCodec, frameWithHead, POLL_MS } from '../../coordinator/intake.ts';
@@ -30,6 +30,18 @@ const FLAGS: Record<string, FlagSpec> = {
   quiet: RUN_FLAGS.quiet!,
   help: RUN_FLAGS.help!,
 };
+
+/**
+ * A coordinator that restarts resumes its jobs from its store; the client keeps polling for
+ * this long (2 min covers a restart with a model reload) at RETRY_MS intervals before giving up.
+ */
+const RECONNECT_FOR_MS = 120_000;
+const RETRY_MS = 1000;
+
+/** A transport failure (the coordinator is down or restarting), not an answer from it. */
+function isNetError(e: unknown): boolean {
+  return !isDrillError(e) || ['NET_DIAL_FAILED', 'NET_TIMEOUT', 'NET_BAD_FRAME', 'NET_ABORTED'].includes(e.code);
+}
 
 export const command: Command = {
   name: 'submit',
@@ -69,8 +81,22 @@ export const command: Command = {
       const bar = bool(p, 'quiet') ? null : new ProgressBar(reply.rows);
       let report: JobReport | undefined;
       let seen = 0;
+      let unreachableSince = 0;
       while (!report) {
-        const st = jobStatusCodec.decode(await node.request(to, INTAKE_PROTOCOL.job, jobQueryCodec.encode({ job: reply.job, seen }), { timeoutMs: POLL_MS + 30_000 }));
+        let bytes: Uint8Array;
+        try {
+          bytes = await node.request(to, INTAKE_PROTOCOL.job, jobQueryCodec.encode({ job: reply.job, seen }), { timeoutMs: POLL_MS + 30_000 });
+        } catch (e) {
+          // The coordinator may be restarting: it resumes the job from its store, so keep asking.
+          const now = Date.now();
+          unreachableSince ||= now;
+          if (!isNetError(e) || now - unreachableSince > RECONNECT_FOR_MS) throw e;
+          bar?.log(`coordinator unreachable (${(e as Error).message}); retrying`);
+          await new Promise((r) => setTimeout(r, RETRY_MS));
+          continue;
+        }
+        unreachableSince = 0;
+        const st = jobStatusCodec.decode(bytes);
         if (st.status === 'unknown') throw new DrillError('JOB_LOST', `the coordinator no longer knows job ${reply.job} (restarted?)`);
         if (st.progress) {
           seen = st.progress.done;
