@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   encodeClaimReply, encodeClaimReplyFilled, decodeClaimReply, commitAckPrefix, decodeCommitReply,
-  commitCodec, encodeRevealReply, decodeRevealReply,
+  commitCodec, encodeRevealReply, decodeRevealReply, claimCodec,
 } from '../../src/protocol/grid.ts';
 import type { LeaseInfo } from '../../src/protocol/grid.ts';
 import { tensorBytes } from '../../src/util/tensor.ts';
@@ -82,5 +82,30 @@ describe('defaultUnitRows', () => {
     expect(defaultUnitRows(1e9, 128, 25_000)).toBe(Math.floor(MAX_UNIT_INPUT_BYTES / 128));
     expect(defaultUnitRows(3200, 128, 25_000)).toBe(Math.ceil(3200 / MIN_UNITS_PER_JOB));
     expect(defaultUnitRows(5, 128, 1)).toBe(1);
+  });
+});
+
+describe('same-filesystem leases', () => {
+  it('a lease may name input files instead of carrying bytes', () => {
+    const inputFiles = { x: { path: '/data/x.npy', offset: 128, dtype: 'float32' as const, dims: [4, 3] } };
+    const r = decodeClaimReply(encodeClaimReply({ ok: true, lease: { ...lease, inputFiles }, inputs: {} }));
+    expect(r.ok && r.lease.inputFiles).toEqual(inputFiles);
+    expect(r.ok && Object.keys(r.inputs)).toEqual([]);
+  });
+  it('rejects malformed file ranges from the network', () => {
+    for (const bad of [
+      { x: { path: '/d', offset: -1, dtype: 'float32', dims: [1] } },
+      { x: { path: '/d', offset: 0, dtype: 'complex64', dims: [1] } },
+      { x: { path: '/d', offset: 0, dtype: 'float32', dims: [] } },
+      { x: { path: '', offset: 0, dtype: 'float32', dims: [1] } },
+      {},
+    ]) {
+      const bytes = encodeClaimReply({ ok: true, lease: { ...lease, inputFiles: bad as never }, inputs: {} });
+      expect(() => decodeClaimReply(bytes)).toThrow();
+    }
+  });
+  it('claims and commits carry the filesystem token only as 32-byte hex', () => {
+    expect(claimCodec.decode(claimCodec.encode({ fsToken: 'cd'.repeat(32) })).fsToken).toBe('cd'.repeat(32));
+    expect(() => claimCodec.decode(claimCodec.encode({ fsToken: '../etc/passwd' }))).toThrow();
   });
 });
