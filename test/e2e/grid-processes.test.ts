@@ -1,7 +1,9 @@
 /**
  * Separate processes on loopback, as trainers and partners run them: `drill coordinator`,
- * three `drill worker`s and `drill submit`. One worker is killed (SIGKILL) mid-job: its units
- * are re-issued and the job completes with every row, equal to a direct ONNX Runtime run.
+ * `drill worker`s and `drill submit` (workers without --shared-fs: every input byte crosses
+ * libp2p). A worker killed (SIGKILL) mid-job has its units re-issued; a coordinator killed
+ * mid-job resumes from its store. Either way the job completes with every row, equal to a
+ * direct ONNX Runtime run.
  */
 import { describe, it, expect, afterAll, beforeAll } from 'vitest';
 import { mkdtemp, rm, readFile, writeFile } from 'node:fs/promises';
@@ -15,6 +17,7 @@ import { ROOT, drill } from '../helpers/grid.ts';
 import type { Proc } from '../helpers/grid.ts';
 
 const ROWS = 128;
+const POLICY = 'allclose:1e-4,1e-5';
 let tmp: string;
 const procs: Proc[] = [];
 
@@ -30,79 +33,72 @@ afterAll(async () => {
   await rm(tmp, { recursive: true, force: true });
 });
 
+/** A coordinator and `n` workers as child processes; resolves once every worker has joined. */
+async function startGrid(dir: string, n: number, workerFlags: string[] = []): Promise<{ coord: Proc; addr: string; workers: Proc[] }> {
+  const coord = drill(['coordinator', '--listen', '/ip4/127.0.0.1/tcp/0', '--data-dir', join(dir, 'coord')]);
+  procs.push(coord);
+  const [, addr] = await coord.waitFor(/listening: (\S+)/);
+  const workers = Array.from({ length: n }, (_, i) => drill(['worker', '--join', addr!, '--threads', '1', '--data-dir', join(dir, `w${i}`), '--listen', '/ip4/127.0.0.1/tcp/0', ...workerFlags]));
+  procs.push(...workers);
+  await Promise.all(workers.map((w) => w.waitFor(/joined coordinator/)));
+  return { coord, addr: addr!, workers };
+}
+
+/** `drill submit` of the CNN slice: 16 units of 8 rows, 2 replicas; progress printed per event. */
+function submitSlice(addr: string, out: string): Proc {
+  const p = drill(['submit', '--to', addr, '--model', 'workloads/cnn/model.onnx', '--input', `image=${join(tmp, 'image.npy')}`, '--out', out, '--unit-rows', '8', '--replicas', '2', '--compare', POLICY, '--json'], { DRILL_PROGRESS_MS: '0' });
+  procs.push(p);
+  return p;
+}
+
+/** The job's report after `submit` exited 0, with every row's output equal to a direct ORT run. */
+async function expectCompleteAndCorrect(submit: Proc, out: string): Promise<JobReport> {
+  const code = await submit.exited;
+  expect(code, submit.output()).toBe(0);
+  const report = JSON.parse(await readFile(join(out, 'report.json'), 'utf8')) as JobReport;
+  expect(report.status).toBe('done');
+  expect(report.rows).toBe(ROWS);
+  expect(report.units.failed).toBe(0);
+  const got = await readNpy(join(out, 'probs.npy'));
+  const s = await DirectSession.open(join(ROOT, 'workloads/cnn/model.onnx'));
+  const direct = await s.run({ image: await readNpy(join(tmp, 'image.npy')) });
+  await s.release();
+  expect(got.dims).toEqual([ROWS, 10]);
+  expect(tensorsAgree(parsePolicy(POLICY), got, direct.probs!)).toBe(true);
+  return report;
+}
+
 describe('grid as separate processes', () => {
   it('survives a worker killed mid-job: units re-issued, every row delivered, outputs equal direct ORT', async () => {
-    const coord = drill(['coordinator', '--listen', '/ip4/127.0.0.1/tcp/0', '--data-dir', join(tmp, 'coord')]);
-    procs.push(coord);
-    const [, addr] = await coord.waitFor(/listening: (\S+)/);
-    const workers = [0, 1, 2].map((i) => drill(['worker', '--join', addr!, '--threads', '1', '--data-dir', join(tmp, `w${i}`), '--listen', '/ip4/127.0.0.1/tcp/0', '--verbose']));
-    procs.push(...workers);
-    await Promise.all(workers.map((w) => w.waitFor(/joined coordinator/)));
-
+    const { addr, workers } = await startGrid(tmp, 3, ['--verbose']);
     const out = join(tmp, 'out');
-    const submit = drill(['submit', '--to', addr!, '--model', 'workloads/cnn/model.onnx', '--input', `image=${join(tmp, 'image.npy')}`, '--out', out, '--unit-rows', '8', '--replicas', '2', '--compare', 'allclose:1e-4,1e-5', '--json'], { DRILL_PROGRESS_MS: '0' });
-    procs.push(submit);
-
+    const submit = submitSlice(addr, out);
     // Kill worker 0 as soon as it has finished a unit (it then holds further leases).
     await workers[0]!.waitFor(/unit \S+ done/);
     workers[0]!.child.kill('SIGKILL');
-
-    const code = await submit.exited;
-    expect(code, submit.output()).toBe(0);
-    const report = JSON.parse(await readFile(join(out, 'report.json'), 'utf8')) as JobReport;
-    expect(report.status).toBe('done');
-    expect(report.rows).toBe(ROWS);
-    expect(report.units.failed).toBe(0);
+    const report = await expectCompleteAndCorrect(submit, out);
     expect(report.units.reissued).toBeGreaterThanOrEqual(1);
-
-    const got = await readNpy(join(out, 'probs.npy'));
-    const s = await DirectSession.open(join(ROOT, 'workloads/cnn/model.onnx'));
-    const direct = await s.run({ image: await readNpy(join(tmp, 'image.npy')) });
-    await s.release();
-    expect(got.dims).toEqual(direct.probs!.dims);
-    expect(got.dims[0]).toBe(ROWS);
-    expect(tensorsAgree(parsePolicy('allclose:1e-4,1e-5'), got, direct.probs!)).toBe(true);
   });
 });
 
 describe('coordinator crash', () => {
   it('a coordinator killed mid-job resumes from its store: no finished unit is lost, the partner gets every row', async () => {
     const dir = join(tmp, 'crash');
-    const coord1 = drill(['coordinator', '--listen', '/ip4/127.0.0.1/tcp/0', '--data-dir', join(dir, 'coord')]);
-    procs.push(coord1);
-    const [, addr] = await coord1.waitFor(/listening: (\S+)/);
-    const port = /\/tcp\/(\d+)\//.exec(addr!)![1]!;
-    const workers = [0, 1].map((i) => drill(['worker', '--join', addr!, '--threads', '1', '--data-dir', join(dir, `w${i}`), '--listen', '/ip4/127.0.0.1/tcp/0']));
-    procs.push(...workers);
-    await Promise.all(workers.map((w) => w.waitFor(/joined coordinator/)));
-
+    const { coord, addr } = await startGrid(dir, 2);
+    const port = /\/tcp\/(\d+)\//.exec(addr)![1]!;
     const out = join(dir, 'out');
-    const submit = drill(['submit', '--to', addr!, '--model', 'workloads/cnn/model.onnx', '--input', `image=${join(tmp, 'image.npy')}`, '--out', out, '--unit-rows', '8', '--replicas', '2', '--compare', 'allclose:1e-4,1e-5', '--json'], { DRILL_PROGRESS_MS: '0' });
-    procs.push(submit);
+    const submit = submitSlice(addr, out);
     // Kill the coordinator once a few of the 16 units are done (and recorded in its store).
     await submit.waitFor(/units ([3-9]|1[0-5])\/16/);
-    coord1.child.kill('SIGKILL');
-    await coord1.exited;
+    coord.child.kill('SIGKILL');
+    await coord.exited;
+    const again = drill(['coordinator', '--listen', `/ip4/127.0.0.1/tcp/${port}`, '--data-dir', join(dir, 'coord')]);
+    procs.push(again);
+    await again.waitFor(/resumed job/);
 
-    const coord2 = drill(['coordinator', '--listen', `/ip4/127.0.0.1/tcp/${port}`, '--data-dir', join(dir, 'coord')]);
-    procs.push(coord2);
-    await coord2.waitFor(/resumed job/);
-
-    const code = await submit.exited;
-    expect(code, submit.output()).toBe(0);
-    const report = JSON.parse(await readFile(join(out, 'report.json'), 'utf8')) as JobReport;
-    expect(report.status).toBe('done');
-    expect(report.rows).toBe(ROWS);
-    expect(report.units.failed).toBe(0);
+    const report = await expectCompleteAndCorrect(submit, out);
     expect(report.units.agreed + report.units.disputed).toBe(report.units.total);
     // Credit from before the crash came back from the store: every row credited to both replicas.
     expect(report.totalCredit).toBe(report.model.flopsPerRow * ROWS * 2);
-
-    const got = await readNpy(join(out, 'probs.npy'));
-    const s = await DirectSession.open(join(ROOT, 'workloads/cnn/model.onnx'));
-    const direct = await s.run({ image: await readNpy(join(tmp, 'image.npy')) });
-    await s.release();
-    expect(got.dims).toEqual([ROWS, 10]);
-    expect(tensorsAgree(parsePolicy('allclose:1e-4,1e-5'), got, direct.probs!)).toBe(true);
   });
 });
