@@ -40,7 +40,7 @@ export interface CoordinatorOptions {
   dataDir: string;
   /**
    * A worker must commit within this time of leasing a unit, else the unit is re-issued.
-   * 120 s: a default unit is ~0.25 GFLOP (well under a second on a CPU core); the slack covers
+   * 120 s: a default unit is ~40 GFLOP (under a second on a current CPU core, seconds on an old one); the slack covers
    * a first model download and a busy machine. Departed workers are detected at once by their
    * disconnect, not by this deadline.
    */

@@ -25,7 +25,7 @@ export const RUN_FLAGS: Record<string, FlagSpec> = {
   out: { type: 'string', help: 'output directory: <output name>.npy per model output, plus report.json', default: 'drill-out' },
   workers: { type: 'string', help: 'honest workers in the embedded grid', default: '3' },
   replicas: { type: 'string', help: 'workers that run each unit', default: String(DEFAULT_REPLICAS) },
-  'unit-rows': { type: 'string', help: 'rows per work unit (default: ~0.25 GFLOP of work per unit)' },
+  'unit-rows': { type: 'string', help: 'rows per work unit (default: ~40 GFLOP of work, at most 16 MiB of input and 1/32 of the rows)' },
   compare: { type: 'string', help: 'PoD comparison policy: exact | argmax | allclose:RTOL,ATOL', default: DEFAULT_POLICY },
   cheaters: { type: 'string', help: 'extra workers that return corrupted results, to watch PoD catch them', default: '0' },
   threads: { type: 'string', help: 'ONNX Runtime threads per worker (default: cores / workers)' },
