@@ -36,6 +36,8 @@ export interface LocalChainOptions {
   c?: number;
   /** Genesis credit per worker (a bootstrap weight, before any PoD credit): 1 GFLOP. */
   genesisFlops?: number;
+  /** SQLite block store of the coordinator's view of the chain (e.g. for `drill settle`); in memory when absent. */
+  storePath?: string;
 }
 
 export interface LocalGridOptions {
@@ -139,7 +141,7 @@ export class LocalGrid {
       epochSlots: o.epochSlots ?? 8,
       c: o.c ?? 0.5,
     });
-    this.chain = new ChainService({ node: this.coordinatorNode, genesis: this.genesis, logger: this.#log }, { produce: false });
+    this.chain = new ChainService({ node: this.coordinatorNode, genesis: this.genesis, logger: this.#log }, { produce: false, ...(o.storePath ? { storePath: o.storePath } : {}) });
     await this.chain.start();
     for (const w of this.workers) {
       w.chain = new ChainService({ node: w.node, genesis: this.genesis, logger: this.#log }, { produce: true });

@@ -1,8 +1,11 @@
 /**
- * Anchors from a running matrix-drill chain: `drill devnet` runs block-producing nodes over
- * libp2p with a coordinator publishing signed PoD credit records and writes each node's block
- * store; `drill settle --chain-store` anchors the final blocks on a chopsticks Substrate chain;
- * `drill verify-credit` proves a real credited node's record against the anchor.
+ * Anchors from a running matrix-drill chain, on one chopsticks Substrate chain:
+ *  - `drill devnet` runs block-producing nodes over libp2p with a coordinator publishing signed
+ *    credit records and writes each node's block store;
+ *  - an embedded grid runs a real ONNX job under PoD; its workers put the coordinator's credit
+ *    records in blocks;
+ * then `drill settle --chain-store` anchors the final blocks and `drill verify-credit` proves a
+ * real credited worker's record against the anchor.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
@@ -24,16 +27,17 @@ function drill(args: string[]): Promise<{ code: number; stdout: string; stderr: 
   return new Promise((res) => child.on('close', (code) => res({ code: code ?? -1, stdout, stderr })));
 }
 
+let chain: ChopsticksChain;
+beforeAll(async () => {
+  chain = await startChopsticks();
+});
+afterAll(async () => {
+  await chain?.close();
+});
+
 describe('settle e2e: a running devnet chain anchored on Substrate', () => {
   const dir = mkdtempSync(join(tmpdir(), 'settle-grid-'));
-  let chain: ChopsticksChain;
-  beforeAll(async () => {
-    chain = await startChopsticks();
-  });
-  afterAll(async () => {
-    await chain?.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it('anchors the devnet blocks and proves a credited node against the anchor', async () => {
     const storeDir = join(dir, 'stores');
@@ -76,5 +80,62 @@ describe('settle e2e: a running devnet chain anchored on Substrate', () => {
     } finally {
       await disconnectQuietly(api);
     }
+  });
+});
+
+describe('settle e2e: anchors from a running grid', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'settle-livegrid-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("a real PoD job's credit lands in blocks, is anchored, and verify-credit proves a worker's record", async () => {
+    const { LocalGrid } = await import('../../src/node/local-grid.ts');
+    const { prepareJob, readJobManifest } = await import('../../src/coordinator/job.ts');
+    const storePath = join(dir, 'coordinator-chain.sqlite');
+    const grid = new LocalGrid({ workers: 3, threadsPerWorker: 1, dataDir: join(dir, 'grid'), chain: { slotMs: 300, epochSlots: 6, storePath } });
+    let jobId = '';
+    try {
+      await grid.start();
+      // Blocks seen by the coordinator; resolve once a block with credit records has two blocks on top.
+      let creditHeight = 0;
+      const settled = new Promise<void>((resolveSettled) => {
+        grid.chain!.on('head', (h) => {
+          if (creditHeight > 0 && h.height >= creditHeight + 2) resolveSettled();
+        });
+        grid.chain!.on('block', (b) => {
+          if (b.credits > 0 && creditHeight === 0) creditHeight = b.height;
+        });
+      });
+      const m = await readJobManifest(join(ROOT, 'workloads/mlp/job.json'));
+      const spec = await prepareJob({ model: m.model, inputs: m.inputs, outDir: join(dir, 'out'), replicas: 2, policy: m.policy });
+      jobId = spec.id;
+      const report = await (await grid.coordinator.submit(spec)).result;
+      expect(report.status).toBe('done');
+      await settled;
+    } finally {
+      await grid.stop();
+    }
+
+    const dataDir = join(dir, 'settle');
+    const settle = await drill(['settle', '--ws', chain.url, '--suri', '//Alice', '--chain-store', storePath, '--confirmations', '1', '--data-dir', dataDir, '--once', '--log-level', 'warn']);
+    expect(settle.code, settle.stderr).toBe(0);
+    expect((JSON.parse(settle.stdout) as { posted: number }).posted).toBeGreaterThan(0);
+
+    // A block carrying the job's PoD credit and a worker it credits.
+    const store = new SettleStore(join(dataDir, 'settle.sqlite'));
+    let target: { height: number; peer: string } | undefined;
+    for (const a of store.anchors()) {
+      for (let h = a.fromHeight; h <= a.toHeight && !target; h++) {
+        const r = store.getBlock(h)?.records.find((x) => x.job === jobId);
+        if (r) target = { height: h, peer: r.credited[0]! };
+      }
+    }
+    store.close();
+    expect(target, 'an anchored block carries the job\'s credit').toBeDefined();
+
+    const ok = await drill(['verify-credit', '--ws', chain.url, '--worker', target!.peer, '--block', String(target!.height), '--data-dir', dataDir]);
+    expect(ok.code, ok.stdout + ok.stderr).toBe(0);
+    const out = JSON.parse(ok.stdout);
+    expect(out).toMatchObject({ anchored: true, credit: { worker: target!.peer, height: target!.height } });
+    expect(out.credit.records.some((r: { record: { job: string } }) => r.record.job === jobId)).toBe(true);
   });
 });
