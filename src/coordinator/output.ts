@@ -97,10 +97,6 @@ export class OutputAssembler {
     }
   }
 
-  /** Flush every file to disk (called before a unit is marked done in the store). */
-  async sync(): Promise<void> {
-    for (const f of this.#files.values()) await f.fh.datasync();
-  }
 
   /** All rows written: close and move the files into place. Returns the final paths. */
   async finish(): Promise<Record<string, string>> {

@@ -1,6 +1,6 @@
 /**
  * The coordinator's job store (SQLite through `node:sqlite`, WAL mode). A unit is marked done
- * only after its rows are flushed to the output file, so a finished unit is never lost and a
+ * only after its rows are written to the output file, so a finished unit is never lost and a
  * restarted coordinator resumes a job from where it stopped. Credit records are kept with the
  * unit that earned them.
  */

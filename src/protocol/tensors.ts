@@ -78,19 +78,12 @@ export function layoutTensors(tensors: Record<string, HostTensor>): TensorFrameL
   };
 }
 
-export function encodeTensors(tensors: Record<string, HostTensor>): Uint8Array {
-  const l = layoutTensors(tensors);
-  const out = new Uint8Array(l.byteLength);
-  l.writeInto(out, 0);
-  return out;
-}
-
 function bad(msg: string): never {
   throw new DrillError('CODEC_TENSORS', `malformed tensor frame: ${msg}`);
 }
 
 /**
- * Decode a frame produced by encodeTensors. Views into `bytes` where aligned (no copy).
+ * Decode a frame written by layoutTensors / layoutTensorSpecs. Views into `bytes` where aligned (no copy).
  * @throws DrillError CODEC_TENSORS on any malformed input.
  */
 export function decodeTensors(bytes: Uint8Array): Record<string, HostTensor> {

@@ -361,6 +361,11 @@ function checkSize(path: string, h: NpyHeader, size: number): void {
  * @throws DrillError NPY_* as parseNpy, NPY_FILE
  */
 export async function readNpyHeader(path: string): Promise<NpyHeader> {
+  return withCheckedNpy(path, async (_fh, header) => header);
+}
+
+/** Open `path`, read and size-check its header, run `fn`, close. Open failures are NPY_FILE. */
+async function withCheckedNpy<T>(path: string, fn: (fh: FileHandle, header: NpyHeader) => Promise<T>): Promise<T> {
   let fh: FileHandle;
   try {
     fh = await open(path, 'r');
@@ -370,7 +375,7 @@ export async function readNpyHeader(path: string): Promise<NpyHeader> {
   try {
     const { header, size } = await readHeaderFrom(fh, path);
     checkSize(path, header, size);
-    return header;
+    return await fn(fh, header);
   } finally {
     await fh.close();
   }
@@ -382,15 +387,7 @@ export async function readNpyHeader(path: string): Promise<NpyHeader> {
  * @throws DrillError NPY_RANGE for a scalar file or a range outside [0, dims[0]]; NPY_* as parseNpy
  */
 export async function readNpyRows(path: string, start: number, end: number): Promise<HostTensor> {
-  let fh: FileHandle;
-  try {
-    fh = await open(path, 'r');
-  } catch (e) {
-    throw fileError(path, e);
-  }
-  try {
-    const { header: h, size } = await readHeaderFrom(fh, path);
-    checkSize(path, h, size);
+  return withCheckedNpy(path, async (fh, h) => {
     if (h.dims.length === 0) throw npyError(NpyErrorCode.RANGE, `${path} rows`, 'an array with at least one dimension', 'a scalar (shape ())');
     const rows = h.dims[0]!;
     if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end < start || end > rows) {
@@ -406,9 +403,7 @@ export async function readNpyRows(path: string, start: number, end: number): Pro
       off += bytesRead;
     }
     return { dtype: h.dtype, dims: [end - start, ...h.dims.slice(1)], data: typedView(h.dtype, buf) };
-  } finally {
-    await fh.close();
-  }
+  });
 }
 
 /**

@@ -7,8 +7,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { parseNpy, encodeNpy } from '../../src/util/npy.ts';
-import { isDrillError } from '../../src/util/errors.ts';
 import type { HostTensor } from '../../src/util/tensor.ts';
+import { errCode } from '../helpers/errors.ts';
 
 const NUMPY: Record<string, string> = {
   // np.array([[1.5, -2, 3.25], [4, 5e-8, -6e30]], dtype='<f4')
@@ -49,14 +49,6 @@ const NUMPY: Record<string, string> = {
 
 const bytesOf = (k: string): Uint8Array => new Uint8Array(Buffer.from(NUMPY[k]!, 'base64'));
 
-function errCode(f: () => unknown): string | undefined {
-  try {
-    f();
-  } catch (e) {
-    return isDrillError(e) ? e.code : `NOT_A_DRILL_ERROR ${String(e)}`;
-  }
-  return undefined;
-}
 
 /** The arrays numpy was given, as HostTensors. */
 const EXPECTED: Record<string, HostTensor> = {

@@ -11,18 +11,11 @@ import { join } from 'node:path';
 import { parseNpy, encodeNpy, encodeNpyHeader, readNpy, readNpyHeader, readNpyRows, NpyWriter } from '../../src/util/npy.ts';
 import { isDrillError } from '../../src/util/errors.ts';
 import { DTYPES, elementCount, tensorBytes, type Dtype, type HostTensor, type TensorData } from '../../src/util/tensor.ts';
+import { errCode } from '../helpers/errors.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'npy-test-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function errCode(f: () => unknown): string | undefined {
-  try {
-    f();
-  } catch (e) {
-    return isDrillError(e) ? e.code : `NOT_A_DRILL_ERROR ${String(e)}`;
-  }
-  return undefined;
-}
 async function asyncCode(f: () => Promise<unknown>): Promise<string | undefined> {
   try {
     await f();

@@ -10,16 +10,8 @@ import { GraphBuilder, Prng, attr } from '../../src/onnx/builder.ts';
 import { ProtoWriter, decodeFields } from '../../src/onnx/proto.ts';
 import { inspectModel, decodeModel, countFlops } from '../../src/onnx/index.ts';
 import { encodeNpy } from '../../src/util/npy.ts';
-import { isDrillError } from '../../src/util/errors.ts';
+import { errCode } from '../helpers/errors.ts';
 
-function errCode(f: () => unknown): string | undefined {
-  try {
-    f();
-  } catch (e) {
-    return isDrillError(e) ? e.code : `NOT_A_DRILL_ERROR ${String(e)}`;
-  }
-  return undefined;
-}
 
 /** y = x·W with x [batch, K], W [K, N]. */
 function matmulModel(K: number, N: number, batch: number | string = 'batch'): Uint8Array {

@@ -1,0 +1,11 @@
+/** The DrillError code a call throws (undefined when it returns), for table-driven error tests. */
+import { isDrillError } from '../../src/util/errors.ts';
+
+export function errCode(f: () => unknown): string | undefined {
+  try {
+    f();
+  } catch (e) {
+    return isDrillError(e) ? e.code : `NOT_A_DRILL_ERROR ${String(e)}`;
+  }
+  return undefined;
+}
