@@ -5,20 +5,27 @@
 import { EventEmitter } from 'node:events';
 import { DrillError } from '../util/errors.ts';
 import type { Hello } from '../protocol/grid.ts';
+import type { Candidate } from './scheduler.ts';
 
 export interface WorkerInfo extends Hello {
   peer: string;
   connected: boolean;
+  /** The IP address it connects from (null when unknown). */
+  ip: string | null;
 }
+
+/** Loopback addresses: every peer of an embedded grid or a one-host test shares them. */
+const LOOPBACK = /^(127\.|::1$|::ffff:127\.)/;
 
 export class WorkerRegistry {
   readonly #workers = new Map<string, WorkerInfo>();
   readonly #registered = new EventEmitter<{ worker: [string] }>();
 
   /** Record a worker's hello (a re-hello replaces what it said before). */
-  hello(peer: string, h: Hello): WorkerInfo {
-    const w: WorkerInfo = { ...h, peer, connected: true };
+  hello(peer: string, h: Hello, ip: string | null = null): WorkerInfo {
+    const w: WorkerInfo = { ...h, peer, connected: true, ip };
     this.#workers.set(peer, w);
+    this.#candidates = null;
     this.#registered.emit('worker', peer);
     return w;
   }
@@ -28,6 +35,7 @@ export class WorkerRegistry {
     const w = this.#workers.get(peer);
     if (!w || !w.connected) return false;
     w.connected = false;
+    this.#candidates = null;
     return true;
   }
 
@@ -43,6 +51,24 @@ export class WorkerRegistry {
   all(): WorkerInfo[] {
     return [...this.#workers.values()];
   }
+
+  /**
+   * The workers a scheduler may draw: connected ones, weighted by their declared threads,
+   * grouped by IP address so that two replicas of a unit never go to one address — except
+   * loopback (an embedded grid, a one-host test), where every peer shares the address.
+   */
+  candidates(): readonly Candidate[] {
+    if (this.#candidates) return this.#candidates;
+    const out: Candidate[] = [];
+    for (const w of this.#workers.values()) {
+      if (!w.connected) continue;
+      out.push({ peer: w.peer, weight: w.threads, group: w.ip === null || LOOPBACK.test(w.ip) ? null : w.ip });
+    }
+    return (this.#candidates = out);
+  }
+
+  /** Cached candidates(): draws run per claim, the worker set changes rarely. */
+  #candidates: Candidate[] | null = null;
 
   /** Resolves once `n` workers are connected (event-driven). @throws DrillError WORKERS_TIMEOUT */
   waitFor(n: number, timeoutMs = 60_000): Promise<void> {

@@ -11,6 +11,7 @@
  */
 import { join } from 'node:path';
 import type { Command } from '../command.ts';
+import { parseCheatMode } from '../../worker/cheat.ts';
 import { parseArgs, str, int, bool, list, helpText } from '../args.ts';
 import type { FlagSpec } from '../args.ts';
 import { UserError } from '../../util/errors.ts';
@@ -38,7 +39,8 @@ const FLAGS: Record<string, FlagSpec> = {
   rebench: { type: 'boolean', help: 'run the device benchmark again instead of using the cached score' },
   verbose: { type: 'boolean', help: 'print a line for every unit run' },
   'shared-fs': { type: 'boolean', help: "read input rows from the coordinator's files when on its filesystem (only for a coordinator you trust with this machine's files)" },
-  cheat: { type: 'boolean', help: 'DEMO ONLY: return corrupted results (PoD gives this worker no credit)' },
+  // Tests of PoD against separate-process cheaters only: never shown in --help.
+  cheat: { type: 'string', help: 'TESTS ONLY: answer like a cheater (corrupt | noise | lazy | error | stale)', hidden: true },
   genesis: { type: 'string', help: "genesis file of the hashrate chain (from 'drill genesis'): produce blocks when this worker wins the VRF lottery" },
   'show-id': { type: 'boolean', help: "print this worker's peer id (creating its identity in --data-dir) and exit" },
   help: { type: 'boolean', help: 'show this help' },
@@ -84,9 +86,9 @@ export const command: Command = {
     say(`Device Share benchmark: ${bench.score.toFixed(1)} GFLOP/s${bench.cached ? ` (cached from ${bench.at}; --rebench to measure again)` : ''} — a scheduling hint, never credit`);
 
     const node = await createDrillNode({ privateKey: id.privateKey, listen: [str(p, 'listen')!], logger: log });
-    const worker = new WorkerNode(node, pool, new ModelCache(join(dataDir, 'models')), { threads: pool.threads, device: prof.device, score: bench.score, cheat: bool(p, 'cheat'), sharedFs: bool(p, 'shared-fs'), logger: log });
+    const worker = new WorkerNode(node, pool, new ModelCache(join(dataDir, 'models')), { threads: pool.threads, device: prof.device, score: bench.score, cheat: str(p, 'cheat') === undefined ? null : parseCheatMode(str(p, 'cheat')!), sharedFs: bool(p, 'shared-fs'), logger: log });
     await worker.start();
-    if (bool(p, 'cheat')) say('WARNING: --cheat: this worker corrupts its results on purpose (demo); it will earn no credit');
+    if (str(p, 'cheat') !== undefined) say(`WARNING: --cheat ${str(p, 'cheat')}: this worker cheats on purpose (tests); it will earn no credit`);
 
     let chain: ChainService | null = null;
     if (genesis) {
