@@ -114,6 +114,10 @@ export interface SimSummary {
     honestUncreditedRate: number;
     cheaterCreditShare: number;
     cheaterHashrateShare: number;
+    /** Lazy, cheater and colluder trainers' average lottery-weight share over the measured slots (after fault bans). */
+    cheaterWeightShare: number;
+    /** …and their share of all lottery wins. */
+    cheaterWinShare: number;
     verificationOverhead: number;
     missedDeadlines: number;
     forfeitedFlops: number;
@@ -145,6 +149,8 @@ export function summarize(run: SimRun): SimSummary {
   let cheaterCredit = 0;
   let totalHash = 0;
   let cheaterHash = 0;
+  let cheaterWS = 0;
+  let cheaterWins = 0;
   for (let i = 0; i < n; i++) {
     const cr = pod ? Math.max(0, pod.trainers.credit[i]!) : 0;
     totalCredit += cr;
@@ -152,6 +158,8 @@ export function summarize(run: SimRun): SimSummary {
     if (isDishonest(pop.kind[i]!)) {
       cheaterCredit += cr;
       cheaterHash += pop.hashrate[i]!;
+      cheaterWS += tr.weightSlots[i]!;
+      cheaterWins += tr.wins[i]!;
     }
   }
 
@@ -186,6 +194,8 @@ export function summarize(run: SimRun): SimSummary {
           honestUncreditedRate: ratio(c.honestFaulty + c.honestInFailed, c.honestExecutions),
           cheaterCreditShare: ratio(cheaterCredit, totalCredit),
           cheaterHashrateShare: ratio(cheaterHash, totalHash),
+          cheaterWeightShare: ratio(cheaterWS, totalWeightSlots),
+          cheaterWinShare: ratio(cheaterWins, totalWins),
           verificationOverhead: ratio(c.executions, c.acceptedUnits),
           missedDeadlines: c.missedDeadlines,
           forfeitedFlops: c.forfeitedFlops,
@@ -316,7 +326,7 @@ export function formatTable(s: SimSummary): string {
       ['detection rate', `${pct(p.detectionRate)}   (${p.caughtFalsified} of ${p.falsifiedExecutions} falsified${Object.keys(p.detectionByBehaviour).length > 1 ? '; ' + Object.entries(p.detectionByBehaviour).map(([k, v]) => `${k} ${pct(v)}`).join(', ') : ''})`],
       ['wrong results accepted', `${pct(p.wrongAcceptedRate)}   (${p.wrongAccepted} units)`],
       ['honest false penalty', pct(p.honestFalsePenaltyRate)],
-      ['cheater credit share', `${pct(p.cheaterCreditShare)}   (hashrate share ${pct(p.cheaterHashrateShare)})`],
+      ['cheater credit share', `${pct(p.cheaterCreditShare)}   (hashrate share ${pct(p.cheaterHashrateShare)}; lottery weight ${pct(p.cheaterWeightShare)}, wins ${pct(p.cheaterWinShare)})`],
       ['verification overhead', `${fmt(p.verificationOverhead, 3)} executions / accepted unit`],
     );
   }

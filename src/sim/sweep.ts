@@ -50,6 +50,7 @@ export interface SweepRow {
   verificationOverhead: number | null;
   honestFalsePenaltyRate: number | null;
   cheaterCreditShare: number | null;
+  cheaterWeightShare: number | null;
   wrongAcceptedRate: number | null;
   quarantined: number | null;
   released: number | null;
@@ -71,7 +72,7 @@ export interface SweepRow {
 /** Columns of sweep.csv, in order. */
 export const SWEEP_CSV_COLUMNS: Array<keyof SweepRow> = [
   'cross', 'crossValue', 'param', 'value', 'mode', 'c', 'quarantine', 'catchRate', 'catchRateSamples', 'detectionRate', 'verificationOverhead',
-  'honestFalsePenaltyRate', 'cheaterCreditShare', 'wrongAcceptedRate', 'quarantined', 'released', 'reopenedUnits', 'noLeaderRate', 'multiLeaderRate',
+  'honestFalsePenaltyRate', 'cheaterCreditShare', 'cheaterWeightShare', 'wrongAcceptedRate', 'quarantined', 'released', 'reopenedUnits', 'noLeaderRate', 'multiLeaderRate',
   'pearson', 'chi2p', 'sybilHashrateShare', 'sybilWeightShare', 'sybilWinShare', 'sybilSlotsLedRate', 'sybilExpectedSlotsLedRate', 'elapsedMs',
 ];
 
@@ -159,6 +160,7 @@ export function sweepRow(param: SweepParam, value: number, s: SimSummary, cross:
     verificationOverhead: s.pod?.verificationOverhead ?? null,
     honestFalsePenaltyRate: s.pod?.honestFalsePenaltyRate ?? null,
     cheaterCreditShare: s.pod?.cheaterCreditShare ?? null,
+    cheaterWeightShare: s.pod?.cheaterWeightShare ?? null,
     wrongAcceptedRate: s.pod?.wrongAcceptedRate ?? null,
     quarantined: s.pod?.quarantined ?? null,
     released: s.pod?.released ?? null,

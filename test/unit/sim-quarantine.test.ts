@@ -34,22 +34,25 @@ describe('spot-check audits (the grid\'s --replicas 1 --audit P)', () => {
     //   P(resolved) = h·(h + (1 − h)h²) + (1 − h)h³ = h² + 2h³(1 − h).
     // (P · h — "audited by an honest worker" — is the first-order term; the tie-breakers
     // also catch a cheater whose auditor cheated, and fail some units an honest auditor checked.)
-    const N = 1000;
-    const f = 0.1;
-    const P = 0.3;
-    const s = resolveScenario({
-      seed: 31, trainers: N, slots: 200, hashrate: { dist: 'constant', value: 1 },
-      behaviours: [{ kind: 'cheater', fraction: f, cheatRate: 1 }],
-      pod: { mode: 'spot-check', sampleP: P, unitsPerSlot: 200, quarantine: true },
-      lottery: { epochSlots: 8, lookbackEpochs: 0 },
-    });
-    const p = summarize(runSimulation(s)).pod!;
-    const h = (N - f * N) / (N - 1);
-    const expected = P * (h * h + 2 * h ** 3 * (1 - h));
-    expect(p.catchRateSamples).toBeGreaterThan(3500);
-    expect(p.catchRate).toBe(p.catchRateCaught / p.catchRateSamples);
-    expect(withinBinomial(p.catchRate, expected, p.catchRateSamples)).toBe(true);
-    expect(p.quarantined).toBeGreaterThan(0);
+    // Two settings: few cheaters; and many (h ≈ 0.7, where the tie-breaker branches and the
+    // maxReplicas cap matter), with short jobs so that quarantined cheaters barely thin the
+    // pool within a job (h is computed for the full population).
+    for (const { f, P, jobUnits } of [{ f: 0.1, P: 0.3, jobUnits: 64 }, { f: 0.3, P: 0.5, jobUnits: 8 }]) {
+      const N = 1000;
+      const s = resolveScenario({
+        seed: 31, trainers: N, slots: 200, hashrate: { dist: 'constant', value: 1 },
+        behaviours: [{ kind: 'cheater', fraction: f, cheatRate: 1 }],
+        pod: { mode: 'spot-check', sampleP: P, unitsPerSlot: 200, quarantine: true, jobUnits },
+        lottery: { epochSlots: 8, lookbackEpochs: 0 },
+      });
+      const p = summarize(runSimulation(s)).pod!;
+      const h = (N - f * N) / (N - 1);
+      const expected = P * (h * h + 2 * h ** 3 * (1 - h));
+      expect(p.catchRateSamples).toBeGreaterThan(3500);
+      expect(p.catchRate).toBe(p.catchRateCaught / p.catchRateSamples);
+      expect(withinBinomial(p.catchRate, expected, p.catchRateSamples)).toBe(true);
+      expect(p.quarantined).toBeGreaterThan(0);
+    }
   });
 });
 

@@ -101,8 +101,8 @@ function overridesFrom(p: ReturnType<typeof parseArgs>): ScenarioOverrides {
 function formatSweepTable(rows: SweepRow[]): string {
   const f = (x: number | null): string => (x === null || !Number.isFinite(x) ? '—' : String(+x.toFixed(4)));
   const cross = rows.some((r) => r.cross !== null);
-  const head = [...(cross ? ['cross'] : []), 'param', 'value', 'mode', 'quar', 'catch', 'detect', 'overhead', 'wrongAcc', 'honestFP', 'cheatCred', 'noLeader', 'pearson', 'sybilLed'];
-  const body = rows.map((r) => [...(cross ? [`${r.cross}=${r.crossValue}`] : []), r.param, String(r.value), r.mode, r.quarantine === null ? '—' : r.quarantine ? 'on' : 'off', f(r.catchRate), f(r.detectionRate), f(r.verificationOverhead), f(r.wrongAcceptedRate), f(r.honestFalsePenaltyRate), f(r.cheaterCreditShare), f(r.noLeaderRate), f(r.pearson), f(r.sybilSlotsLedRate)]);
+  const head = [...(cross ? ['cross'] : []), 'param', 'value', 'mode', 'quar', 'catch', 'detect', 'overhead', 'wrongAcc', 'honestFP', 'cheatCred', 'cheatWt', 'noLeader', 'pearson', 'sybilLed'];
+  const body = rows.map((r) => [...(cross ? [`${r.cross}=${r.crossValue}`] : []), r.param, String(r.value), r.mode, r.quarantine === null ? '—' : r.quarantine ? 'on' : 'off', f(r.catchRate), f(r.detectionRate), f(r.verificationOverhead), f(r.wrongAcceptedRate), f(r.honestFalsePenaltyRate), f(r.cheaterCreditShare), f(r.cheaterWeightShare), f(r.noLeaderRate), f(r.pearson), f(r.sybilSlotsLedRate)]);
   const w = head.map((h, k) => Math.max(h.length, ...body.map((b) => b[k]!.length)));
   return [head, ...body].map((r) => r.map((c, k) => c.padEnd(w[k]!)).join('  ')).join('\n') + '\n';
 }
