@@ -128,7 +128,12 @@ export interface PodTrainerStats {
   released: Int32Array;
 }
 
-/** What happened, for tracing a run (`RunOptions.onPodEvent`); trainer and unit are indices. */
+/**
+ * What happened, for tracing a run (`RunOptions.onPodEvent`). `job` counts jobs from 0, `unit`
+ * is the unit's index in its job, trainers are population indices. A 'decided' event lists the
+ * round's trainers in arrival order; `accepted` indexes them (−1: failed or stalled); `rerun`
+ * is how often the unit had been reopened before this round.
+ */
 export type PodEvent =
   | { kind: 'decided'; job: number; unit: number; status: UnitOutcome['status'] | 'stalled'; trainers: number[]; accepted: number; faulty: number[]; wrong: boolean; rerun: number }
   | { kind: 'quarantined'; job: number; trainer: number; unit: number; reopened: number[] }
