@@ -21,6 +21,7 @@ import type { CreditRecord } from '../pod/credit.ts';
 import { PROTOCOL, UNITS_TOPIC } from '../protocol/grid.ts';
 import type { Lease } from './scheduler.ts';
 import { JobStore } from './store.ts';
+import type { JobOwner } from './store.ts';
 import type { JobSpec } from './job.ts';
 import { createRunningJob, jobHandle } from './running.ts';
 import type { RunningJob, JobHandle } from './running.ts';
@@ -60,6 +61,9 @@ export interface CoordinatorOptions {
   logger?: Logger;
   now?: () => number;
 }
+
+/** The error of a job its partner cancelled. */
+export const CANCELLED_MESSAGE = 'cancelled by the partner';
 
 export const defaultCoordinatorOptions = {
   leaseMs: 120_000,
@@ -171,12 +175,16 @@ export class Coordinator {
     return this.#workers.waitFor(n, timeoutMs);
   }
 
-  /** Start a validated job. */
-  async submit(spec: JobSpec): Promise<JobHandle> {
+  /**
+   * Start a validated job. `owner`: the partner that submitted it through the intake and the
+   * folder holding its files (recorded with the job, so a restart keeps who owns it).
+   * @throws DrillError NOT_STARTED, MODEL_CHANGED; the model file's read errors.
+   */
+  async submit(spec: JobSpec, owner?: JobOwner): Promise<JobHandle> {
     const store = this.#mustStore();
     const hash = await this.#blobs!.addFile(spec.modelPath);
     if (hash !== spec.modelHash) throw new DrillError('MODEL_CHANGED', `model file ${spec.modelPath} changed since the job was prepared`);
-    store.createJob(spec.id, spec, this.#now());
+    store.createJob(spec.id, spec, this.#now(), owner);
     const job = this.#addJob(spec, new Map(), this.#now());
     this.#log.info('job accepted', { job: spec.id, rows: spec.rows, units: job.sched.progress().total, replicas: spec.replicas, policy: formatPolicy(spec.policy) });
     void this.#announce(job);
@@ -186,6 +194,29 @@ export class Coordinator {
   /** Jobs that were running when the coordinator last stopped and were resumed by start(). */
   resumedJobs(): JobHandle[] {
     return this.#resumed;
+  }
+
+  /** A running job's handle (undefined once it ended: its report is in the store). */
+  job(id: string): JobHandle | undefined {
+    const j = this.#jobs.get(id);
+    return j && !j.finishing ? jobHandle(j) : undefined;
+  }
+
+  /**
+   * Stop a running job at the partner's request: it fails with 'cancelled by the partner' (its
+   * partial outputs are deleted, finished units keep their credit). Resolves false when the job
+   * is not running (unknown or already ended).
+   */
+  async cancel(id: string): Promise<boolean> {
+    const j = this.#jobs.get(id);
+    if (!j || j.finishing) return false;
+    await this.#fail(j, CANCELLED_MESSAGE);
+    return true;
+  }
+
+  /** The job store (status and reports of every job, running or ended). @throws DrillError NOT_STARTED */
+  store(): JobStore {
+    return this.#mustStore();
   }
 
   #addJob(spec: JobSpec, doneUnits: ReadonlyMap<number, string>, startedAt: number): RunningJob {
@@ -221,6 +252,7 @@ export class Coordinator {
         else void this.#announce(job);
       } catch (e) {
         this.#jobs.delete(spec.id);
+        if (![...this.#jobs.values()].some((j) => j.spec.modelHash === spec.modelHash)) this.#blobs?.remove(spec.modelHash);
         store.finishJob(spec.id, 'failed', this.#now(), `cannot resume after a restart: ${(e as Error).message}`);
         this.#log.error('cannot resume job', { job: spec.id, error: String(e) });
       }
@@ -293,7 +325,6 @@ export class Coordinator {
     if (job.finishing) return;
     job.finishing = true;
     const outputs = await job.out.finish();
-    this.#store?.finishJob(job.spec.id, 'done', this.#now());
     await this.#complete(job, 'done', outputs);
   }
 
@@ -304,12 +335,13 @@ export class Coordinator {
     this.#log.error('job failed', { job: job.spec.id, message });
     await Promise.allSettled([...job.pendingWrites]);
     await job.out.abort();
-    this.#store?.finishJob(job.spec.id, 'failed', this.#now(), message);
     await this.#complete(job, 'failed', {});
   }
 
   async #complete(job: RunningJob, status: 'done' | 'failed', outputs: Record<string, string>): Promise<void> {
     const report = buildReport(job, this.#workers, status, outputs, this.#now());
+    // Status and report in one row update: whoever reads the store sees both or neither.
+    this.#store?.finishJob(job.spec.id, status, this.#now(), job.failed ?? undefined, report);
     try {
       await writeReport(job.spec.outDir, report);
     } catch (e) {
@@ -317,6 +349,8 @@ export class Coordinator {
     }
     await job.inputs.close();
     this.#jobs.delete(job.spec.id);
+    // The model is served to workers only while a job needs it: free it with the last such job.
+    if (![...this.#jobs.values()].some((j) => j.spec.modelHash === job.spec.modelHash)) this.#blobs?.remove(job.spec.modelHash);
     job.events.emit('done', report);
     job.resolve(report);
   }

@@ -294,7 +294,8 @@ export class WorkerNode {
     } catch (e) {
       const message = e instanceof Error ? e.message : String(e);
       this.#log.warn('unit failed', { lease: lease.lease, error: message });
-      this.events.emit('error', { lease: lease.lease, message });
+      // 'error' is special to EventEmitter (it throws without a listener): only emit when heard.
+      if (this.events.listenerCount('error') > 0) this.events.emit('error', { lease: lease.lease, message });
       await this.#node.request(coordinator, PROTOCOL.error, unitErrorCodec.encode({ lease: lease.lease, message: message.slice(0, 4000) })).catch(() => undefined);
       return null;
     }
