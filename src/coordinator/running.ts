@@ -34,6 +34,8 @@ export interface RunningJob {
   stalledSince: Map<number, number>;
   /** Units each worker ran (results revealed). */
   runs: Map<string, number>;
+  /** What the report shows about each worker that leased a unit of this job (the registry may forget it). */
+  workerInfo: Map<string, { cheater: boolean; threads: number; device: string; profile: string }>;
   creditRecords: number;
   /** Open input files, read by row range for every lease. */
   inputs: InputReader;
@@ -71,7 +73,7 @@ export function createRunningJob(spec: JobSpec, opts: RunningJobOptions, doneUni
   return {
     spec, sched, out: new OutputAssembler(spec.outDir, spec.rows, spec.outputNames), ledger: new CreditLedger(),
     events: new EventEmitter<JobEvents>(), startedAt, result, resolve, failed: null, finishing: false,
-    pendingWrites: new Set(), stalledSince: new Map(), runs: new Map(), creditRecords: 0,
+    pendingWrites: new Set(), stalledSince: new Map(), runs: new Map(), workerInfo: new Map(), creditRecords: 0,
     inputs: new InputReader(spec), digests: new WeakMap(),
   };
 }

@@ -25,7 +25,7 @@ import type { JobOwner } from './store.ts';
 import type { JobSpec } from './job.ts';
 import { createRunningJob, jobHandle } from './running.ts';
 import type { RunningJob, JobHandle } from './running.ts';
-import { WorkerRegistry } from './workers.ts';
+import { WorkerRegistry, defaultWorkerRegistryOptions } from './workers.ts';
 import { LeaseDesk } from './leases.ts';
 import { RevealDesk } from './reveal.ts';
 import { buildReport, writeReport } from './report.ts';
@@ -56,6 +56,15 @@ export interface CoordinatorOptions {
   stallMs?: number;
   /** Un-committed leases per worker = its threads × this. 2 keeps a unit queued behind each running one. */
   inflightPerThread?: number;
+  /**
+   * Threads a worker's hello may claim; more are clamped to this. Each thread earns a worker
+   * `inflightPerThread` leases, units it can sit on until its deadline: 64 threads (128 leases)
+   * covers one session per core of all but the largest servers, while one peer claiming the
+   * protocol's maximum of 1,024 threads could otherwise hold 2,048 units hostage.
+   */
+  maxWorkerThreads?: number;
+  /** Forget a disconnected worker this long after it left (the registry stays bounded). */
+  forgetWorkerMs?: number;
   /** Called with every signed credit record (the chain publishes them to block producers). */
   onCredit?: (r: CreditRecord) => void;
   logger?: Logger;
@@ -70,6 +79,8 @@ export const defaultCoordinatorOptions = {
   announceMs: 1_000,
   stallMs: 30_000,
   inflightPerThread: 2,
+  maxWorkerThreads: 64,
+  forgetWorkerMs: defaultWorkerRegistryOptions.forgetAfterMs,
 } as const;
 
 type ResolvedOptions = Required<Omit<CoordinatorOptions, 'onCredit' | 'logger' | 'now'>> & Pick<CoordinatorOptions, 'onCredit'>;
@@ -81,7 +92,7 @@ export class Coordinator {
   readonly #opts: ResolvedOptions;
   readonly #log: Logger;
   readonly #now: () => number;
-  readonly #workers = new WorkerRegistry();
+  readonly #workers: WorkerRegistry;
   readonly #jobs = new Map<string, RunningJob>();
   #store: JobStore | null = null;
   /** Random per start: lease ids from before a restart never match new ones. */
@@ -97,6 +108,7 @@ export class Coordinator {
     // Credit records are signed with the coordinator's libp2p Ed25519 identity (raw = seed ‖ pub).
     this.#seed = node.privateKey.raw.subarray(0, 32);
     this.#opts = { ...defaultCoordinatorOptions, ...opts };
+    this.#workers = new WorkerRegistry({ forgetAfterMs: this.#opts.forgetWorkerMs });
     this.#log = (opts.logger ?? silentLogger).child('coordinator');
     this.#now = opts.now ?? Date.now;
   }
@@ -139,7 +151,7 @@ export class Coordinator {
       announce: (job) => void this.#announce(job),
       fail: (job, m) => this.#fail(job, m),
       reveal: (job: RunningJob, l: Lease) => void reveals.reveal(job, l),
-    }, { inflightPerThread: this.#opts.inflightPerThread, fsProbe: this.#fsProbe });
+    }, { inflightPerThread: this.#opts.inflightPerThread, maxWorkerThreads: this.#opts.maxWorkerThreads, fsProbe: this.#fsProbe });
     // Subscribing makes us a mesh member of the units topic, so our announcements propagate.
     this.#node.subscribe(UNITS_TOPIC, () => undefined);
     await this.#node.handle(PROTOCOL.hello, (req, from) => leases.onHello(req, from));
@@ -271,7 +283,7 @@ export class Coordinator {
   }
 
   #onWorkerGone(peer: string): void {
-    if (!this.#workers.gone(peer)) return;
+    if (!this.#workers.gone(peer, this.#now())) return;
     for (const job of this.#jobs.values()) {
       const dropped = job.sched.workerGone(peer);
       if (dropped.length) {
@@ -283,6 +295,7 @@ export class Coordinator {
 
   #tick(): void {
     const now = this.#now();
+    this.#workers.prune(now);
     const connected = this.#workers.connected();
     for (const job of this.#jobs.values()) {
       if (job.finishing) continue;

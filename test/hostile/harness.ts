@@ -41,3 +41,38 @@ export function when(cond: () => boolean, subscribe: (check: () => void) => () =
     });
   });
 }
+
+import { join } from 'node:path';
+import { createDrillNode } from '../../src/net/node.ts';
+import type { DrillNode } from '../../src/net/node.ts';
+import { InferencePool } from '../../src/worker/pool.ts';
+import { ModelCache } from '../../src/worker/models.ts';
+import { WorkerNode } from '../../src/worker/node.ts';
+import type { WorkerNodeOptions } from '../../src/worker/node.ts';
+
+export interface TestWorker {
+  node: DrillNode;
+  pool: InferencePool;
+  worker: WorkerNode;
+  models: ModelCache;
+  stop(): Promise<void>;
+}
+
+/** A real worker (libp2p node, one-thread ONNX Runtime pool, model cache in `dir`); joins `coordinator` unless it is undefined. */
+export async function startWorker(dir: string, coordinator?: string, opts: Partial<WorkerNodeOptions> = {}): Promise<TestWorker> {
+  const node = await createDrillNode();
+  const pool = new InferencePool({ threads: 1, intraOpThreads: 1 });
+  await pool.start();
+  const models = new ModelCache(join(dir, 'models'));
+  const worker = new WorkerNode(node, pool, models, { threads: 1, device: 'cpu', ...opts });
+  await worker.start();
+  if (coordinator) await worker.join(coordinator);
+  return {
+    node, pool, worker, models,
+    async stop() {
+      await worker.stop();
+      await pool.stop();
+      await node.stop();
+    },
+  };
+}

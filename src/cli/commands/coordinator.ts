@@ -40,6 +40,7 @@ const FLAGS: Record<string, FlagSpec> = {
   'lease-ms': { type: 'string', help: 'time a worker has to commit a leased unit', default: String(defaultCoordinatorOptions.leaseMs) },
   genesis: { type: 'string', help: "genesis file of the hashrate chain (from 'drill genesis'): follow the chain and publish credit records for the workers' blocks" },
   'stall-ms': { type: 'string', help: 'fail a disputed unit no connected worker may re-run after this long', default: String(defaultCoordinatorOptions.stallMs) },
+  'max-worker-threads': { type: 'string', help: "threads a worker's hello may claim (each earns 2 leases; more are clamped)", default: String(defaultCoordinatorOptions.maxWorkerThreads) },
   'allow-partner': { type: 'string', multiple: true, help: "accept jobs from this partner peer id (printed by 'drill submit --show-id'); repeatable" },
   partners: { type: 'string', multiple: true, help: 'file of partner peer ids, one per line (# comments); repeatable' },
   'open-intake': { type: 'boolean', help: 'accept jobs from anyone (each peer id under the per-partner limits)' },
@@ -172,6 +173,7 @@ export const command: Command = {
     const genesis = genesisFile === undefined ? null : readGenesisFlag(genesisFile);
     const leaseMs = int(p, 'lease-ms', 1000);
     const stallMs = int(p, 'stall-ms', 0);
+    const maxWorkerThreads = int(p, 'max-worker-threads', 1, 1024);
     const id = await loadOrCreateIdentity(dataDir, { logger: log });
     if (genesis) {
       const key = bytesToHex(id.privateKey.publicKey.raw);
@@ -201,7 +203,7 @@ export const command: Command = {
       c.on('reorg', (r) => out.write(`reorg: ${r.depth} block(s) replaced, head ${shortId(r.to)}\n`));
     }
     const pub = publisher;
-    const coord = new Coordinator(node, { dataDir, leaseMs, stallMs, logger: log, ...(pub ? { onCredit: (r: CreditRecord) => pub.publish(r) } : {}) });
+    const coord = new Coordinator(node, { dataDir, leaseMs, stallMs, maxWorkerThreads, logger: log, ...(pub ? { onCredit: (r: CreditRecord) => pub.publish(r) } : {}) });
     await coord.start();
     const intakeCore = new IntakeCore(coord, { dataDir, policy, limits, logger: log });
     await intakeCore.start();
