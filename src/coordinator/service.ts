@@ -18,7 +18,7 @@ import { silentLogger } from '../util/log.ts';
 import { DrillError } from '../util/errors.ts';
 import { formatPolicy } from '../pod/policy.ts';
 import type { CreditRecord } from '../pod/credit.ts';
-import { PROTOCOL, UNITS_TOPIC } from '../protocol/grid.ts';
+import { PROTOCOL, UNITS_TOPIC, formatFsProbe } from '../protocol/grid.ts';
 import type { Lease } from './scheduler.ts';
 import { JobStore } from './store.ts';
 import type { JobOwner } from './store.ts';
@@ -123,7 +123,7 @@ export class Coordinator {
     const token = randomBytes(32).toString('hex');
     const probe = resolve(this.#opts.dataDir, `fs-probe-${this.#node.peerId.slice(-12)}`);
     try {
-      await writeFile(probe, token, { mode: 0o600 });
+      await writeFile(probe, formatFsProbe(this.#node.peerId, token), { mode: 0o600 });
       this.#fsProbe = { path: probe, token };
     } catch (e) {
       this.#log.warn('cannot write the filesystem probe; every lease will carry its input bytes', { error: String(e) });
