@@ -36,6 +36,8 @@ export interface LeaseHost {
 export interface LeaseDeskOptions {
   /** Un-committed leases per worker = its threads × this. */
   inflightPerThread: number;
+  /** Threads a worker is believed at most (a hello claiming more is clamped to this). */
+  maxWorkerThreads: number;
   /** The same-filesystem probe's path and token (none when the probe could not be written). */
   fsProbe: { path: string; token: string } | null;
 }
@@ -50,8 +52,13 @@ export class LeaseDesk {
   }
 
   async onHello(req: Uint8Array, from: string): Promise<Uint8Array> {
-    const h = helloCodec.decode(req);
+    const said = helloCodec.decode(req);
+    // A worker's thread count is its own claim; each thread earns it leases (units it holds until
+    // it commits or its deadline passes), so a claim of 1,024 threads would let one peer sit on
+    // 2,048 units. Clamp it: a real worker with more threads just runs below its capacity.
+    const h = { ...said, threads: Math.min(said.threads, this.#opts.maxWorkerThreads) };
     this.#host.workers.hello(from, h, this.#host.remoteIp(from));
+    if (h.threads < said.threads) this.#host.log.warn('worker claims more threads than allowed; clamped', { peer: from, claimed: said.threads, threads: h.threads });
     this.#host.log.info('worker registered', { peer: from, threads: h.threads, device: h.device, score: h.score });
     const probe = this.#opts.fsProbe;
     return helloAckCodec.encode({ coordinator: this.#host.peerId, maxInflight: this.maxInflight(h.threads), ...(probe ? { fsProbe: probe.path } : {}) });
@@ -99,6 +106,8 @@ export class LeaseDesk {
       if (!lease) continue;
       // Claiming a fresh unit drew its other replicas: wake the drawn workers.
       host.announce(job);
+      // The job's report describes this worker even after the registry forgets it.
+      if (!job.workerInfo.has(from)) job.workerInfo.set(from, { threads: w.threads, device: w.device, profile: w.profile });
       try {
         const info: LeaseInfo = { lease: lease.id, job: job.spec.id, unit: lease.unit, modelHash: job.spec.modelHash, modelBytes: job.spec.modelBytes, outputNames: job.spec.outputNames, rows: lease.end - lease.start, deadlineMs: lease.deadline - host.now() };
         if (c.fsToken !== undefined && c.fsToken === this.#opts.fsProbe?.token) {

@@ -72,7 +72,7 @@ export function buildReport(job: RunningJob, workers: WorkerRegistry, status: 'd
   const peers = new Set<string>([...credit.keys(), ...job.runs.keys(), ...quarantined.keys()]);
   const rows: WorkerReport[] = [...peers].sort().map((peer) => {
     const c = credit.get(peer);
-    const w = workers.get(peer);
+    const w = job.workerInfo.get(peer) ?? workers.get(peer);
     const q = quarantined.get(peer);
     return {
       peer,

@@ -44,6 +44,8 @@ export interface RunningJob {
   stalledSince: Map<number, number>;
   /** Units each worker ran (results revealed). */
   runs: Map<string, number>;
+  /** What the report shows about each worker that leased a unit of this job (the registry may forget it). */
+  workerInfo: Map<string, { threads: number; device: string; profile: string }>;
   creditRecords: number;
   /** Open input files, read by row range for every lease. */
   inputs: InputReader;
@@ -94,7 +96,7 @@ export function createRunningJob(spec: JobSpec, opts: RunningJobOptions, resumed
   return {
     spec, sched, out: new OutputAssembler(spec.outDir, spec.rows, spec.outputNames), ledger: new CreditLedger(),
     events: new EventEmitter<JobEvents>(), startedAt, result, resolve, failed: null, finishing: false,
-    stalledSince: new Map(), runs: new Map(), creditRecords: 0,
+    stalledSince: new Map(), runs: new Map(), workerInfo: new Map(), creditRecords: 0,
     inputs: new InputReader(spec), digests: new WeakMap(), queue: Promise.resolve(),
   };
 }

@@ -766,6 +766,8 @@ export class JobScheduler {
       for (const [w, at] of [...u.reserved]) {
         if (now - at < this.#opts.reserveMs) continue;
         u.reserved.delete(w);
+        // It gave no result, so it may be drawn again (in a small grid it may be the only one left).
+        u.participants.delete(w);
         this.#dequeue(w, u.index);
         u.reissued++;
         this.#reissuedTotal++;
@@ -786,6 +788,8 @@ export class JobScheduler {
     this.#dropLease(l);
     const u = this.#units[l.unit]!;
     if (u.status !== 'open') return;
+    // A worker whose lease lapsed without a result did not take part: it may be drawn again.
+    if (!u.results.some((r) => r.worker === l.worker)) u.participants.delete(l.worker);
     u.reissued++;
     this.#reissuedTotal++;
     // The other replicas' commitments stay: their reveal waits until the new replica commits.

@@ -20,13 +20,14 @@ import { formatPolicy } from '../pod/policy.ts';
 import type { CreditRecord } from '../pod/credit.ts';
 import type { FaultRecord } from '../pod/fault.ts';
 import { cryptoRandom, seededRandom } from '../util/random.ts';
-import { PROTOCOL, UNITS_TOPIC } from '../protocol/grid.ts';
+import { PROTOCOL, UNITS_TOPIC, formatFsProbe } from '../protocol/grid.ts';
 import type { Lease, ResumedState } from './scheduler.ts';
 import { JobStore } from './store.ts';
+import type { JobOwner } from './store.ts';
 import type { JobSpec } from './job.ts';
 import { createRunningJob, jobHandle } from './running.ts';
 import type { RunningJob, JobHandle } from './running.ts';
-import { WorkerRegistry } from './workers.ts';
+import { WorkerRegistry, defaultWorkerRegistryOptions } from './workers.ts';
 import { LeaseDesk } from './leases.ts';
 import { RevealDesk } from './reveal.ts';
 import { buildReport, writeReport } from './report.ts';
@@ -62,6 +63,15 @@ export interface CoordinatorOptions {
    * (scheduler.ts defaultSchedulerOptions.reserveMs).
    */
   reserveMs?: number;
+  /**
+   * Threads a worker's hello may claim; more are clamped to this. Each thread earns a worker
+   * `inflightPerThread` leases, units it can sit on until its deadline: 64 threads (128 leases)
+   * covers one session per core of all but the largest servers, while one peer claiming the
+   * protocol's maximum of 1,024 threads could otherwise hold 2,048 units hostage.
+   */
+  maxWorkerThreads?: number;
+  /** Forget a disconnected worker this long after it left (the registry stays bounded). */
+  forgetWorkerMs?: number;
   /** Called with every signed credit record (the chain publishes them to block producers). */
   onCredit?: (r: CreditRecord) => void;
   /** Called with a signed fault record for each worker still quarantined when a job ends. */
@@ -80,11 +90,16 @@ export interface CoordinatorOptions {
   now?: () => number;
 }
 
+/** The error of a job its partner cancelled. */
+export const CANCELLED_MESSAGE = 'cancelled by the partner';
+
 export const defaultCoordinatorOptions = {
   leaseMs: 120_000,
   announceMs: 1_000,
   stallMs: 30_000,
   inflightPerThread: 2,
+  maxWorkerThreads: 64,
+  forgetWorkerMs: defaultWorkerRegistryOptions.forgetAfterMs,
 } as const;
 
 type ResolvedOptions = Required<Omit<CoordinatorOptions, 'onCredit' | 'onFault' | 'logger' | 'now' | 'seed' | 'isCheater' | 'reserveMs'>> &
@@ -101,7 +116,7 @@ export class Coordinator {
   readonly #opts: ResolvedOptions;
   readonly #log: Logger;
   readonly #now: () => number;
-  readonly #workers = new WorkerRegistry();
+  readonly #workers: WorkerRegistry;
   readonly #jobs = new Map<string, RunningJob>();
   #store: JobStore | null = null;
   /** Random per start: lease ids from before a restart never match new ones. */
@@ -119,6 +134,7 @@ export class Coordinator {
     // Credit records are signed with the coordinator's libp2p Ed25519 identity (raw = seed ‖ pub).
     this.#seed = node.privateKey.raw.subarray(0, 32);
     this.#opts = { ...defaultCoordinatorOptions, ...opts };
+    this.#workers = new WorkerRegistry({ forgetAfterMs: this.#opts.forgetWorkerMs });
     this.#log = (opts.logger ?? silentLogger).child('coordinator');
     this.#now = opts.now ?? Date.now;
   }
@@ -133,7 +149,7 @@ export class Coordinator {
     const token = randomBytes(32).toString('hex');
     const probe = resolve(this.#opts.dataDir, `fs-probe-${this.#node.peerId.slice(-12)}`);
     try {
-      await writeFile(probe, token, { mode: 0o600 });
+      await writeFile(probe, formatFsProbe(this.#node.peerId, token), { mode: 0o600 });
       this.#fsProbe = { path: probe, token };
     } catch (e) {
       this.#log.warn('cannot write the filesystem probe; every lease will carry its input bytes', { error: String(e) });
@@ -165,7 +181,7 @@ export class Coordinator {
       reveal: (job: RunningJob, l: Lease) => void reveals.reveal(job, l),
       unitError: (job, lease, worker, message) => reveals.error(job, lease, worker, message),
       remoteIp: (peer) => this.#node.remoteIp(peer),
-    }, { inflightPerThread: this.#opts.inflightPerThread, fsProbe: this.#fsProbe });
+    }, { inflightPerThread: this.#opts.inflightPerThread, maxWorkerThreads: this.#opts.maxWorkerThreads, fsProbe: this.#fsProbe });
     // Subscribing makes us a mesh member of the units topic, so our announcements propagate.
     this.#node.subscribe(UNITS_TOPIC, () => undefined);
     await this.#node.handle(PROTOCOL.hello, (req, from) => leases.onHello(req, from));
@@ -205,12 +221,16 @@ export class Coordinator {
     return this.#workers.waitFor(n, timeoutMs);
   }
 
-  /** Start a validated job. */
-  async submit(spec: JobSpec): Promise<JobHandle> {
+  /**
+   * Start a validated job. `owner`: the partner that submitted it through the intake and the
+   * folder holding its files (recorded with the job, so a restart keeps who owns it).
+   * @throws DrillError NOT_STARTED, MODEL_CHANGED; the model file's read errors.
+   */
+  async submit(spec: JobSpec, owner?: JobOwner): Promise<JobHandle> {
     const store = this.#mustStore();
     const hash = await this.#blobs!.addFile(spec.modelPath);
     if (hash !== spec.modelHash) throw new DrillError('MODEL_CHANGED', `model file ${spec.modelPath} changed since the job was prepared`);
-    store.createJob(spec.id, spec, this.#now());
+    store.createJob(spec.id, spec, this.#now(), owner);
     const job = this.#addJob(spec, undefined, this.#now());
     this.#log.info('job accepted', { job: spec.id, rows: spec.rows, units: job.sched.progress().total, replicas: spec.replicas, audit: spec.audit, policy: formatPolicy(spec.policy) });
     void this.#announce(job);
@@ -220,6 +240,29 @@ export class Coordinator {
   /** Jobs that were running when the coordinator last stopped and were resumed by start(). */
   resumedJobs(): JobHandle[] {
     return this.#resumed;
+  }
+
+  /** A running job's handle (undefined once it ended: its report is in the store). */
+  job(id: string): JobHandle | undefined {
+    const j = this.#jobs.get(id);
+    return j && !j.finishing ? jobHandle(j) : undefined;
+  }
+
+  /**
+   * Stop a running job at the partner's request: it fails with 'cancelled by the partner' (its
+   * partial outputs are deleted, finished units keep their credit). Resolves false when the job
+   * is not running (unknown or already ended).
+   */
+  async cancel(id: string): Promise<boolean> {
+    const j = this.#jobs.get(id);
+    if (!j || j.finishing) return false;
+    await this.#fail(j, CANCELLED_MESSAGE);
+    return true;
+  }
+
+  /** The job store (status and reports of every job, running or ended). @throws DrillError NOT_STARTED */
+  store(): JobStore {
+    return this.#mustStore();
   }
 
   #addJob(spec: JobSpec, resumed: ResumedState | undefined, startedAt: number): RunningJob {
@@ -261,6 +304,7 @@ export class Coordinator {
         else this.#announceSoon(job);
       } catch (e) {
         this.#jobs.delete(spec.id);
+        if (![...this.#jobs.values()].some((j) => j.spec.modelHash === spec.modelHash)) this.#blobs?.remove(spec.modelHash);
         store.finishJob(spec.id, 'failed', this.#now(), `cannot resume after a restart: ${(e as Error).message}`);
         this.#log.error('cannot resume job', { job: spec.id, error: String(e) });
       }
@@ -279,7 +323,7 @@ export class Coordinator {
   }
 
   #onWorkerGone(peer: string): void {
-    if (!this.#workers.gone(peer)) return;
+    if (!this.#workers.gone(peer, this.#now())) return;
     for (const job of this.#jobs.values()) {
       if (job.finishing) continue;
       const dropped = job.sched.workerGone(peer, this.#now());
@@ -291,6 +335,7 @@ export class Coordinator {
 
   #tick(): void {
     const now = this.#now();
+    this.#workers.prune(now);
     const connected = this.#workers.connected();
     for (const job of this.#jobs.values()) {
       if (job.finishing) continue;
@@ -352,7 +397,6 @@ export class Coordinator {
     job.finishing = true;
     return this.#end(job, async () => {
       const outputs = await job.out.finish();
-      this.#store?.finishJob(job.spec.id, 'done', this.#now());
       await this.#complete(job, 'done', outputs);
     });
   }
@@ -364,7 +408,6 @@ export class Coordinator {
     this.#log.error('job failed', { job: job.spec.id, message });
     return this.#end(job, async () => {
       await job.out.abort();
-      this.#store?.finishJob(job.spec.id, 'failed', this.#now(), message);
       await this.#complete(job, 'failed', {});
     });
   }
@@ -373,6 +416,8 @@ export class Coordinator {
     // Workers still quarantined forfeit their credit for the job: a signed fault record each.
     this.#reveals?.faultRecords(job);
     const report = buildReport(job, this.#workers, status, outputs, this.#now(), this.#opts.isCheater);
+    // Status and report in one row update: whoever reads the store sees both or neither.
+    this.#store?.finishJob(job.spec.id, status, this.#now(), job.failed ?? undefined, report);
     try {
       await writeReport(job.spec.outDir, report);
     } catch (e) {
@@ -380,6 +425,8 @@ export class Coordinator {
     }
     await job.inputs.close();
     this.#jobs.delete(job.spec.id);
+    // The model is served to workers only while a job needs it: free it with the last such job.
+    if (![...this.#jobs.values()].some((j) => j.spec.modelHash === job.spec.modelHash)) this.#blobs?.remove(job.spec.modelHash);
     job.events.emit('done', report);
     job.resolve(report);
   }
