@@ -60,6 +60,8 @@ export interface IntakeCoreOptions {
 export interface IntakeSubmitOptions {
   name?: string;
   replicas?: number;
+  /** Spot-check probability (with replicas 1). */
+  audit?: number;
   unitRows?: number;
   /** Comparison policy, e.g. 'allclose:1e-3,1e-4'. */
   policy?: string;
@@ -234,7 +236,7 @@ export class IntakeCore {
     const files = up.complete();
     await up.close();
     try {
-      const spec = await prepareJob({ model: files.model, inputs: files.inputs, outDir: join(up.dir, 'out'), replicas: opts.replicas, unitRows: opts.unitRows, policy: opts.policy, ...(opts.name ? { name: opts.name } : {}) });
+      const spec = await prepareJob({ model: files.model, inputs: files.inputs, outDir: join(up.dir, 'out'), replicas: opts.replicas, audit: opts.audit, unitRows: opts.unitRows, policy: opts.policy, ...(opts.name ? { name: opts.name } : {}) });
       const rowBytes = Object.values(spec.inputs).reduce((a, i) => a + elementCount(i.dims.slice(1)) * BYTES_PER_ELEMENT[i.dtype], 0);
       spec.unitRows = checkUnitRows(spec.rows, rowBytes, spec.unitRows, opts.unitRows !== undefined, this.#limits);
       const handle = await this.#coord.submit(spec, { partner, uploadDir: up.dir });

@@ -6,7 +6,7 @@
  * request `/matrix-drill/intake/begin/1`    {files: [{role, name, bytes}]} → {upload, bytesLeft, chunkBytes}
  * request `/matrix-drill/intake/chunk/1`    u32be headLength ‖ {upload, file, offset} ‖ ≤ 4 MiB of bytes
  *                                           → {received}: written at its offset, on disk
- * request `/matrix-drill/intake/submit/1`   {upload, name?, replicas?, unitRows?, policy?} → {job, rows, units, unitRows}
+ * request `/matrix-drill/intake/submit/1`   {upload, name?, replicas?, audit?, unitRows?, policy?} → {job, rows, units, unitRows}
  * request `/matrix-drill/intake/job/1`      {job, seen} → status; long poll: answers when more than
  *                                           `seen` units are done, the job ends, or after POLL_MS
  * request `/matrix-drill/intake/output/1`   {job, file, offset} → u64be fileSize ‖ up to 4 MiB from offset
@@ -149,6 +149,7 @@ export interface SubmitRequest {
   upload: string;
   name?: string;
   replicas?: number;
+  audit?: number;
   unitRows?: number;
   policy?: string;
 }
@@ -161,6 +162,7 @@ export const submitCodec = jsonCodec<SubmitRequest>({
       upload: str(o, 'upload', 128),
       ...opt(o, 'name', () => str(o, 'name')),
       ...opt(o, 'replicas', () => int(o, 'replicas')),
+      ...opt(o, 'audit', () => num(o, 'audit')),
       ...opt(o, 'unitRows', () => int(o, 'unitRows')),
       ...opt(o, 'policy', () => str(o, 'policy')),
     };
