@@ -63,6 +63,8 @@ export interface JobHandle {
   spec: JobSpec;
   events: EventEmitter<JobEvents>;
   progress(): Progress;
+  /** What each started, undecided unit is waiting for (leases, drawn workers, results): diagnostics. */
+  waiting(): ReturnType<JobScheduler['openUnitStates']>;
   /** Resolves with the report when the job ends (done or failed; never rejects for job failures). */
   result: Promise<JobReport>;
 }
@@ -102,5 +104,5 @@ export function createRunningJob(spec: JobSpec, opts: RunningJobOptions, resumed
 }
 
 export function jobHandle(job: RunningJob): JobHandle {
-  return { id: job.spec.id, spec: job.spec, events: job.events, progress: () => job.sched.progress(), result: job.result };
+  return { id: job.spec.id, spec: job.spec, events: job.events, progress: () => job.sched.progress(), waiting: () => job.sched.openUnitStates(), result: job.result };
 }
