@@ -184,6 +184,9 @@ export class RevealDesk {
       case 'reveal':
         void this.reveal(job, ev.lease);
         return;
+      case 'audit':
+        job.events.emit('audit', { unit: ev.unit, worker: ev.worker, audited: ev.audited });
+        return;
       default: {
         const never: never = ev;
         throw new Error(`unhandled scheduler event ${JSON.stringify(never)}`);

@@ -23,10 +23,19 @@ export interface FaultEvent {
   reopened: number[];
 }
 
+/** Spot checks: whether a unit's first result is audited (tossed once it is committed). */
+export interface AuditEvent {
+  unit: number;
+  /** The worker whose committed result the coin was tossed for. */
+  worker: string;
+  audited: boolean;
+}
+
 export interface JobEvents {
   progress: [Progress];
   unit: [UnitDone];
   fault: [FaultEvent];
+  audit: [AuditEvent];
   done: [JobReport];
 }
 

@@ -167,7 +167,9 @@ export type SchedulerEvent =
   | { kind: 'released'; worker: string; unit: number }
   | { kind: 'settled-failure'; unit: number; message: string }
   /** A committed result to pull now (its round became complete inside a quarantine). */
-  | { kind: 'reveal'; lease: Lease };
+  | { kind: 'reveal'; lease: Lease }
+  /** Spot checks: the audit coin was tossed for a unit's first result, committed by `worker`. */
+  | { kind: 'audit'; unit: number; worker: string; audited: boolean };
 
 export interface Progress {
   total: number;
@@ -451,6 +453,7 @@ export class JobScheduler {
       // The audit coin is tossed only now that the first result is bound: the worker could not
       // know, while computing, whether a second worker would check it.
       u.audited = this.#opts.random() < this.#opts.audit;
+      this.#events.push({ kind: 'audit', unit: u.index, worker, audited: u.audited });
       if (u.audited) {
         this.#counts.audited++;
         u.roundReplicas = 2;

@@ -14,6 +14,7 @@ import type { LocalGridOptions } from '../../src/node/local-grid.ts';
 import { prepareJob, readJobManifest } from '../../src/coordinator/job.ts';
 import type { JobReport } from '../../src/coordinator/service.ts';
 import type { UnitDone } from '../../src/coordinator/scheduler.ts';
+import type { AuditEvent } from '../../src/coordinator/running.ts';
 import { readNpy } from '../../src/util/npy.ts';
 import { parsePolicy, tensorsAgree } from '../../src/pod/policy.ts';
 import { ROOT, directRun } from '../helpers/grid.ts';
@@ -49,7 +50,12 @@ export interface RunResult {
 }
 
 /** Run a sample workload's job on the grid. */
-export async function runJob(a: Attack, workload: string, over: { replicas?: number; audit?: number; unitRows?: number; tag?: string } = {}): Promise<RunResult> {
+export function runJob(a: Attack, workload: string, over: { replicas?: number; audit?: number; unitRows?: number; tag?: string } = {}): Promise<RunResult> {
+  return runJobWatching(a, workload, over, () => undefined);
+}
+
+/** runJob, also reporting every audit coin toss (spot checks). */
+export async function runJobWatching(a: Attack, workload: string, over: { replicas?: number; audit?: number; unitRows?: number; tag?: string }, onAudit: (e: AuditEvent) => void): Promise<RunResult> {
   const m = await readJobManifest(join(ROOT, 'workloads', workload, 'job.json'));
   const outDir = join(a.dir, `out-${workload}-${over.tag ?? Math.random().toString(36).slice(2)}`);
   const spec = await prepareJob({
@@ -59,6 +65,7 @@ export async function runJob(a: Attack, workload: string, over: { replicas?: num
   const h = await a.grid.coordinator.submit(spec);
   const decisions: UnitDone[] = [];
   h.events.on('unit', (d) => decisions.push(d));
+  h.events.on('audit', onAudit);
   return { report: await h.result, decisions };
 }
 
