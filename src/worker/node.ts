@@ -15,7 +15,7 @@ import type { Logger } from '../util/log.ts';
 import { silentLogger } from '../util/log.ts';
 import { isDrillError } from '../util/errors.ts';
 import type { HostTensor } from '../util/tensor.ts';
-import { BYTES_PER_ELEMENT, elementCount, typedView } from '../util/tensor.ts';
+import { BYTES_PER_ELEMENT, elementCount, typedView, floatToHalf, halfToFloat } from '../util/tensor.ts';
 import { commitment, resultDigest } from '../pod/commit.ts';
 import {
   PROTOCOL, UNITS_TOPIC, helloCodec, helloAckCodec, claimCodec, decodeClaimReply, commitCodec, ackCodec,
@@ -312,20 +312,42 @@ export class WorkerNode {
 
 /**
  * What a cheating (demo) worker returns: every value visibly wrong and the order of values
- * reversed (floats x → 1 − x/2, integers x → 1 − x, uint8 x → 255 − x, bool flipped), same
- * shapes — the kind of result a worker that skipped the compute would have to invent. Reversing
- * the order matters: an order-preserving change (x/2 + 1, x + 1) keeps every argmax/top-k, so
- * under an `argmax` policy the cheater agreed with honest workers and was credited.
+ * reversed (floats x → 1 − x/2, signed integers x → 1 − x, unsigned x → max − x, bool
+ * flipped), same shapes — the kind of result a worker that skipped the compute would have to
+ * invent. Reversing the order matters: an order-preserving change (x/2 + 1, x + 1) keeps every
+ * argmax/top-k, so under an `argmax` policy the cheater agreed with honest workers and was
+ * credited.
  */
 export function corrupt(outputs: Record<string, HostTensor>): Record<string, HostTensor> {
   const out: Record<string, HostTensor> = {};
   for (const [k, t] of Object.entries(outputs)) {
     const d = t.data;
     let data: HostTensor['data'];
-    if (d instanceof Float32Array || d instanceof Float64Array) data = d.map((x) => 1 - x * 0.5);
-    else if (d instanceof BigInt64Array) data = d.map((x) => 1n - x);
-    else if (d instanceof Int32Array) data = d.map((x) => 1 - x);
-    else data = (d as Uint8Array).map((x) => (t.dtype === 'bool' ? x ^ 1 : 255 - x));
+    switch (t.dtype) {
+      case 'float32':
+      case 'float64':
+        data = (d as Float32Array).map((x) => 1 - x * 0.5);
+        break;
+      case 'float16':
+        data = (d as Uint16Array).map((h) => floatToHalf(1 - halfToFloat(h) * 0.5));
+        break;
+      case 'int64':
+        data = (d as BigInt64Array).map((x) => 1n - x);
+        break;
+      case 'uint64':
+        data = (d as BigUint64Array).map((x) => 0xffffffffffffffffn - x);
+        break;
+      case 'int8':
+      case 'int16':
+      case 'int32':
+        data = (d as Int32Array).map((x) => 1 - x);
+        break;
+      case 'bool':
+        data = (d as Uint8Array).map((x) => x ^ 1);
+        break;
+      default: // uint8, uint16, uint32: max − x (the typed array wraps it)
+        data = (d as Uint32Array).map((x) => -1 - x);
+    }
     out[k] = { ...t, data };
   }
   return out;

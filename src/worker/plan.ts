@@ -11,8 +11,8 @@
  * the model expects and what was received. No ONNX Runtime import here: unit-testable.
  */
 import { DrillError } from '../util/errors.ts';
-import { DTYPES, elementCount } from '../util/tensor.ts';
-import type { Dtype, HostTensor, TensorData } from '../util/tensor.ts';
+import { ARRAY_OF, DTYPES, elementCount } from '../util/tensor.ts';
+import type { HostTensor, TensorData } from '../util/tensor.ts';
 
 /** A model input as ONNX Runtime describes it (tensor inputs only). */
 export interface InputSpec {
@@ -33,16 +33,6 @@ export interface RunPlan {
   /** The outputs to fetch, in the model's order unless the request named them. */
   outputNames: string[];
 }
-
-/** Which typed array carries each dtype (ORT 'bool' tensors take a Uint8Array). */
-const ARRAY_OF: Record<Dtype, string> = {
-  float32: 'Float32Array',
-  float64: 'Float64Array',
-  int32: 'Int32Array',
-  int64: 'BigInt64Array',
-  uint8: 'Uint8Array',
-  bool: 'Uint8Array',
-};
 
 function mismatch(field: string, expected: string, received: string, meta: Record<string, unknown> = {}): DrillError {
   return new DrillError('INPUT_MISMATCH', `${field}: expected ${expected}, received ${received}`, { field, expected, received, ...meta });
