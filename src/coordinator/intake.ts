@@ -3,7 +3,9 @@
  * follow it to the end.
  *
  * request `/matrix-drill/grid/submit/1`  u32be jsonLength ‖ JSON {name?, replicas?, unitRows?,
- *          policy?, files: [{role: 'model'|'input', name, bytes}]} ‖ the files' bytes in order
+ *          policy?, batchAxes?, broadcast?, files: [{role: 'model'|'input', name, bytes}]} ‖ the
+ *          files' bytes in order (the model self-contained: external data is refused here, the
+ *          client inlines it)
  *          → JSON {ok, job} or {ok: false, error} (the same clear messages `drill run` prints)
  * request `/matrix-drill/grid/job/1`     {job, seen} → long-poll: answers when more than `seen`
  *          units are done, when the job ends, or after POLL_MS → {status, progress, report?}
@@ -65,6 +67,10 @@ export interface SubmitHead {
   replicas?: number;
   unitRows?: number;
   policy?: string;
+  /** Input/output name → batch axis (as `--batch-axis`). */
+  batchAxes?: Record<string, number>;
+  /** Inputs sent whole / outputs taken whole (as `--broadcast`). */
+  broadcast?: string[];
   files: SubmitFile[];
 }
 export const submitHeadCodec = jsonCodec<SubmitHead>({
@@ -81,7 +87,22 @@ export const submitHeadCodec = jsonCodec<SubmitHead>({
       return { role: x.role, name: x.name, bytes: x.bytes as number } as SubmitFile;
     });
     if (files.filter((f) => f.role === 'model').length !== 1) throw new Error('files: expected exactly one model');
-    return { name: optStr(o, 'name'), replicas: optInt(o, 'replicas'), unitRows: optInt(o, 'unitRows'), policy: optStr(o, 'policy'), files };
+    let batchAxes: Record<string, number> | undefined;
+    if (o.batchAxes !== undefined) {
+      const b = obj(o.batchAxes);
+      if (Object.keys(b).length > 256) throw new Error('batchAxes: expected at most 256 names');
+      batchAxes = {};
+      for (const [k, v] of Object.entries(b)) {
+        if (k.length === 0 || k.length > 256 || !Number.isSafeInteger(v) || (v as number) < 0 || (v as number) > 64) throw new Error('batchAxes: expected {name: axis 0..64}');
+        batchAxes[k] = v as number;
+      }
+    }
+    let broadcast: string[] | undefined;
+    if (o.broadcast !== undefined) {
+      if (!Array.isArray(o.broadcast) || o.broadcast.length > 256 || !o.broadcast.every((x) => typeof x === 'string' && x.length > 0 && x.length <= 256)) throw new Error('broadcast: expected a list of names');
+      broadcast = o.broadcast as string[];
+    }
+    return { name: optStr(o, 'name'), replicas: optInt(o, 'replicas'), unitRows: optInt(o, 'unitRows'), policy: optStr(o, 'policy'), ...(batchAxes ? { batchAxes } : {}), ...(broadcast ? { broadcast } : {}), files };
   },
 });
 export type SubmitReply = { ok: true; job: string; rows: number; units: number } | { ok: false; error: string };
@@ -184,7 +205,10 @@ export class JobIntake {
         if (f.role === 'model') model = path;
         else inputs[f.name] = path;
       }
-      const spec = await prepareJob({ model, inputs, outDir: join(dir, 'out'), replicas: head.replicas, unitRows: head.unitRows, policy: head.policy, name: head.name });
+      const spec = await prepareJob({
+        model, inputs, outDir: join(dir, 'out'), workDir: dir, allowExternalData: false,
+        replicas: head.replicas, unitRows: head.unitRows, policy: head.policy, name: head.name, batchAxes: head.batchAxes, broadcast: head.broadcast,
+      });
       const handle = await this.#coord.submit(spec);
       this.#track(handle);
       this.#log.info('job submitted remotely', { job: spec.id, from, rows: spec.rows });

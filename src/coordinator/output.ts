@@ -1,46 +1,80 @@
 /**
  * Streams a job's accepted unit results to `DIR/<output>.npy` in input order while units finish
- * in any order: each output file is laid out once the first result shows the per-row shape, and
- * every unit's rows are written at their final offset (positional writes), so memory holds only
+ * in any order: each output file is laid out once the first result shows its shape, and every
+ * unit's rows are written at their final offset (positional writes), so memory holds only
  * in-flight results, never the job. Files are written as `<name>.npy.partial` and renamed only
  * when every row is in — nothing half-written looks complete.
+ *
+ * Each output is stitched on its batch axis (JobSpec.outputs): axis 0 is one contiguous run per
+ * unit; an axis further in (a recurrent state [2, batch, 128]) is one run per index of the axes
+ * before it. A unit's result may hold a fixed number of entries per row on that axis (a
+ * flattened [batch·seq, hidden]), the same for every unit. An output with no batch axis is
+ * written from the first unit and every later unit must agree with it under the job's policy.
  */
 import { open, rename, rm } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DrillError } from '../util/errors.ts';
 import type { Dtype, HostTensor } from '../util/tensor.ts';
-import { BYTES_PER_ELEMENT, elementCount, tensorBytes } from '../util/tensor.ts';
+import { BYTES_PER_ELEMENT, axisSlab, elementCount, tensorBytes, typedView } from '../util/tensor.ts';
 import { encodeNpyHeader } from '../util/npy.ts';
-import { outputFileName } from './job.ts';
+import type { Policy } from '../pod/policy.ts';
+import { formatPolicy, tensorsAgree } from '../pod/policy.ts';
+import { outputFileName, outputAxis } from './job.ts';
+import type { JobSpec } from './job.ts';
 
 interface OutFile {
   name: string;
   path: string;
   fh: FileHandle;
   dtype: Dtype;
-  rowDims: number[];
-  rowBytes: number;
+  /** The whole file's dims. */
+  dims: number[];
+  /** Stitch axis; null: one tensor for the whole job. */
+  axis: number | null;
+  /** Entries per row along the axis (1 for an ordinary batch axis). */
+  perRow: number;
   dataOffset: number;
+  /** Unbatched outputs: the first unit's tensor, which every later one must agree with. */
+  whole?: HostTensor;
 }
 
+/** An output file's layout, kept in the job store so a resumed job reopens its partial files. */
 export interface OutputLayout {
   name: string;
   dtype: Dtype;
-  rowDims: number[];
+  /** The file's dims (absent in layouts stored before batch axes: [rows, ...rowDims]). */
+  dims?: number[];
+  axis?: number | null;
+  perRow?: number;
+  /** Layouts stored before batch axes existed: the dims of one row (axis 0). */
+  rowDims?: number[];
 }
+
+/** Error codes of the assembler. */
+export const OutputErrorCode = {
+  /** A result that does not fit the output's layout (rows, dims, dtype). */
+  SHAPE: 'OUTPUT_SHAPE',
+  /** An output without a batch axis that differs between units. */
+  UNBATCHED: 'OUTPUT_UNBATCHED',
+} as const;
 
 export class OutputAssembler {
   readonly #dir: string;
   readonly #rows: number;
   readonly #names: string[];
+  readonly #axes: Record<string, number | null>;
+  readonly #policy: Policy;
   readonly #files = new Map<string, OutFile>();
   #opening: Promise<void> | null = null;
 
-  constructor(dir: string, rows: number, outputNames: string[]) {
-    this.#dir = dir;
-    this.#rows = rows;
-    this.#names = outputNames;
+  /** For a job: its output dir, rows, outputs with their stitch axes and its policy. */
+  constructor(spec: Pick<JobSpec, 'outDir' | 'rows' | 'outputNames' | 'outputs' | 'policy'>) {
+    this.#dir = spec.outDir;
+    this.#rows = spec.rows;
+    this.#names = spec.outputNames;
+    this.#axes = Object.fromEntries(spec.outputNames.map((n) => [n, outputAxis(spec as JobSpec, n)]));
+    this.#policy = spec.policy;
   }
 
   /** Final paths of the outputs, by output name. */
@@ -50,53 +84,111 @@ export class OutputAssembler {
 
   /** The layout once known (for a resumed job's store). */
   layout(): OutputLayout[] {
-    return [...this.#files.values()].map((f) => ({ name: f.name, dtype: f.dtype, rowDims: f.rowDims }));
+    return [...this.#files.values()].map((f) => ({ name: f.name, dtype: f.dtype, dims: f.dims, axis: f.axis, perRow: f.perRow }));
   }
 
   /** Reopen partial files of a resumed job (layout from its store). */
   async resume(layout: OutputLayout[]): Promise<void> {
-    for (const l of layout) await this.#openFile(l.name, l.dtype, l.rowDims, false);
+    for (const l of layout) {
+      const dims = l.dims ?? [this.#rows, ...(l.rowDims ?? [])];
+      const f = await this.#openFile(l.name, l.dtype, dims, l.axis === undefined ? 0 : l.axis, l.perRow ?? 1, false);
+      if (f.axis === null) {
+        // The first unit's value is in the file: read it back to check later units against.
+        const len = elementCount(dims) * BYTES_PER_ELEMENT[l.dtype];
+        const buf = new Uint8Array(len);
+        await f.fh.read(buf, 0, len, f.dataOffset);
+        f.whole = { dtype: l.dtype, dims, data: typedView(l.dtype, buf) };
+      }
+    }
   }
 
-  async #openFile(name: string, dtype: Dtype, rowDims: number[], create: boolean): Promise<void> {
+  async #openFile(name: string, dtype: Dtype, dims: number[], axis: number | null, perRow: number, create: boolean): Promise<OutFile> {
     const path = join(this.#dir, outputFileName(name));
-    const header = encodeNpyHeader(dtype, [this.#rows, ...rowDims]);
+    const header = encodeNpyHeader(dtype, dims);
     const fh = await open(`${path}.partial`, create ? 'w+' : 'r+');
-    if (create) await fh.write(header, 0, header.length, 0);
-    const rowBytes = elementCount(rowDims) * BYTES_PER_ELEMENT[dtype];
-    if (create) await fh.truncate(header.length + rowBytes * this.#rows);
-    this.#files.set(name, { name, path, fh, dtype, rowDims, rowBytes, dataOffset: header.length });
+    if (create) {
+      await fh.write(header, 0, header.length, 0);
+      await fh.truncate(header.length + elementCount(dims) * BYTES_PER_ELEMENT[dtype]);
+    }
+    const f: OutFile = { name, path, fh, dtype, dims, axis, perRow, dataOffset: header.length };
+    this.#files.set(name, f);
+    return f;
+  }
+
+  /** Lay the files out from the first result. */
+  async #layOut(start: number, end: number, result: Record<string, HostTensor>): Promise<void> {
+    const rows = end - start;
+    for (const n of this.#names) {
+      const t = result[n];
+      if (!t) throw new DrillError(OutputErrorCode.SHAPE, `result lacks output ${JSON.stringify(n)}`);
+      const axis = this.#axes[n] ?? null;
+      if (axis === null) {
+        await this.#openFile(n, t.dtype, [...t.dims], null, 1, true);
+        continue;
+      }
+      if (axis >= t.dims.length || t.dims[axis]! % rows !== 0) {
+        throw new DrillError(OutputErrorCode.SHAPE, `output ${n}: expected its batch axis ${axis} to hold a whole number of entries per row, received [${t.dims.join(', ')}] for ${rows} rows (give its axis with --batch-axis ${n}=AXIS, or --broadcast ${n} if it has none)`, { output: n });
+      }
+      const perRow = t.dims[axis]! / rows;
+      const dims = [...t.dims];
+      dims[axis] = perRow * this.#rows;
+      await this.#openFile(n, t.dtype, dims, axis, perRow, true);
+    }
   }
 
   /**
    * Write the rows [start, end) of every output.
-   * @throws DrillError OUTPUT_SHAPE when a result does not have `end − start` rows or its row
-   *   shape / dtype differs from the first result's.
+   * @throws DrillError OUTPUT_SHAPE when a result does not fit the layout the first result set
+   *   (rows along the batch axis, other dims, dtype); OUTPUT_UNBATCHED when an output without a
+   *   batch axis differs from the first unit's under the job's policy.
    */
   async write(start: number, end: number, result: Record<string, HostTensor>): Promise<void> {
     if (this.#files.size === 0) {
-      this.#opening ??= (async () => {
-        for (const n of this.#names) {
-          const t = result[n];
-          if (!t) throw new DrillError('OUTPUT_SHAPE', `result lacks output ${JSON.stringify(n)}`);
-          await this.#openFile(n, t.dtype, t.dims.slice(1), true);
-        }
-      })();
+      this.#opening ??= this.#layOut(start, end, result);
       await this.#opening;
     } else if (this.#opening) await this.#opening;
+    const rows = end - start;
     for (const n of this.#names) {
       const f = this.#files.get(n)!;
       const t = result[n];
-      if (!t) throw new DrillError('OUTPUT_SHAPE', `result lacks output ${JSON.stringify(n)}`);
-      const rows = end - start;
-      if (t.dtype !== f.dtype || t.dims[0] !== rows || elementCount(t.dims.slice(1)) * BYTES_PER_ELEMENT[t.dtype] !== f.rowBytes) {
-        throw new DrillError('OUTPUT_SHAPE', `output ${n}: expected ${rows} rows of [${f.rowDims.join(', ')}] ${f.dtype} along axis 0, received [${t.dims.join(', ')}] ${t.dtype} (outputs must keep the batch dimension first)`, { output: n });
+      if (!t) throw new DrillError(OutputErrorCode.SHAPE, `result lacks output ${JSON.stringify(n)}`);
+      if (f.axis === null) {
+        await this.#writeWhole(f, t, start, end);
+        continue;
       }
-      const bytes = tensorBytes(t);
-      await f.fh.write(bytes, 0, bytes.length, f.dataOffset + start * f.rowBytes);
+      const want = [...f.dims];
+      want[f.axis] = f.perRow * rows;
+      if (t.dtype !== f.dtype || t.dims.length !== want.length || t.dims.some((d, i) => d !== want[i])) {
+        throw new DrillError(OutputErrorCode.SHAPE, `output ${n}: expected [${want.join(', ')}] ${f.dtype} for ${rows} rows along axis ${f.axis}, received [${t.dims.join(', ')}] ${t.dtype}`, { output: n });
+      }
+      const bpe = BYTES_PER_ELEMENT[f.dtype];
+      const file = axisSlab(f.dims, f.axis, bpe, start * f.perRow, end * f.perRow);
+      const src = tensorBytes(t);
+      for (let i = 0; i < file.count; i++) {
+        const at = f.dataOffset + file.offset + i * file.stride;
+        await f.fh.write(src, i * file.length, file.length, at);
+      }
     }
   }
 
+  async #writeWhole(f: OutFile, t: HostTensor, start: number, end: number): Promise<void> {
+    if (!f.whole) {
+      const bytes = tensorBytes(t);
+      if (t.dtype !== f.dtype || elementCount(t.dims) * BYTES_PER_ELEMENT[t.dtype] !== elementCount(f.dims) * BYTES_PER_ELEMENT[f.dtype]) {
+        throw new DrillError(OutputErrorCode.SHAPE, `output ${f.name}: expected [${f.dims.join(', ')}] ${f.dtype}, received [${t.dims.join(', ')}] ${t.dtype}`, { output: f.name });
+      }
+      f.whole = { dtype: t.dtype, dims: [...t.dims], data: typedView(t.dtype, bytes.slice()) };
+      await f.fh.write(bytes, 0, bytes.length, f.dataOffset);
+      return;
+    }
+    if (!tensorsAgree(this.#policy, f.whole, t)) {
+      throw new DrillError(
+        OutputErrorCode.UNBATCHED,
+        `output ${f.name} has no batch axis, so every unit must give the same value, but rows [${start}, ${end}) gave a different one under ${formatPolicy(this.#policy)} (if it does grow with the rows, give its axis with --batch-axis ${f.name}=AXIS)`,
+        { output: f.name },
+      );
+    }
+  }
 
   /** All rows written: close and move the files into place. Returns the final paths. */
   async finish(): Promise<Record<string, string>> {

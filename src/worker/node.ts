@@ -183,14 +183,20 @@ export class WorkerNode {
         this.#inputFiles.set(f.path, fh);
         fh.catch(() => this.#inputFiles.delete(f.path));
       }
+      // One run, or `segments` equal runs `stride` apart (rows split on a later axis), in order.
       const len = elementCount(f.dims) * BYTES_PER_ELEMENT[f.dtype];
       const buf = new Uint8Array(len);
       const handle = await fh;
-      let off = 0;
-      while (off < len) {
-        const { bytesRead } = await handle.read(buf, off, len - off, f.offset + off);
-        if (bytesRead === 0) throw new Error(`input ${name}: ${f.path} ended before the leased rows`);
-        off += bytesRead;
+      const segments = f.segments ?? 1;
+      const runLen = len / segments;
+      for (let k = 0; k < segments; k++) {
+        const from = f.offset + k * (f.stride ?? 0);
+        let off = 0;
+        while (off < runLen) {
+          const { bytesRead } = await handle.read(buf, k * runLen + off, runLen - off, from + off);
+          if (bytesRead === 0) throw new Error(`input ${name}: ${f.path} ended before the leased rows`);
+          off += bytesRead;
+        }
       }
       out[name] = { dtype: f.dtype, dims: f.dims, data: typedView(f.dtype, buf) };
     }

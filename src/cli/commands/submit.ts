@@ -26,6 +26,8 @@ const FLAGS: Record<string, FlagSpec> = {
   replicas: RUN_FLAGS.replicas!,
   'unit-rows': RUN_FLAGS['unit-rows']!,
   compare: RUN_FLAGS.compare!,
+  'batch-axis': RUN_FLAGS['batch-axis']!,
+  broadcast: RUN_FLAGS.broadcast!,
   json: RUN_FLAGS.json!,
   quiet: RUN_FLAGS.quiet!,
   help: RUN_FLAGS.help!,
@@ -55,7 +57,9 @@ export const command: Command = {
     const to = str(p, 'to');
     if (!to || !to.startsWith('/') || !to.includes('/p2p/')) throw new UserError('--to', 'a coordinator multiaddr ending in /p2p/<peer id>', to);
     const req = await jobRequestFrom(p);
-    const spec = await prepareJob(req); // every input check, locally, before uploading
+    // Every input check, locally, before uploading. An external-data model is inlined into a
+    // self-contained copy (in --out/.drill), which is what gets uploaded.
+    const spec = await prepareJob(req);
     const say = (s: string): void => void (bool(p, 'json') ? process.stderr : process.stdout).write(s + '\n');
 
     const files: SubmitFile[] = [];
@@ -70,7 +74,7 @@ export const command: Command = {
     }
     const total = parts.reduce((a, b) => a + b.length, 0);
     if (total > MAX_SUBMIT_BYTES) throw new UserError('--input', `model + inputs of at most ${MAX_SUBMIT_BYTES} bytes per submit`, `${total} bytes`);
-    const head = submitHeadCodec.encode({ name: spec.name, replicas: spec.replicas, unitRows: spec.unitRows, policy: req.policy, files });
+    const head = submitHeadCodec.encode({ name: spec.name, replicas: spec.replicas, unitRows: spec.unitRows, policy: req.policy, batchAxes: req.batchAxes, broadcast: req.broadcast, files });
 
     const node = await createDrillNode({});
     try {
