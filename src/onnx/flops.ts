@@ -209,6 +209,10 @@ function runGraph(g: GraphInfo, outer: Scope, ctx: Ctx, graphOutputs: ReadonlySe
   const order = topoOrder(g, ctx);
   let flops = 0;
   const outputCost: Record<string, number> = {};
+  const producer = new Map<string, NodeInfo>();
+  for (const n of g.nodes) for (const o of n.outputs) if (o !== '' && !producer.has(o)) producer.set(o, n);
+  /** Nodes whose work a revealed graph output already pays for (never twice). */
+  const charged = new Set<NodeInfo>();
   for (const node of order) {
     ctx.evaluations++;
     const ins = node.inputs.map((n) => {
@@ -242,7 +246,7 @@ function runGraph(g: GraphInfo, outer: Scope, ctx: Ctx, graphOutputs: ReadonlySe
       if (o === '') return;
       const v = res.outs[i] ?? UNKNOWN();
       scope.set(o, v);
-      if (v.dims === null && graphOutputs.has(o)) outputCost[o] = perElementRate(node);
+      if (v.dims === null && graphOutputs.has(o)) outputCost[o] = revealedRate(node, scope, producer, charged);
     });
   }
   return { flops, scope, outputCost };
@@ -473,6 +477,26 @@ function inferAny(node: NodeInfo, ins: (Val | undefined)[], scope: Scope, ctx: C
   }
   if (node.domain === 'com.microsoft') return inferMicrosoft(node, ins);
   return undefined;
+}
+
+/** Free ops that keep the element count: a revealed output behind them shows the count of the value before. */
+const COUNT_PRESERVING = new Set(['Identity', 'Dropout', 'Cast', 'CastLike', 'Reshape', 'Transpose', 'Flatten', 'Squeeze', 'Unsqueeze']);
+
+/**
+ * FLOPs per element of an uninferable graph output: the rate of the op that did the work,
+ * looking back through count-preserving free ops (exporters end graphs with Identity/Reshape),
+ * and 0 for work another revealed output already pays for.
+ */
+function revealedRate(node: NodeInfo, scope: Scope, producer: ReadonlyMap<string, NodeInfo>, charged: Set<NodeInfo>): number {
+  let n = node;
+  for (let hops = 0; hops < 64 && COUNT_PRESERVING.has(n.op) && n.domain === ''; hops++) {
+    const src = n.inputs[0] ? producer.get(n.inputs[0]) : undefined;
+    if (!src || scope.get(n.inputs[0]!)?.dims !== null) break;
+    n = src;
+  }
+  if (charged.has(n)) return 0;
+  charged.add(n);
+  return perElementRate(n);
 }
 
 /** FLOPs per element charged for an uninferable node's revealed graph output. */
