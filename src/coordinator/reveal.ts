@@ -100,7 +100,8 @@ export class RevealDesk {
       job.events.emit('progress', job.sched.progress());
       if (job.sched.isFinished()) await host.finish(job);
     } catch (e) {
-      await host.fail(job, `writing outputs failed: ${(e as Error).message}`);
+      // Not awaited: fail() waits for the job's pending writes, and this is one of them.
+      void host.fail(job, `writing outputs failed: ${(e as Error).message}`);
     }
   }
 }

@@ -297,12 +297,16 @@ function loopBody(width: number, condOut: (b: GraphBuilder) => string): GraphBui
 }
 
 describe('subgraphs', () => {
-  it('the If/Loop fixture: 3 loop iterations of MatMul + Tanh, then the cheaper If branch (its condition is data)', async () => {
+  it('the If/Loop fixture: 3 loop iterations of MatMul + Tanh, then the If branch its mode selects (the cheaper when unknown)', async () => {
     const m = await fixture('if_loop');
-    const r = rowCost(m, { x: { dtype: 'float32', dims: [30, 8], batchAxis: 0 } });
-    // Loop 3·(2·8·8 + 8) + ReduceMean 8 + If: MatMul 2·8·4 either way.
-    expect(r.flopsPerRow).toBe(3 * (128 + 8) + 8 + 64);
-    expect(r.notes.join('\n')).toMatch(/If.*condition is not known before the run; costed as the cheaper branch/);
+    const cost = (values?: number[]): ReturnType<typeof rowCost> =>
+      rowCost(m, { x: { dtype: 'float32', dims: [30, 8], batchAxis: 0 }, mode: { dtype: 'bool', dims: [], batchAxis: null, ...(values ? { values } : {}) } });
+    const loop = 3 * (2 * 8 * 8 + 8);
+    expect(cost([1]).flopsPerRow).toBe(loop + 2 * 8 * 4); // then: y·A
+    expect(cost([0]).flopsPerRow).toBe(loop + 4); // else: Relu of 4 columns
+    const unknown = cost();
+    expect(unknown.flopsPerRow).toBe(loop + 4);
+    expect(unknown.notes.join('\n')).toMatch(/If.*condition is not known before the run; costed as the cheaper branch/);
   });
 
   it('If with a condition known before the run costs the branch it takes', async () => {
