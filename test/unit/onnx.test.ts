@@ -334,7 +334,7 @@ describe('subgraphs', () => {
       g.output(g.op('Loop', [M, g.initializer('t', { dtype: 'bool', dims: [], data: Uint8Array.from([1]) }), x], { body: attr.graph(body) }), 'float32', ['n', 4], 'y');
       return decodeModel(await g.toBytes());
     };
-    const x = { dtype: 'float32', dims: [3, 4], batchAxis: 0 } as const;
+    const x: JobInputShape = { dtype: 'float32', dims: [3, 4], batchAxis: 0 };
     const passThrough = await build('const', loopBody(4, (b) => b.op('Identity', ['cond_in'])));
     expect(rowCost(passThrough, { x }).flopsPerRow).toBe(5 * 2 * 4 * 4);
     // The body computes its condition from data: it may stop at any iteration → one counted.
