@@ -152,7 +152,7 @@ export interface WeightInit {
 
 /**
  * Builds one ONNX graph. Value names are returned by every method so graphs read as dataflow.
- * The builder does no shape inference; `inspectModel` does that on the encoded bytes.
+ * The builder does no shape inference; the cost model (flops.ts) does that on the decoded model.
  */
 export class GraphBuilder {
   readonly name: string;
@@ -199,7 +199,7 @@ export class GraphBuilder {
 
   /**
    * Declare `value` as a graph output. With `rename`, an Identity node gives it that name.
-   * `dims: null` leaves the shape unspecified (ORT and inspectModel then infer it).
+   * `dims: null` leaves the shape unspecified (ORT and the cost model then infer it).
    * @returns the output name
    */
   output(value: string, dtype: Dtype, dims: Dim[] | null, rename?: string): string {
