@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { batchSymbol, checkFlags, planInputs, planOutputs, unitBytes } from '../../src/coordinator/batching.ts';
 import type { InputData } from '../../src/coordinator/batching.ts';
 import type { IoInfo } from '../../src/onnx/inspect.ts';
-import { defaultUnitRows, MAX_UNIT_INPUT_BYTES } from '../../src/coordinator/job.ts';
+import { defaultUnitRows, MAX_UNIT_INPUT_BYTES, unitFlops } from '../../src/coordinator/job.ts';
 import type { Dtype } from '../../src/util/tensor.ts';
 import { errCode } from '../helpers/errors.ts';
 
@@ -121,5 +121,17 @@ describe('unit size', () => {
     expect(rowBytes).toBe(512 * 4 + 2 * 128 * 4);
     expect(broadcastBytes).toBe(1024 * 1024 * 4);
     expect(defaultUnitRows(1e9, rowBytes, 1, broadcastBytes)).toBe(Math.floor((MAX_UNIT_INPUT_BYTES - broadcastBytes) / rowBytes));
+  });
+});
+
+describe('unitFlops', () => {
+  it('rows × flopsPerRow, plus the revealed elements of outputs the graph could not size, at their rate', () => {
+    const result = {
+      y: { dtype: 'float32' as const, dims: [4, 1000], data: new Float32Array(4000) },
+      z: { dtype: 'float32' as const, dims: [4, 5], data: new Float32Array(20) },
+    };
+    expect(unitFlops({ flopsPerRow: 5, outputCost: {} }, 4, result)).toBe(20);
+    expect(unitFlops({ flopsPerRow: 5, outputCost: { y: 1 } }, 4, result)).toBe(20 + 4000);
+    expect(unitFlops({ flopsPerRow: 5, outputCost: { missing: 3 } }, 4, result)).toBe(20);
   });
 });
