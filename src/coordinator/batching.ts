@@ -7,19 +7,24 @@
  * The rule, in order, for each input:
  * 1. `--broadcast NAME` (manifest `broadcast`) → sent whole; `--batch-axis NAME=AXIS`
  *    (manifest `batchAxes`) → split on AXIS.
- * 2. The model's batch dimension is the symbolic dim name its inputs share: the name found in
- *    the most inputs (ties: a name containing "batch", then the one nearest the front). An input
- *    that has it is split where it stands — axis 0 for [batch, seq], axis 1 for a recurrent
- *    state [2, batch, 128].
- * 3. With no symbolic name at all: an unnamed dynamic first dim is the batch; a first dim fixed
- *    at 1 makes the model run row by row (inputs with as many rows as the data are split on
- *    axis 0, inputs of one row are sent whole).
+ * 2. The model's batch dimension is the symbolic dim name its inputs share: among the names
+ *    that lead some input, appear in two or more or contain "batch", the one found in the most
+ *    inputs (ties: a name containing "batch", then the one nearest the front). An input that has it is split
+ *    where it stands — axis 0 for [batch, seq], axis 1 for a recurrent state [2, batch, 128].
+ *    A name only some input's inner axis carries ([3, height, width]) is not a batch.
+ * 3. With no such name: an unnamed dynamic first dim is the batch, and another input's unnamed
+ *    dim whose real size equals those rows is its batch axis (a state [2, ?, 128]); a first dim
+ *    fixed at 1 makes the model run row by row (inputs with as many rows as the data are split
+ *    on axis 0, inputs of one row are sent whole).
  * 4. Anything else (a scalar sample rate, a `[1]` beam-search setting, an input of fixed shape)
- *    is sent whole.
+ *    is sent whole. A model none of whose inputs splits (one image for a detector that takes no
+ *    batch) runs as a single unit of one row, every input whole.
  * Outputs are stitched on the axis where the batch name stands in their ORT shape; else on the
  * axis shape inference sees grow with the rows; an output that does not grow with the rows (or
  * whose dims are all fixed) has no batch axis: it is taken from the first unit and every other
- * unit must agree with it under the job's policy.
+ * unit must agree with it under the job's policy. An output nothing tells about (its size
+ * depends on the data, as a detector's boxes do) makes the job default to one unit — which is
+ * written whole — unless the partner gives its axis or a unit size.
  */
 import { UserError } from '../util/errors.ts';
 import { BYTES_PER_ELEMENT, elementCount, type Dtype } from '../util/tensor.ts';
@@ -43,12 +48,14 @@ export interface InputData {
 export interface InputPlan {
   /** Input → its batch axis; null: sent whole to every unit. */
   axes: Record<string, number | null>;
-  /** Rows along the batch axis (the same for every split input). */
+  /** Rows along the batch axis (the same for every split input); 1 when nothing is split. */
   rows: number;
   /** The model's batch dimension name, when it has one. */
   symbol: string | null;
   /** The model fixes its batch dim at 1: workers run one row per ORT call. */
   rowByRow: boolean;
+  /** No input splits: the job is one unit of one row, every input sent whole. */
+  whole: boolean;
 }
 
 const fmt = (d: readonly (number | string | null)[]): string => `[${d.map((x) => (x === null || x === '' ? '?' : String(x))).join(', ')}]`;
@@ -70,22 +77,28 @@ export function checkFlags(flags: BatchFlags, inputs: readonly IoInfo[], outputs
   }
 }
 
-/** The symbolic name standing for the batch: in the most inputs; ties → contains "batch", then nearest the front. */
+/**
+ * The symbolic name standing for the batch: a name that leads some input, appears in two or
+ * more, or contains "batch"; of those, the one in the most inputs; ties → contains "batch",
+ * then nearest the front.
+ */
 export function batchSymbol(inputs: readonly IoInfo[]): string | null {
-  const stats = new Map<string, { count: number; pos: number; order: number }>();
+  const stats = new Map<string, { count: number; pos: number; order: number; leads: boolean }>();
   inputs.forEach((v) => {
     const seen = new Set<string>();
     v.dims.forEach((d, i) => {
       if (typeof d !== 'string' || d === '' || seen.has(d)) return;
       seen.add(d);
-      const s = stats.get(d) ?? { count: 0, pos: 0, order: stats.size };
+      const s = stats.get(d) ?? { count: 0, pos: 0, order: stats.size, leads: false };
       s.count++;
       s.pos += i;
+      s.leads ||= i === 0;
       stats.set(d, s);
     });
   });
   let best: [string, { count: number; pos: number; order: number }] | null = null;
   for (const e of stats) {
+    if (!e[1].leads && e[1].count < 2 && !/batch/i.test(e[0])) continue;
     if (!best) {
       best = e;
       continue;
@@ -145,6 +158,19 @@ export function planInputs(inputs: readonly IoInfo[], data: Readonly<Record<stri
       fixedOne.add(v.name);
     } else axes[v.name] = null;
   }
+  // Unnamed batch: another input's unnamed dim of the same real size is its batch axis
+  // (a state [2, ?, 128] beside an audio [?, samples]).
+  if (symbol === null) {
+    const led = inputs.filter((v) => explicit[v.name] === undefined && axes[v.name] === 0 && v.dims[0] === '');
+    const n = led.length > 0 ? data[led[0]!.name]!.dims[0] : undefined;
+    if (n !== undefined && led.every((v) => data[v.name]!.dims[0] === n)) {
+      for (const v of inputs) {
+        if (axes[v.name] !== null || bcast.has(v.name) || explicit[v.name] !== undefined || !v.rankKnown || v.dims.length !== data[v.name]!.dims.length) continue;
+        const k = v.dims.findIndex((dd, i) => dd === '' && data[v.name]!.dims[i] === n);
+        if (k >= 0) axes[v.name] = k;
+      }
+    }
+  }
   // Row-by-row models: an input of one row while others have more is shared by every row.
   const splitFixed = [...fixedOne].filter((n) => axes[n] !== null);
   const most = Math.max(0, ...splitFixed.map((n) => data[n]!.dims[axes[n]!]!));
@@ -152,11 +178,9 @@ export function planInputs(inputs: readonly IoInfo[], data: Readonly<Record<stri
 
   const split = inputs.filter((v) => axes[v.name] !== null);
   if (split.length === 0) {
-    throw new UserError(
-      '--batch-axis',
-      `at least one input split into rows: the model's inputs (${inputs.map((v) => `${v.name} ${fmt(v.dims)}`).join(', ')}) share no dynamic batch dimension, so say which axis holds the rows with --batch-axis NAME=AXIS`,
-      'no input to split',
-    );
+    // Nothing to split (a model that takes one sample): one unit of one row, every input whole.
+    for (const v of inputs) checkShape(v, data[v.name]!, null);
+    return { axes, rows: 1, symbol, rowByRow: false, whole: true };
   }
   let rows = -1;
   let rowsFrom = '';
@@ -174,7 +198,7 @@ export function planInputs(inputs: readonly IoInfo[], data: Readonly<Record<stri
     }
   }
   if (rows <= 0) throw new UserError('--input', 'at least one row', '0 rows');
-  return { axes, rows, symbol, rowByRow: splitFixed.some((n) => axes[n] !== null) };
+  return { axes, rows, symbol, rowByRow: splitFixed.some((n) => axes[n] !== null), whole: false };
 }
 
 /** The data must have the model's rank and its fixed dims, except along the batch axis. */
@@ -191,27 +215,43 @@ function checkShape(v: IoInfo, d: InputData, axis: number | null): void {
   }
 }
 
+/** Where each output is stitched, and which outputs nothing tells about. */
+export interface OutputPlan {
+  /** Output → its stitch axis; null: no batch axis (taken from the first unit, all must agree). */
+  axes: Record<string, number | null>;
+  /**
+   * Outputs whose axis is a guess: neither the flags, the batch name in their ORT shape nor
+   * shape inference tells it (their size may depend on the data, like a detector's boxes).
+   * The job then defaults to one unit.
+   */
+  guessed: string[];
+}
+
 /**
- * Each output's stitch axis (null: no batch axis, taken from the first unit and checked for
- * agreement). `inferred`: the axis shape inference sees grow with the rows (rowCost).
+ * Each output's stitch axis. `inferred`: the axis shape inference sees grow with the rows
+ * (rowCost), null for an output that does not grow, undefined where the shape is unknown.
  */
-export function planOutputs(outputs: readonly IoInfo[], plan: InputPlan, flags: BatchFlags, inferred: Readonly<Record<string, number | null | undefined>>): Record<string, number | null> {
-  const out: Record<string, number | null> = {};
+export function planOutputs(outputs: readonly IoInfo[], plan: InputPlan, flags: BatchFlags, inferred: Readonly<Record<string, number | null | undefined>>): OutputPlan {
+  const axes: Record<string, number | null> = {};
+  const guessed: string[] = [];
   const bcast = new Set(flags.broadcast ?? []);
   for (const o of outputs) {
     const explicit = flags.batchAxes?.[o.name];
-    if (bcast.has(o.name)) out[o.name] = null;
-    else if (explicit !== undefined) out[o.name] = explicit;
-    else if (plan.rowByRow) out[o.name] = 0; // the worker concatenates each row's run along axis 0
-    else if (plan.symbol !== null && o.dims.includes(plan.symbol)) out[o.name] = o.dims.indexOf(plan.symbol);
-    else if (typeof inferred[o.name] === 'number' || inferred[o.name] === null) out[o.name] = inferred[o.name] as number | null;
-    else if (o.rankKnown && o.dims.every((d) => typeof d === 'number')) out[o.name] = null;
+    if (bcast.has(o.name) || plan.whole) axes[o.name] = null;
+    else if (explicit !== undefined) axes[o.name] = explicit;
+    else if (plan.rowByRow) {
+      axes[o.name] = 0; // the worker concatenates each row's run along axis 0
+      if (inferred[o.name] === undefined) guessed.push(o.name); // a row's size may vary
+    } else if (plan.symbol !== null && o.dims.includes(plan.symbol)) axes[o.name] = o.dims.indexOf(plan.symbol);
+    else if (typeof inferred[o.name] === 'number' || inferred[o.name] === null) axes[o.name] = inferred[o.name] as number | null;
     else {
+      // A guess: the first dynamic axis, else axis 0 (or none, for an all-fixed shape).
       const dyn = o.dims.findIndex((d) => typeof d === 'string');
-      out[o.name] = dyn >= 0 ? dyn : 0;
+      axes[o.name] = dyn >= 0 ? dyn : o.rankKnown && o.dims.length > 0 && o.dims.every((d) => typeof d === 'number') ? null : 0;
+      guessed.push(o.name);
     }
   }
-  return out;
+  return { axes, guessed };
 }
 
 /** Bytes of one row of the split inputs, and of the broadcast inputs every unit carries. */

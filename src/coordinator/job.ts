@@ -96,6 +96,8 @@ export interface JobSpec {
   rowByRow: boolean;
   /** What the cost model could not follow (shown in `drill run`'s report). */
   costNotes: string[];
+  /** How the job was laid out where the model did not say (one unit for unsizeable outputs, ...). */
+  planNotes?: string[];
   outDir: string;
 }
 
@@ -291,14 +293,24 @@ export async function prepareJob(req: JobRequest): Promise<JobSpec> {
     shapes[name] = { dtype: d.dtype, dims: d.dims, batchAxis: axis };
     if (axis === null && elementCount(d.dims) <= MAX_CONST_VALUES) shapes[name].values = numericValues(await readNpy(d.path));
   }
-  const cost = model.decoded ? rowCost(model.decoded, shapes, plan.rowByRow) : { flopsPerRow: 0, outputCost: {}, outputBatchAxes: {}, notes: [] };
-  const outputAxes = planOutputs(info.outputs, plan, flags, cost.outputBatchAxes);
+  // Nothing split: the one "row" is the whole run.
+  const cost = model.decoded ? rowCost(model.decoded, shapes, plan.rowByRow || plan.whole) : { flopsPerRow: 0, outputCost: {}, outputBatchAxes: {}, notes: [] };
+  const outPlan = planOutputs(info.outputs, plan, flags, cost.outputBatchAxes);
+  const outputAxes = outPlan.axes;
+  const planNotes: string[] = [];
+  if (plan.whole) planNotes.push('no input has a batch dimension: the job is one unit of one row, every input sent whole');
 
   const replicas = req.replicas ?? DEFAULT_REPLICAS;
   if (!Number.isSafeInteger(replicas) || replicas < 1 || replicas > 16) throw new UserError('--replicas', 'an integer from 1 to 16', req.replicas);
   const policy = parsePolicy(req.policy ?? DEFAULT_POLICY, '--compare');
   const rows = plan.rows;
-  let unitRows = req.unitRows ?? defaultUnitRows(rows, rowBytes, cost.flopsPerRow, broadcastBytes);
+  // Outputs whose size may depend on the data cannot be stitched from several units: one unit,
+  // unless the partner chose a unit size (then each output's guessed axis must hold).
+  const oneUnit = req.unitRows === undefined && outPlan.guessed.length > 0 && rows > 1;
+  if (oneUnit) planNotes.push(`the batch axis of output${outPlan.guessed.length > 1 ? 's' : ''} ${outPlan.guessed.join(', ')} is not known (its size may depend on the data): the job runs as one unit; give --batch-axis NAME=AXIS (or --unit-rows) to split it`);
+  let unitRows = req.unitRows ?? (oneUnit ? rows : defaultUnitRows(rows, rowBytes, cost.flopsPerRow, broadcastBytes));
+  // Nothing is stitched in a one-unit job: an output whose axis was only a guess is written as the unit gives it.
+  if (oneUnit) for (const n of outPlan.guessed) outputAxes[n] = null;
   if (!Number.isSafeInteger(unitRows) || unitRows < 1) throw new UserError('--unit-rows', 'a positive integer', req.unitRows);
   unitRows = Math.min(unitRows, rows);
   if (broadcastBytes + unitRows * rowBytes > MAX_UNIT_BYTES - 1024 * 1024) {
@@ -330,6 +342,7 @@ export async function prepareJob(req: JobRequest): Promise<JobSpec> {
     outputCost: cost.outputCost,
     rowByRow: plan.rowByRow,
     costNotes: [...model.notes, ...cost.notes],
+    planNotes,
     outDir,
   };
 }

@@ -118,16 +118,18 @@ export class OutputAssembler {
   /** Lay the files out from the first result. */
   async #layOut(start: number, end: number, result: Record<string, HostTensor>): Promise<void> {
     const rows = end - start;
+    // A unit holding every row (a one-unit job) is the whole output as it is: nothing to stitch.
+    const all = start === 0 && end === this.#rows;
     for (const n of this.#names) {
       const t = result[n];
       if (!t) throw new DrillError(OutputErrorCode.SHAPE, `result lacks output ${JSON.stringify(n)}`);
-      const axis = this.#axes[n] ?? null;
+      const axis = all ? null : (this.#axes[n] ?? null);
       if (axis === null) {
         await this.#openFile(n, t.dtype, [...t.dims], null, 1, true);
         continue;
       }
       if (axis >= t.dims.length || t.dims[axis]! % rows !== 0) {
-        throw new DrillError(OutputErrorCode.SHAPE, `output ${n}: expected its batch axis ${axis} to hold a whole number of entries per row, received [${t.dims.join(', ')}] for ${rows} rows (give its axis with --batch-axis ${n}=AXIS, or --broadcast ${n} if it has none)`, { output: n });
+        throw new DrillError(OutputErrorCode.SHAPE, `output ${n}: expected its batch axis ${axis} to hold a whole number of entries per row, received [${t.dims.join(', ')}] for ${rows} rows (give its axis with --batch-axis ${n}=AXIS, --broadcast ${n} if it has none, or run the job as one unit with --unit-rows ${this.#rows} if its size depends on the data)`, { output: n });
       }
       const perRow = t.dims[axis]! / rows;
       const dims = [...t.dims];
@@ -159,7 +161,7 @@ export class OutputAssembler {
       const want = [...f.dims];
       want[f.axis] = f.perRow * rows;
       if (t.dtype !== f.dtype || t.dims.length !== want.length || t.dims.some((d, i) => d !== want[i])) {
-        throw new DrillError(OutputErrorCode.SHAPE, `output ${n}: expected [${want.join(', ')}] ${f.dtype} for ${rows} rows along axis ${f.axis}, received [${t.dims.join(', ')}] ${t.dtype}`, { output: n });
+        throw new DrillError(OutputErrorCode.SHAPE, `output ${n}: expected [${want.join(', ')}] ${f.dtype} for ${rows} rows along axis ${f.axis}, received [${t.dims.join(', ')}] ${t.dtype} (an output whose size depends on the data cannot be stitched from several units: run the job as one unit with --unit-rows ${this.#rows})`, { output: n });
       }
       const bpe = BYTES_PER_ELEMENT[f.dtype];
       const file = axisSlab(f.dims, f.axis, bpe, start * f.perRow, end * f.perRow);

@@ -35,6 +35,8 @@ export interface JobReport {
   batching: {
     inputs: Record<string, { split: boolean; axis: number | null }>;
     outputs: Record<string, { stitched: boolean; axis: number | null }>;
+    /** Choices made where the model did not say (e.g. one unit for outputs of unknown size). */
+    notes: string[];
   };
   unitRows: number;
   replicas: number;
@@ -79,6 +81,7 @@ export function buildReport(job: RunningJob, workers: WorkerRegistry, status: 'd
     batching: {
       inputs: Object.fromEntries(Object.entries(job.spec.inputs).map(([n, i]) => [n, { split: inputAxis(i) !== null, axis: inputAxis(i) }])),
       outputs: Object.fromEntries(job.spec.outputNames.map((n) => [n, { stitched: outputAxis(job.spec, n) !== null, axis: outputAxis(job.spec, n) }])),
+      notes: job.spec.planNotes ?? [],
     },
     unitRows: job.spec.unitRows,
     replicas: job.spec.replicas,

@@ -154,6 +154,31 @@ describe('inputs that are not rows', () => {
   });
 });
 
+describe('detectors: outputs whose size depends on the image', () => {
+  it('a single-image detector with no batch dim ([3, height, width]) runs as one unit of one row', async () => {
+    const { spec, report } = await runFixture('detector');
+    expect(spec.rows).toBe(1);
+    expect(report.batching.inputs).toEqual({ image: { split: false, axis: null } });
+    expect(report.batching.notes.join('\n')).toMatch(/no input has a batch dimension: the job is one unit of one row/);
+    await expectMatchesDirect('detector', report);
+    // One run: Conv 2·3·9·24·32 + its bias 24·32, Sigmoid 24·32, Greater 24·32, TopK over the 768 scores.
+    expectCredit(report, 2 * 3 * 9 * 24 * 32 + 24 * 32 + 24 * 32 + 24 * 32 + 24 * 32);
+  });
+
+  it('a batched detector whose detections have a data-dependent size runs as one unit by default', async () => {
+    const { spec, report } = await runFixture('detector_batched');
+    expect(spec.unitRows).toBe(spec.rows);
+    expect(report.batching.outputs.detections).toEqual({ stitched: false, axis: null });
+    expect(report.batching.notes.join('\n')).toMatch(/the batch axis of output detections is not known .*one unit/);
+    await expectMatchesDirect('detector_batched', report);
+    // Split into several units anyway, the detections cannot be stitched: the job fails saying so.
+    const split = await prepareJob({ model: join(FIX, 'detector_batched.onnx'), inputs: await inputsOf('detector_batched'), outDir: join(tmp, 'out-det-split'), replicas: 2, unitRows: 4 });
+    const failed = await (await grid.coordinator.submit(split)).result;
+    expect(failed.status).toBe('failed');
+    expect(failed.error).toMatch(/output detections: .*run the job as one unit with --unit-rows 12/);
+  });
+});
+
 describe('every dtype through the grid and back', () => {
   it('float16/32/64, int8–64, uint8–64 and bool: .npy in → grid → .npy out equals a direct run, byte for byte', async () => {
     const { report } = await runFixture('dtypes');

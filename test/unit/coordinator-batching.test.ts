@@ -31,7 +31,7 @@ describe('planInputs', () => {
   it('an encoder: every input split on axis 0', () => {
     const ins = [io('input_ids', ['batch', 'seq'], 'int64'), io('attention_mask', ['batch', 'seq'], 'int64')];
     const p = planInputs(ins, data({ input_ids: ['int64', [40, 12]], attention_mask: ['int64', [40, 12]] }), {});
-    expect(p).toEqual({ axes: { input_ids: 0, attention_mask: 0 }, rows: 40, symbol: 'batch', rowByRow: false });
+    expect(p).toEqual({ axes: { input_ids: 0, attention_mask: 0 }, rows: 40, symbol: 'batch', rowByRow: false, whole: false });
   });
 
   it('a voice-activity model: audio on axis 0, the state [2, batch, 128] on axis 1, the sample rate sent whole', () => {
@@ -55,13 +55,23 @@ describe('planInputs', () => {
   it('a model fixed at batch 1 runs row by row; a one-row input beside it is shared by every row', () => {
     const ins = [io('image', [1, 3, 8, 8]), io('scale', [1, 1])];
     const p = planInputs(ins, data({ image: ['float32', [100, 3, 8, 8]], scale: ['float32', [1, 1]] }), {});
-    expect(p).toEqual({ axes: { image: 0, scale: null }, rows: 100, symbol: null, rowByRow: true });
+    expect(p).toEqual({ axes: { image: 0, scale: null }, rows: 100, symbol: null, rowByRow: true, whole: false });
   });
 
-  it('an unnamed dynamic first dim is the batch when no name is shared', () => {
+  it('an unnamed dynamic first dim is the batch when no name is shared; an unnamed dim of the same size elsewhere is too', () => {
     const p = planInputs([io('x', ['', 3])], data({ x: ['float32', [9, 3]] }), {});
     expect(p.axes).toEqual({ x: 0 });
     expect(p.rowByRow).toBe(false);
+    // A voice-activity export without dim names: input [?, ?], state [2, ?, 128], sr [].
+    const vad = planInputs([io('input', ['', '']), io('state', [2, '', 128]), io('sr', [], 'int64')], data({ input: ['float32', [6, 512]], state: ['float32', [2, 6, 128]], sr: ['int64', []] }), {});
+    expect(vad.axes).toEqual({ input: 0, state: 1, sr: null });
+  });
+
+  it('a name only an inner axis of one input carries is not a batch: a single-image detector runs as one unit of one row', () => {
+    expect(batchSymbol([io('image', [3, 'height', 'width'])])).toBeNull();
+    const p = planInputs([io('image', [3, 'height', 'width'])], data({ image: ['float32', [3, 480, 640]] }), {});
+    expect(p).toEqual({ axes: { image: null }, rows: 1, symbol: null, rowByRow: false, whole: true });
+    expect(planOutputs([io('boxes', ['', 4]), io('labels', [''], 'int64')], p, {}, {})).toEqual({ axes: { boxes: null, labels: null }, guessed: [] });
   });
 
   it('--batch-axis and --broadcast decide where the graph does not say', () => {
@@ -82,7 +92,7 @@ describe('planInputs', () => {
     expect(() => planInputs(ins, data({ ...ok, state: ['float32', [2, 63, 128]] }), {})).toThrow(/--input state: expected 64 rows \(as input input\) along its batch axis 1, received "63 rows"/);
     expect(() => planInputs(ins, data({ ...ok, state: ['float32', [3, 64, 128]] }), {})).toThrow(/--input state: expected shape \[2, rows, 128\] \(model input \[2, batch, 128\]\), received "shape \[3, 64, 128\] in state\.npy"/);
     expect(() => planInputs(ins, data({ ...ok, sr: ['int64', [1]] }), {})).toThrow(/--input sr: expected shape \[\] \(sent whole to every unit: it has no batch dimension\)/);
-    expect(() => planInputs([io('p', [4])], data({ p: ['float32', [4]] }), {})).toThrow(/--batch-axis: expected at least one input split into rows/);
+    expect(() => planInputs([io('p', [4])], data({ p: ['float32', [5]] }), {})).toThrow(/--input p: expected shape \[4\] \(sent whole to every unit/);
     expect(errCode(() => planInputs([io('x', ['n', 3])], data({ x: ['float32', [0, 3]] }), {}))).toBe('USER_INPUT');
     expect(() => planInputs([io('x', ['n', 3])], data({ x: ['float32', [5, 3]] }), { batchAxes: { x: 2 } })).toThrow(/--batch-axis x: expected an axis of its data \(rank 2/);
   });
@@ -104,13 +114,15 @@ describe('planOutputs', () => {
   const vad = planInputs([io('input', ['batch', 512]), io('state', [2, 'batch', 128]), io('sr', [], 'int64')], data({ input: ['float32', [4, 512]], state: ['float32', [2, 4, 128]], sr: ['int64', []] }), {});
   it('stitches where the batch name stands, else where shape inference sees the rows grow, else nowhere', () => {
     const outs = [io('output', ['batch', 1]), io('stateN', [2, 'batch', 128]), io('hidden', ['', 16]), io('count', []), io('table', [3, 3]), io('mystery', [], 'float32', false)];
-    const axes = planOutputs(outs, vad, {}, { hidden: 0, count: null, table: null, mystery: undefined });
-    expect(axes).toEqual({ output: 0, stateN: 1, hidden: 0, count: null, table: null, mystery: 0 });
-    expect(planOutputs(outs, vad, { broadcast: ['mystery'], batchAxes: { hidden: 1 } }, {})).toMatchObject({ mystery: null, hidden: 1 });
+    const plan = planOutputs(outs, vad, {}, { hidden: 0, count: null, table: null, mystery: undefined });
+    expect(plan.axes).toEqual({ output: 0, stateN: 1, hidden: 0, count: null, table: null, mystery: 0 });
+    expect(plan.guessed).toEqual(['mystery']); // its size may depend on the data: the job defaults to one unit
+    expect(planOutputs(outs, vad, { broadcast: ['mystery'], batchAxes: { hidden: 1 } }, {}).axes).toMatchObject({ mystery: null, hidden: 1 });
   });
-  it('a model run row by row stitches every output on axis 0', () => {
+  it('a model run row by row stitches every output on axis 0; a detection output of unknown size is a guess', () => {
     const p = planInputs([io('image', [1, 3, 8, 8])], data({ image: ['float32', [10, 3, 8, 8]] }), {});
-    expect(planOutputs([io('probs', [1, 10]), io('k', [])], p, {}, {})).toEqual({ probs: 0, k: 0 });
+    expect(planOutputs([io('probs', [1, 10]), io('k', [])], p, {}, { probs: 0, k: 0 })).toEqual({ axes: { probs: 0, k: 0 }, guessed: [] });
+    expect(planOutputs([io('boxes', ['', 4])], p, {}, { boxes: undefined })).toEqual({ axes: { boxes: 0 }, guessed: ['boxes'] });
   });
 });
 

@@ -109,10 +109,13 @@ export function describeBatching(spec: JobSpec): string[] {
     const axis = inputAxis(i);
     lines.push(`  input ${name} [${i.dims.join(', ')}] ${i.dtype}: ${axis === null ? 'sent whole to every unit' : `split on axis ${axis}`}`);
   }
+  const oneUnit = spec.unitRows >= spec.rows;
   for (const name of spec.outputNames) {
     const axis = outputAxis(spec, name);
-    lines.push(`  output ${name}: ${axis === null ? 'no batch axis (from the first unit; every unit must agree)' : `stitched on axis ${axis}`}`);
+    const whole = oneUnit ? 'written as the job\'s one unit gives it' : 'no batch axis (from the first unit; every unit must agree)';
+    lines.push(`  output ${name}: ${axis === null ? whole : `stitched on axis ${axis}`}`);
   }
+  for (const n of spec.planNotes ?? []) lines.push(`  note: ${n}`);
   return lines;
 }
 
