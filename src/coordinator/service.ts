@@ -13,6 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import type { DrillNode } from '../net/node.ts';
 import { BlobServer } from '../net/blobs.ts';
+import { MAX_INLINED_MODEL_BYTES } from './model.ts';
 import type { Logger } from '../util/log.ts';
 import { silentLogger } from '../util/log.ts';
 import { DrillError } from '../util/errors.ts';
@@ -112,7 +113,8 @@ export class Coordinator {
     } catch (e) {
       this.#log.warn('cannot write the filesystem probe; every lease will carry its input bytes', { error: String(e) });
     }
-    this.#blobs = new BlobServer(this.#node);
+    // It serves the models of the jobs it accepted: as large as intake lets a model be (2 GiB).
+    this.#blobs = new BlobServer(this.#node, { maxBlobBytes: MAX_INLINED_MODEL_BYTES });
     await this.#blobs.start();
     const reveals = new RevealDesk({
       node: this.#node,

@@ -11,6 +11,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { EventEmitter } from 'node:events';
 import type { DrillNode } from '../net/node.ts';
 import { fetchBlob } from '../net/blobs.ts';
+import { DEFAULT_BLOB_TIMEOUT_MS } from '../net/constants.ts';
 import type { Logger } from '../util/log.ts';
 import { silentLogger } from '../util/log.ts';
 import { isDrillError } from '../util/errors.ts';
@@ -27,6 +28,9 @@ import type { CommitReply, LeaseInfo, InputFileRange } from '../protocol/grid.ts
 const MAX_OPEN_INPUT_FILES = 16;
 import type { InferencePool } from './pool.ts';
 import type { ModelCache } from './models.ts';
+
+/** The slowest model transfer a worker waits for: 5 MB/s (a 2 GiB model: ~7 min). */
+const MODEL_FETCH_BYTES_PER_MS = 5_000;
 
 export interface WorkerNodeOptions {
   /**
@@ -239,7 +243,8 @@ export class WorkerNode {
     if (!p) {
       p = (async () => {
         this.#log.info('fetching model', { hash: hash.slice(0, 12), bytes });
-        const data = await fetchBlob(this.#node, coordinator, hash, { maxBytes: bytes });
+        // Models up to 2 GiB: give the transfer time for its size at a modest 5 MB/s, at least the usual 120 s.
+        const data = await fetchBlob(this.#node, coordinator, hash, { maxBytes: bytes, timeoutMs: Math.max(DEFAULT_BLOB_TIMEOUT_MS, Math.ceil(bytes / MODEL_FETCH_BYTES_PER_MS)) });
         return this.#models.putVerified(hash, data);
       })();
       this.#fetching.set(hash, p);
