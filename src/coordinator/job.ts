@@ -16,7 +16,7 @@ import { dirname, resolve, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { UserError, isDrillError, DrillError } from '../util/errors.ts';
 import type { Dtype, HostTensor } from '../util/tensor.ts';
-import { elementCount, halfToFloat } from '../util/tensor.ts';
+import { BYTES_PER_ELEMENT, elementCount, halfToFloat } from '../util/tensor.ts';
 import { readNpy, readNpyHeader } from '../util/npy.ts';
 import { rowCost } from '../onnx/inspect.ts';
 import type { JobInputShape } from '../onnx/inspect.ts';
@@ -37,6 +37,8 @@ export interface JobRequest {
   inputs: Record<string, string>;
   outDir: string;
   replicas?: number;
+  /** Spot-check probability (replicas 1): each unit is re-run by a second random worker with this probability. */
+  audit?: number;
   unitRows?: number;
   policy?: string;
   name?: string;
@@ -65,9 +67,19 @@ export interface JobInput {
   batchAxis?: number | null;
 }
 
+/** A model output as ONNX Runtime reports it, and where the units' results are stitched. */
 export interface JobOutput {
-  /** The axis the units' results are stitched on; null: no batch axis (taken from the first unit, all must agree). */
-  batchAxis: number | null;
+  name: string;
+  /** ORT's element type name. */
+  dtype: string;
+  /** Dims as ORT reports them: numbers where fixed, a name ('' unnamed) or null where dynamic. */
+  dims: (number | string | null)[];
+  /**
+   * The axis the units' results are stitched on; null: no batch axis (taken from the first
+   * unit, all must agree; or a one-unit job's output as it is). Absent in specs stored before
+   * batch axes existed: 0.
+   */
+  batchAxis?: number | null;
 }
 
 export interface JobSpec {
@@ -78,9 +90,16 @@ export interface JobSpec {
   modelBytes: number;
   inputs: Record<string, JobInput>;
   outputNames: string[];
+  /**
+   * What the model says each output is (its element type and dims, as ORT reports them) and
+   * where it is stitched. A revealed result is checked against it before PoD (reveal.ts).
+   */
+  outputs: JobOutput[];
   rows: number;
   unitRows: number;
   replicas: number;
+  /** Spot-check probability in [0, 1]; 0 = no audits (replicas > 1 replicate every unit). */
+  audit: number;
   maxReplicas: number;
   policy: Policy;
   /** FLOPs one row costs, from the real input shapes (see docs/POD.md, "Cost model"). */
@@ -90,8 +109,6 @@ export interface JobSpec {
    * revealed result adds to its credit (`unitFlops`). Empty for most models.
    */
   outputCost: Record<string, number>;
-  /** How the outputs are stitched (absent in specs stored before it existed: all on axis 0). */
-  outputs?: Record<string, JobOutput>;
   /** The model runs one row per ORT call (its batch dim is fixed at 1). */
   rowByRow: boolean;
   /** What the cost model could not follow (shown in `drill run`'s report). */
@@ -106,10 +123,20 @@ export function inputAxis(i: JobInput): number | null {
   return i.batchAxis === undefined ? 0 : i.batchAxis;
 }
 
+/** Bytes of one row of a job's split inputs (inputs sent whole are not per row). */
+export function splitRowBytes(spec: Pick<JobSpec, 'inputs'>): number {
+  let n = 0;
+  for (const i of Object.values(spec.inputs)) {
+    const axis = inputAxis(i);
+    if (axis !== null) n += elementCount(i.dims.filter((_, k) => k !== axis)) * BYTES_PER_ELEMENT[i.dtype];
+  }
+  return n;
+}
+
 /** The stitch axis of a job output (axis 0 for specs stored before batch axes existed). */
-export function outputAxis(spec: JobSpec, name: string): number | null {
-  const o = spec.outputs?.[name];
-  return o === undefined ? 0 : o.batchAxis;
+export function outputAxis(spec: Pick<JobSpec, 'outputs'>, name: string): number | null {
+  const o = spec.outputs?.find((x) => x.name === name);
+  return o?.batchAxis === undefined ? 0 : o.batchAxis;
 }
 
 /**
@@ -170,6 +197,7 @@ export interface JobManifest {
   inputs: Record<string, string>;
   policy?: string;
   replicas?: number;
+  audit?: number;
   unitRows?: number;
   flopsPerRow?: number;
   /** Input/output name → batch axis (`--batch-axis NAME=AXIS`). */
@@ -207,6 +235,7 @@ export async function readJobManifest(path: string): Promise<JobManifest & { bas
     }
   }
   if (m.policy !== undefined && typeof m.policy !== 'string') throw new UserError(`${path}: policy`, 'a policy string', m.policy);
+  if (m.audit !== undefined && (typeof m.audit !== 'number' || !(m.audit >= 0 && m.audit <= 1))) throw new UserError(`${path}: audit`, 'a spot-check probability from 0 to 1', m.audit);
   if (m.batchAxes !== undefined) {
     if (typeof m.batchAxes !== 'object' || m.batchAxes === null || Array.isArray(m.batchAxes)) throw new UserError(`${path}: batchAxes`, 'an object {input or output name: axis}', m.batchAxes);
     for (const [k, v] of Object.entries(m.batchAxes as Record<string, unknown>)) {
@@ -223,6 +252,7 @@ export async function readJobManifest(path: string): Promise<JobManifest & { bas
     inputs: Object.fromEntries(Object.entries(m.inputs as Record<string, string>).map(([k, v]) => [k, resolve(baseDir, v)])),
     policy: m.policy as string | undefined,
     replicas: m.replicas as number | undefined,
+    audit: m.audit as number | undefined,
     unitRows: m.unitRows as number | undefined,
     flopsPerRow: m.flopsPerRow as number | undefined,
     ...(m.batchAxes !== undefined ? { batchAxes: { ...(m.batchAxes as Record<string, number>) } } : {}),
@@ -300,8 +330,12 @@ export async function prepareJob(req: JobRequest): Promise<JobSpec> {
   const planNotes: string[] = [];
   if (plan.whole) planNotes.push('no input has a batch dimension: the job is one unit of one row, every input sent whole');
 
-  const replicas = req.replicas ?? DEFAULT_REPLICAS;
+  const audit = req.audit ?? 0;
+  if (typeof audit !== 'number' || !(audit >= 0 && audit <= 1)) throw new UserError('--audit', 'a spot-check probability from 0 to 1', req.audit);
+  // Spot checks replace replication: with --audit each unit runs once (unless replicas says otherwise, which is refused).
+  const replicas = req.replicas ?? (audit > 0 ? 1 : DEFAULT_REPLICAS);
   if (!Number.isSafeInteger(replicas) || replicas < 1 || replicas > 16) throw new UserError('--replicas', 'an integer from 1 to 16', req.replicas);
+  if (audit > 0 && replicas !== 1) throw new UserError('--audit', 'spot checks with --replicas 1 (each unit runs once and a fraction is re-run by a second worker)', `--audit ${audit} with --replicas ${replicas}`);
   const policy = parsePolicy(req.policy ?? DEFAULT_POLICY, '--compare');
   const rows = plan.rows;
   // Outputs whose size may depend on the data cannot be stitched from several units: one unit,
@@ -332,10 +366,11 @@ export async function prepareJob(req: JobRequest): Promise<JobSpec> {
     modelBytes: model.bytes,
     inputs,
     outputNames: info.outputs.map((o) => o.name),
-    outputs: Object.fromEntries(info.outputs.map((o) => [o.name, { batchAxis: outputAxes[o.name]! }])),
+    outputs: info.outputs.map((o) => ({ name: o.name, dtype: o.dtype, dims: o.rankKnown ? o.dims : [], batchAxis: outputAxes[o.name]! })),
     rows,
     unitRows,
     replicas,
+    audit,
     maxReplicas: defaultMaxReplicas(replicas),
     policy,
     flopsPerRow: cost.flopsPerRow,

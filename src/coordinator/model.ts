@@ -7,7 +7,8 @@
  *
  * External data (tensors whose bytes live in files beside the model): the files must be in the
  * model's folder or below it (ORT's own rule), and are inlined into the model when the result
- * fits protobuf's 2 GiB limit, so workers receive one blob addressed by its sha256.
+ * fits the grid's model limit (MAX_JOB_MODEL_BYTES), so workers receive one blob addressed by
+ * its sha256.
  *
  * onnxruntime-node and protobuf.js are imported on first use, not at start-up.
  */
@@ -18,12 +19,14 @@ import { sha256Hex } from '../util/bytes.ts';
 import { parseModelProto, describeModel, type DecodedModel, type ModelMessage } from '../onnx/decode.ts';
 import { externalDataRefs, inlineExternalData, encodeModelProto, type ExternalDataRef } from '../onnx/external.ts';
 import { modelInfo, type ModelInfo, type OrtValueMeta } from '../onnx/inspect.ts';
+import { MAX_MODEL_BYTES } from '../protocol/grid.ts';
 
 /**
- * Protobuf refuses messages of 2 GiB or more (ONNX Runtime too, reading a model from memory):
- * a model whose inlined data would cross it cannot travel as one file.
+ * The largest model a job may have: what a worker fetches as one blob (MAX_MODEL_BYTES of the
+ * grid protocol, 256 MiB). Protobuf itself stops at 2 GiB (ONNX Runtime too, reading a model
+ * from memory): a model whose inlined data would cross either cannot travel as one file.
  */
-export const MAX_INLINED_MODEL_BYTES = 2 ** 31 - 1;
+export const MAX_JOB_MODEL_BYTES = Math.min(MAX_MODEL_BYTES, 2 ** 31 - 1);
 
 /** A model ready to run: its final bytes' location and hash, ORT's view of it and the decoded graph. */
 export interface OpenedModel {
@@ -103,6 +106,9 @@ export async function openModel(path: string, opts: OpenModelOptions): Promise<O
     }
   }
 
+  if (bytes.length > MAX_JOB_MODEL_BYTES) {
+    throw new UserError(field, `a model of at most ${MAX_JOB_MODEL_BYTES} bytes (what a worker fetches as one file)`, path, `${bytes.length} bytes`);
+  }
   const meta = await ortJudge(bytes, path, field);
   for (const m of [...meta.inputs, ...meta.outputs]) {
     if (!m.isTensor) throw new UserError(field, 'a model whose inputs and outputs are all tensors (the grid carries tensors)', path, `${m.name} is a sequence or map`);
@@ -139,8 +145,8 @@ async function inline(msg: ModelMessage, refs: ExternalDataRef[], modelPath: str
     }
     total += len;
   }
-  if (total > MAX_INLINED_MODEL_BYTES) {
-    throw new UserError(field, `a model whose weights fit in one file under protobuf's 2 GiB limit once its external data is inlined`, modelPath, `${total} bytes (the grid ships a model to workers as one file)`);
+  if (total > MAX_JOB_MODEL_BYTES) {
+    throw new UserError(field, `a model of at most ${MAX_JOB_MODEL_BYTES} bytes once its external data is inlined (the grid ships a model to workers as one file)`, modelPath, `${total} bytes`);
   }
   const handles = new Map<string, Awaited<ReturnType<typeof open>>>();
   try {

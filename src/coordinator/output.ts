@@ -73,7 +73,7 @@ export class OutputAssembler {
     this.#dir = spec.outDir;
     this.#rows = spec.rows;
     this.#names = spec.outputNames;
-    this.#axes = Object.fromEntries(spec.outputNames.map((n) => [n, outputAxis(spec as JobSpec, n)]));
+    this.#axes = Object.fromEntries(spec.outputNames.map((n) => [n, outputAxis(spec, n)]));
     this.#policy = spec.policy;
   }
 
@@ -115,21 +115,17 @@ export class OutputAssembler {
     return f;
   }
 
-  /** Lay the files out from the first result. */
+  /** Lay the files out from the first result (already checked by write()). */
   async #layOut(start: number, end: number, result: Record<string, HostTensor>): Promise<void> {
     const rows = end - start;
     // A unit holding every row (a one-unit job) is the whole output as it is: nothing to stitch.
     const all = start === 0 && end === this.#rows;
     for (const n of this.#names) {
-      const t = result[n];
-      if (!t) throw new DrillError(OutputErrorCode.SHAPE, `result lacks output ${JSON.stringify(n)}`);
+      const t = result[n]!;
       const axis = all ? null : (this.#axes[n] ?? null);
       if (axis === null) {
         await this.#openFile(n, t.dtype, [...t.dims], null, 1, true);
         continue;
-      }
-      if (axis >= t.dims.length || t.dims[axis]! % rows !== 0) {
-        throw new DrillError(OutputErrorCode.SHAPE, `output ${n}: expected its batch axis ${axis} to hold a whole number of entries per row, received [${t.dims.join(', ')}] for ${rows} rows (give its axis with --batch-axis ${n}=AXIS, --broadcast ${n} if it has none, or run the job as one unit with --unit-rows ${this.#rows} if its size depends on the data)`, { output: n });
       }
       const perRow = t.dims[axis]! / rows;
       const dims = [...t.dims];
@@ -139,23 +135,33 @@ export class OutputAssembler {
   }
 
   /**
-   * Write the rows [start, end) of every output.
-   * @throws DrillError OUTPUT_SHAPE when a result does not fit the layout the first result set
-   *   (rows along the batch axis, other dims, dtype); OUTPUT_UNBATCHED when an output without a
-   *   batch axis differs from the first unit's under the job's policy.
+   * Write the rows [start, end) of every output. The whole result is checked before any file
+   * is laid out or written: a result that does not fit writes nothing.
+   * @throws DrillError OUTPUT_SHAPE when a result lacks an output or does not fit the layout the
+   *   first result set (entries along the batch axis, other dims, dtype); OUTPUT_UNBATCHED when
+   *   an output without a batch axis differs from the first unit's under the job's policy.
    */
   async write(start: number, end: number, result: Record<string, HostTensor>): Promise<void> {
+    const rows = end - start;
+    const all = start === 0 && end === this.#rows;
+    for (const n of this.#names) {
+      const t = result[n];
+      if (!t) throw new DrillError(OutputErrorCode.SHAPE, `result lacks output ${JSON.stringify(n)}`);
+      const axis = this.#axes[n] ?? null;
+      if (!all && axis !== null && (axis >= t.dims.length || t.dims[axis]! % rows !== 0)) {
+        throw new DrillError(OutputErrorCode.SHAPE, `output ${n}: expected its batch axis ${axis} to hold a whole number of entries per row, received [${t.dims.join(', ')}] for ${rows} rows (give its axis with --batch-axis ${n}=AXIS, --broadcast ${n} if it has none, or run the job as one unit with --unit-rows ${this.#rows} if its size depends on the data)`, { output: n });
+      }
+    }
     if (this.#files.size === 0) {
       this.#opening ??= this.#layOut(start, end, result);
       await this.#opening;
     } else if (this.#opening) await this.#opening;
-    const rows = end - start;
+    // Check every output against the layout, then write (nothing is written for a bad result).
     for (const n of this.#names) {
       const f = this.#files.get(n)!;
-      const t = result[n];
-      if (!t) throw new DrillError(OutputErrorCode.SHAPE, `result lacks output ${JSON.stringify(n)}`);
+      const t = result[n]!;
       if (f.axis === null) {
-        await this.#writeWhole(f, t, start, end);
+        this.#checkWhole(f, t, start, end);
         continue;
       }
       const want = [...f.dims];
@@ -163,24 +169,29 @@ export class OutputAssembler {
       if (t.dtype !== f.dtype || t.dims.length !== want.length || t.dims.some((d, i) => d !== want[i])) {
         throw new DrillError(OutputErrorCode.SHAPE, `output ${n}: expected [${want.join(', ')}] ${f.dtype} for ${rows} rows along axis ${f.axis}, received [${t.dims.join(', ')}] ${t.dtype} (an output whose size depends on the data cannot be stitched from several units: run the job as one unit with --unit-rows ${this.#rows})`, { output: n });
       }
-      const bpe = BYTES_PER_ELEMENT[f.dtype];
-      const file = axisSlab(f.dims, f.axis, bpe, start * f.perRow, end * f.perRow);
-      const src = tensorBytes(t);
-      for (let i = 0; i < file.count; i++) {
-        const at = f.dataOffset + file.offset + i * file.stride;
-        await f.fh.write(src, i * file.length, file.length, at);
+    }
+    for (const n of this.#names) {
+      const f = this.#files.get(n)!;
+      const t = result[n]!;
+      if (f.axis === null) {
+        if (f.whole) continue; // every later unit only had to agree with the first
+        const bytes = tensorBytes(t);
+        f.whole = { dtype: t.dtype, dims: [...t.dims], data: typedView(t.dtype, bytes.slice()) };
+        await f.fh.write(bytes, 0, bytes.length, f.dataOffset);
+        continue;
       }
+      const file = axisSlab(f.dims, f.axis, BYTES_PER_ELEMENT[f.dtype], start * f.perRow, end * f.perRow);
+      const src = tensorBytes(t);
+      for (let i = 0; i < file.count; i++) await f.fh.write(src, i * file.length, file.length, f.dataOffset + file.offset + i * file.stride);
     }
   }
 
-  async #writeWhole(f: OutFile, t: HostTensor, start: number, end: number): Promise<void> {
+  /** An output without a batch axis: the first unit's must fit its file, later ones must agree with it. */
+  #checkWhole(f: OutFile, t: HostTensor, start: number, end: number): void {
     if (!f.whole) {
-      const bytes = tensorBytes(t);
-      if (t.dtype !== f.dtype || elementCount(t.dims) * BYTES_PER_ELEMENT[t.dtype] !== elementCount(f.dims) * BYTES_PER_ELEMENT[f.dtype]) {
+      if (t.dtype !== f.dtype || elementCount(t.dims) !== elementCount(f.dims)) {
         throw new DrillError(OutputErrorCode.SHAPE, `output ${f.name}: expected [${f.dims.join(', ')}] ${f.dtype}, received [${t.dims.join(', ')}] ${t.dtype}`, { output: f.name });
       }
-      f.whole = { dtype: t.dtype, dims: [...t.dims], data: typedView(t.dtype, bytes.slice()) };
-      await f.fh.write(bytes, 0, bytes.length, f.dataOffset);
       return;
     }
     if (!tensorsAgree(this.#policy, f.whole, t)) {

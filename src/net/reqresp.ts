@@ -33,6 +33,13 @@ export interface RequestOptions {
 export interface HandleOptions {
   /** Largest request accepted; default DEFAULT_MAX_REQUEST_BYTES. */
   maxRequestBytes?: number;
+  /**
+   * Checked before any request byte is read: throw a DrillError to refuse the peer (its code and
+   * message are sent back at once, so an unknown peer cannot make us buffer its request).
+   */
+  authorize?: (from: string) => void;
+  /** Concurrent inbound streams of this protocol per connection; default MAX_INBOUND_STREAMS. */
+  maxInboundStreams?: number;
 }
 
 
@@ -63,8 +70,8 @@ export function createReqResp(libp2p: Libp2p, life: Lifecycle, log: Logger): Req
         throw new NetError(NetErrorCode.NET_BAD_ARGUMENT, `protocol: expected an id like /matrix-drill/x/1.0.0, received ${JSON.stringify(protocol)}`);
       }
       try {
-        await libp2p.handle(protocol, (stream: Stream, connection: Connection) => serve(stream, connection, protocol, handler, maxRequestBytes), {
-          maxInboundStreams: MAX_INBOUND_STREAMS,
+        await libp2p.handle(protocol, (stream: Stream, connection: Connection) => serve(stream, connection, protocol, handler, maxRequestBytes, hopts.authorize), {
+          maxInboundStreams: hopts.maxInboundStreams ?? MAX_INBOUND_STREAMS,
         });
       } catch (e) {
         throw new NetError(NetErrorCode.NET_BAD_ARGUMENT, `handle ${protocol}: ${(e as Error).message}`, { protocol }, { cause: e });
@@ -96,7 +103,7 @@ export function createReqResp(libp2p: Libp2p, life: Lifecycle, log: Logger): Req
     },
   };
 
-  async function serve(stream: Stream, connection: Connection, protocol: string, handler: (req: Uint8Array, from: string) => Promise<Uint8Array>, maxRequestBytes: number): Promise<void> {
+  async function serve(stream: Stream, connection: Connection, protocol: string, handler: (req: Uint8Array, from: string) => Promise<Uint8Array>, maxRequestBytes: number, authorize?: (from: string) => void): Promise<void> {
     const from = connection.remotePeer.toString();
     const timer = setTimeout(() => {
       stream.abort(new NetError(NetErrorCode.NET_TIMEOUT, `request on ${protocol} not received within ${REQUEST_READ_TIMEOUT_MS} ms`));
@@ -104,6 +111,7 @@ export function createReqResp(libp2p: Libp2p, life: Lifecycle, log: Logger): Req
     let status = STATUS_OK;
     let body: Uint8Array;
     try {
+      authorize?.(from);
       const { payload } = await readFrame(stream, {
         headerBytes: REQUEST_HEADER_BYTES,
         lenOffset: 0,

@@ -85,7 +85,7 @@ describe('OutputAssembler', () => {
     outDir: join(dir, name),
     rows,
     outputNames: Object.keys(outputs),
-    outputs: Object.fromEntries(Object.entries(outputs).map(([k, a]) => [k, { batchAxis: a }])),
+    outputs: Object.entries(outputs).map(([name, a]) => ({ name, dtype: 'float32', dims: [], batchAxis: a })),
     policy: parsePolicy(policy),
   });
 

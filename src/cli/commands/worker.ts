@@ -11,7 +11,12 @@
  */
 import { join } from 'node:path';
 import type { Command } from '../command.ts';
-import { parseArgs, str, int, bool, list, helpText } from '../args.ts';
+import { parseCheatMode } from '../../worker/cheat.ts';
+import { parseArgs, str, int, bool, list, size, helpText } from '../args.ts';
+import { publicKeyFromRaw } from '@libp2p/crypto/keys';
+import { peerIdFromPublicKey } from '@libp2p/peer-id';
+import { hexToBytes } from '../../util/bytes.ts';
+import type { GenesisConfig } from '../../chain/genesis.ts';
 import type { FlagSpec } from '../args.ts';
 import { UserError } from '../../util/errors.ts';
 import { createLogger } from '../../util/log.ts';
@@ -21,7 +26,7 @@ import { InferencePool } from '../../worker/pool.ts';
 import type { Device } from '../../worker/pool.ts';
 import { ModelCache } from '../../worker/models.ts';
 import { runDeviceBenchmark } from '../../worker/benchmark.ts';
-import { WorkerNode } from '../../worker/node.ts';
+import { WorkerNode, coordinatorPeerId } from '../../worker/node.ts';
 import { untilSignal, chainStorePath, readGenesisFlag } from './coordinator.ts';
 import { formatMs } from '../progress.ts';
 import { ChainService } from '../../chain/service.ts';
@@ -37,12 +42,19 @@ const FLAGS: Record<string, FlagSpec> = {
   listen: { type: 'string', help: 'multiaddr to listen on', default: '/ip4/0.0.0.0/tcp/0' },
   rebench: { type: 'boolean', help: 'run the device benchmark again instead of using the cached score' },
   verbose: { type: 'boolean', help: 'print a line for every unit run' },
+  'cache-max': { type: 'string', help: 'model cache size; least recently used models past it are deleted (never one in use)', default: '4G' },
   'shared-fs': { type: 'boolean', help: "read input rows from the coordinator's files when on its filesystem (only for a coordinator you trust with this machine's files)" },
-  cheat: { type: 'boolean', help: 'DEMO ONLY: return corrupted results (PoD gives this worker no credit)' },
+  // Tests of PoD against separate-process cheaters only: never shown in --help.
+  cheat: { type: 'string', help: 'TESTS ONLY: answer like a cheater (corrupt | noise | lazy | error | stale)', hidden: true },
   genesis: { type: 'string', help: "genesis file of the hashrate chain (from 'drill genesis'): produce blocks when this worker wins the VRF lottery" },
   'show-id': { type: 'boolean', help: "print this worker's peer id (creating its identity in --data-dir) and exit" },
   help: { type: 'boolean', help: 'show this help' },
 };
+
+/** The peer ids of a genesis's coordinators (its `coordinators` are raw Ed25519 public keys, hex). */
+export function genesisCoordinatorPeers(genesis: GenesisConfig): string[] {
+  return genesis.coordinators.map((k) => peerIdFromPublicKey(publicKeyFromRaw(hexToBytes(k, 'genesis coordinators'))).toString());
+}
 
 /** Retry delays when the coordinator is unreachable: 1 s doubling to 30 s (a restart takes seconds). */
 const REJOIN_MS = [1000, 2000, 4000, 8000, 16000, 30000];
@@ -65,10 +77,11 @@ export const command: Command = {
     }
     const joins = list(p, 'join');
     if (joins.length === 0) throw new UserError('--join', "a coordinator multiaddr like /ip4/10.0.0.5/tcp/9360/p2p/12D3KooW… (printed by 'drill coordinator')", undefined);
-    for (const j of joins) if (!j.startsWith('/') || !j.includes('/p2p/')) throw new UserError('--join', 'a multiaddr ending in /p2p/<peer id>', j);
+    for (const j of joins) if (!j.startsWith('/') || !/\/p2p\/[^/]+\/?$/.test(j)) throw new UserError('--join', 'a multiaddr ending in /p2p/<peer id>', j);
     const device = str(p, 'device')!;
     if (device !== 'cpu' && device !== 'cuda') throw new UserError('--device', 'cpu or cuda', device);
     const dataDir = str(p, 'data-dir') ?? join(defaultDataDir(), 'worker');
+    const cacheMax = size(p, 'cache-max', 1)!;
     const genesisFile = str(p, 'genesis');
     const genesis = genesisFile === undefined ? null : readGenesisFlag(genesisFile); // fail before the slow start-up
     const log = createLogger({ level: (process.env.DRILL_LOG as 'info' | undefined) ?? 'warn' });
@@ -84,9 +97,12 @@ export const command: Command = {
     say(`Device Share benchmark: ${bench.score.toFixed(1)} GFLOP/s${bench.cached ? ` (cached from ${bench.at}; --rebench to measure again)` : ''} — a scheduling hint, never credit`);
 
     const node = await createDrillNode({ privateKey: id.privateKey, listen: [str(p, 'listen')!], logger: log });
-    const worker = new WorkerNode(node, pool, new ModelCache(join(dataDir, 'models')), { threads: pool.threads, device: prof.device, score: bench.score, cheat: bool(p, 'cheat'), sharedFs: bool(p, 'shared-fs'), logger: log });
+    // The worker serves the coordinators it was given, and nobody else who announces units.
+    const coordinators = [...joins.map(coordinatorPeerId), ...(genesis ? genesisCoordinatorPeers(genesis) : [])];
+    const models = new ModelCache(join(dataDir, 'models'), { maxBytes: cacheMax });
+    const worker = new WorkerNode(node, pool, models, { threads: pool.threads, device: prof.device, score: bench.score, cheat: str(p, 'cheat') === undefined ? null : parseCheatMode(str(p, 'cheat')!), sharedFs: bool(p, 'shared-fs'), coordinators, logger: log });
     await worker.start();
-    if (bool(p, 'cheat')) say('WARNING: --cheat: this worker corrupts its results on purpose (demo); it will earn no credit');
+    if (str(p, 'cheat') !== undefined) say(`WARNING: --cheat ${str(p, 'cheat')}: this worker cheats on purpose (tests); it will earn no credit`);
 
     let chain: ChainService | null = null;
     if (genesis) {
