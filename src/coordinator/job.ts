@@ -80,6 +80,11 @@ export interface JobOutput {
    * batch axes existed: 0.
    */
   batchAxis?: number | null;
+  /**
+   * The axis is a guess (nothing told it; the output's size may depend on the data): a result
+   * that does not fit it fails the job (the output cannot be stitched), it is not a worker fault.
+   */
+  guessed?: boolean;
 }
 
 export interface JobSpec {
@@ -366,7 +371,10 @@ export async function prepareJob(req: JobRequest): Promise<JobSpec> {
     modelBytes: model.bytes,
     inputs,
     outputNames: info.outputs.map((o) => o.name),
-    outputs: info.outputs.map((o) => ({ name: o.name, dtype: o.dtype, dims: o.rankKnown ? o.dims : [], batchAxis: outputAxes[o.name]! })),
+    outputs: info.outputs.map((o) => ({
+      name: o.name, dtype: o.dtype, dims: o.rankKnown ? o.dims : [], batchAxis: outputAxes[o.name]!,
+      ...(outPlan.guessed.includes(o.name) && outputAxes[o.name] !== null ? { guessed: true } : {}),
+    })),
     rows,
     unitRows,
     replicas,

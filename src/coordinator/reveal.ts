@@ -52,7 +52,8 @@ const REVEAL_TIMEOUT_MS = 60_000;
  * Names must be exactly the model's outputs; each dtype the model's; each rank the declared
  * rank (when declared); the output's batch axis holds a whole number of entries per row of the
  * unit (one each, or a fixed number — a flattened [batch·seq, hidden]); the other fixed dims
- * match; the data length matches the dims. An output without a batch axis is only checked for
+ * match; the data length matches the dims. An output without a batch axis, or whose axis is
+ * only a guess (its size may depend on the data: not the worker's doing), is only checked for
  * its fixed dims. Pure.
  */
 export function outputsProblem(spec: Pick<JobSpec, 'outputNames' | 'outputs'>, rows: number, outputs: Record<string, HostTensor>): string | null {
@@ -65,7 +66,7 @@ export function outputsProblem(spec: Pick<JobSpec, 'outputNames' | 'outputs'>, r
     if (t.dtype !== o.dtype) return `output ${o.name}: dtype ${t.dtype}, the model produces ${o.dtype}`;
     if (o.dims.length > 0 && t.dims.length !== o.dims.length) return `output ${o.name}: rank ${t.dims.length}, the model produces rank ${o.dims.length}`;
     const axis = outputAxis(spec, o.name);
-    if (axis !== null && (t.dims.length <= axis || t.dims[axis]! % rows !== 0)) {
+    if (axis !== null && !o.guessed && (t.dims.length <= axis || t.dims[axis]! % rows !== 0)) {
       return `output ${o.name}: [${t.dims.join(', ')}] does not hold the unit's ${rows} rows on axis ${axis}`;
     }
     for (let i = 0; i < o.dims.length; i++) {

@@ -49,7 +49,7 @@ const cases: [string, string[], RegExp][] = [
   ['--batch-axis naming nothing', ['--model', mlp, '--input', '@ok.npy', '--batch-axis', 'nope=0'], /--batch-axis nope: expected an input or output the model has \(features, logits, probs\), received "nope"/],
   ['--batch-axis without an axis', ['--model', mlp, '--input', '@ok.npy', '--batch-axis', 'features'], /--batch-axis: expected NAME=AXIS with AXIS a non-negative integer, received "features"/],
   ['--batch-axis on a fixed dim', ['--model', mlp, '--input', '@ok.npy', '--batch-axis', 'features=1'], /--batch-axis features: expected an axis the model leaves dynamic \(model input \[batch, 32\]\), received "axis 1, fixed at 32"/],
-  ['--broadcast of a split input leaves nothing to split', ['--model', mlp, '--input', '@ok.npy', '--broadcast', 'features'], /--batch-axis: expected at least one input split into rows: the model's inputs \(features \[batch, 32\]\) share no dynamic batch dimension.*received "no input to split"/],
+  ['--batch-axis beyond the data', ['--model', mlp, '--input', '@ok.npy', '--batch-axis', 'features=2'], /--batch-axis features: expected an axis of its data \(rank 2, shape \[4, 32\] in .*ok\.npy\), received 2/],
   ['input name the model lacks', ['--model', mlp, '--input', 'pixels=@ok.npy'], /--input pixels: expected an input the model has \(features\), received "pixels"/],
   ['wrong dtype', ['--model', mlp, '--input', '@f64.npy'], /--input features: expected dtype float32 .*received "float64 in .*f64\.npy"/],
   ['wrong shape', ['--model', mlp, '--input', '@wide.npy'], /--input features: expected shape \[rows, 32\].*received "shape \[4, 31\]/],

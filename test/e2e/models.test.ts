@@ -129,6 +129,7 @@ describe('inputs that are not rows', () => {
     expect(report.batching).toEqual({
       inputs: { audio: { split: true, axis: 0 }, state: { split: true, axis: 1 }, sr: { split: false, axis: null } },
       outputs: { output: { stitched: true, axis: 0 }, stateN: { stitched: true, axis: 1 } },
+      notes: [],
     });
     await expectMatchesDirect('vad', report);
     // sr = 16000 is known at intake: both nested Ifs are costed on the branch they take.
@@ -171,11 +172,13 @@ describe('detectors: outputs whose size depends on the image', () => {
     expect(report.batching.outputs.detections).toEqual({ stitched: false, axis: null });
     expect(report.batching.notes.join('\n')).toMatch(/the batch axis of output detections is not known .*one unit/);
     await expectMatchesDirect('detector_batched', report);
-    // Split into several units anyway, the detections cannot be stitched: the job fails saying so.
+    // Split into several units anyway, the detections cannot be stitched: the job fails saying so
+    // (and no worker is blamed: every one returned what the model gives).
     const split = await prepareJob({ model: join(FIX, 'detector_batched.onnx'), inputs: await inputsOf('detector_batched'), outDir: join(tmp, 'out-det-split'), replicas: 2, unitRows: 4 });
     const failed = await (await grid.coordinator.submit(split)).result;
     expect(failed.status).toBe('failed');
     expect(failed.error).toMatch(/output detections: .*run the job as one unit with --unit-rows 12/);
+    expect(failed.workers.every((w) => !w.quarantined)).toBe(true);
   });
 });
 

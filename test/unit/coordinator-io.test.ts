@@ -2,7 +2,8 @@
  * The coordinator's file edges with real files in a temp dir: InputReader reads a unit's rows
  * of an input split on axis 0, on a later axis (strided runs) or sent whole, into a lease and as
  * same-filesystem ranges; OutputAssembler stitches units finishing in any order back on each
- * output's batch axis, and keeps an output without one from the first unit only if all agree.
+ * output's batch axis, and keeps an output without one from the first unit only if all agree;
+ * and the reveal path's check of a result against the model (outputsProblem) uses those axes.
  */
 import { describe, expect, it, beforeAll, afterAll } from 'vitest';
 import { mkdtemp, mkdir, rm, writeFile, open, readFile } from 'node:fs/promises';
@@ -10,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InputReader } from '../../src/coordinator/inputs.ts';
 import { OutputAssembler } from '../../src/coordinator/output.ts';
+import { outputsProblem } from '../../src/coordinator/reveal.ts';
 import type { JobSpec } from '../../src/coordinator/job.ts';
 import { encodeNpy, parseNpy } from '../../src/util/npy.ts';
 import { BYTES_PER_ELEMENT, elementCount, typedView } from '../../src/util/tensor.ts';
@@ -131,5 +133,26 @@ describe('OutputAssembler', () => {
     // 3 entries along axis 1 for 2 rows: not a whole number per row.
     await expect(out.write(0, 2, { y: iota([2, 3]) })).rejects.toThrow(/output y: expected its batch axis 1 to hold a whole number of entries per row, received \[2, 3\] for 2 rows/);
     await out.abort();
+  });
+});
+
+describe('outputsProblem (a revealed result against the model, before PoD)', () => {
+  const t = (dims: number[], dtype: 'float32' | 'int64' = 'float32'): HostTensor => ({ dtype, dims, data: dtype === 'int64' ? new BigInt64Array(elementCount(dims)) : new Float32Array(elementCount(dims)) });
+  const spec = {
+    outputNames: ['output', 'stateN', 'k', 'dets'],
+    outputs: [
+      { name: 'output', dtype: 'float32', dims: ['batch', 1], batchAxis: 0 },
+      { name: 'stateN', dtype: 'float32', dims: [2, 'batch', 16], batchAxis: 1 },
+      { name: 'k', dtype: 'float32', dims: [3], batchAxis: null },
+      { name: 'dets', dtype: 'int64', dims: [4, ''], batchAxis: 1, guessed: true },
+    ],
+  };
+  const good = { output: t([5, 1]), stateN: t([2, 5, 16]), k: t([3]), dets: t([4, 7], 'int64') };
+  it('checks each output on its own batch axis; one without an axis, or with a guessed one, only for its fixed dims', () => {
+    expect(outputsProblem(spec, 5, good)).toBeNull();
+    expect(outputsProblem(spec, 5, { ...good, stateN: t([2, 4, 16]) })).toMatch(/stateN: \[2, 4, 16\] does not hold the unit's 5 rows on axis 1/);
+    expect(outputsProblem(spec, 5, { ...good, stateN: t([3, 5, 16]) })).toMatch(/stateN: dim 0 is 3, the model fixes it at 2/);
+    expect(outputsProblem(spec, 5, { ...good, k: t([4]) })).toMatch(/k: dim 0 is 4, the model fixes it at 3/);
+    expect(outputsProblem(spec, 5, { ...good, dets: t([5, 3], 'int64') })).toMatch(/dets: dim 0 is 5, the model fixes it at 4/);
   });
 });
