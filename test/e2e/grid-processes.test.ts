@@ -118,7 +118,7 @@ describe('drill submit of models whose inputs are not all rows', () => {
     const { addr } = await startGrid(dir, 2);
     const fx = join(ROOT, 'test/fixtures/models');
     const run = async (args: string[], out: string): Promise<JobReport> => {
-      const p = drill(['submit', '--to', addr, ...args, '--out', out, '--replicas', '2', '--json', '--quiet']);
+      const p = drill(['submit', '--to', addr, ...args, '--out', out, '--replicas', '2', '--json', '--quiet', '--data-dir', join(tmp, 'partner')]);
       procs.push(p);
       const code = await p.exited;
       expect(code, p.output()).toBe(0);
