@@ -26,6 +26,7 @@ import type { Lease, SchedulerEvent, UnitDone, HardFault } from './scheduler.ts'
 import type { RunningJob } from './running.ts';
 import type { JobStore } from './store.ts';
 import type { JobSpec } from './job.ts';
+import { unitFlops } from './job.ts';
 import { outputAxis } from './job.ts';
 
 /** What the PoD desk needs from the coordinator. */
@@ -212,7 +213,7 @@ export class RevealDesk {
     const status = d.outcome.status;
     if (d.newlyCredited.length > 0 && (status === 'agreed' || status === 'resolved' || status === 'unaudited')) {
       record = signCreditRecord(
-        { job: job.spec.id, unit: d.unit, resultDigest: digest, flops: job.spec.flopsPerRow * (d.end - d.start), credited: d.newlyCredited, faulty: d.outcome.faulty, status, time: host.now() },
+        { job: job.spec.id, unit: d.unit, resultDigest: digest, flops: unitFlops(job.spec, d.end - d.start, d.result), credited: d.newlyCredited, faulty: d.outcome.faulty, status, time: host.now() },
         host.seed,
       );
       job.ledger.apply(record);
