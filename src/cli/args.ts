@@ -12,6 +12,8 @@ export interface FlagSpec {
   /** One-line help, shown by `drill <cmd> --help` with the default. */
   help: string;
   default?: string;
+  /** Left out of --help (test-only flags). */
+  hidden?: boolean;
 }
 
 export interface ParsedArgs {
@@ -101,7 +103,7 @@ export function num(p: ParsedArgs, name: string, min: number, max: number): numb
 }
 
 export function helpText(usage: string, spec: Record<string, FlagSpec>): string {
-  const rows = Object.entries(spec).map(([k, s]) => {
+  const rows = Object.entries(spec).filter(([, s]) => !s.hidden).map(([k, s]) => {
     const left = `  --${k}${s.type === 'string' ? ' VALUE' : ''}`;
     return `${left.padEnd(28)} ${s.help}${s.default !== undefined ? ` (default ${s.default})` : ''}`;
   });

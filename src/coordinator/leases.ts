@@ -24,9 +24,13 @@ export interface LeaseHost {
   jobs(): RunningJob[];
   jobOfLease(leaseId: string): RunningJob | undefined;
   announce(job: RunningJob): void;
-  fail(job: RunningJob, message: string): Promise<void>;
+  fail(job: RunningJob, message: string): void;
   /** Every replica of a unit's round committed: pull these results. */
   reveal(job: RunningJob, lease: Lease): void;
+  /** A worker's error report for its leased unit (a result); false when the lease is not its. */
+  unitError(job: RunningJob, leaseId: string, worker: string, message: string): Promise<boolean>;
+  /** The IP address a peer connects from (null when unknown). */
+  remoteIp(peer: string): string | null;
 }
 
 export interface LeaseDeskOptions {
@@ -50,10 +54,11 @@ export class LeaseDesk {
   async onHello(req: Uint8Array, from: string): Promise<Uint8Array> {
     const said = helloCodec.decode(req);
     // A worker's thread count is its own claim; each thread earns it leases (units it holds until
-    // it commits or its deadline passes), so a claim of 1,024 threads would let one peer sit on
-    // 2,048 units. Clamp it: a real worker with more threads just runs below its capacity.
+    // it commits or its deadline passes) and weight in the replica draws, so a claim of 1,024
+    // threads would let one peer sit on 2,048 units and be drawn for most of them. Clamp it: a
+    // real worker with more threads just runs below its capacity.
     const h = { ...said, threads: Math.min(said.threads, this.#opts.maxWorkerThreads) };
-    this.#host.workers.hello(from, h);
+    this.#host.workers.hello(from, h, this.#host.remoteIp(from));
     if (h.threads < said.threads) this.#host.log.warn('worker claims more threads than allowed; clamped', { peer: from, claimed: said.threads, threads: h.threads });
     this.#host.log.info('worker registered', { peer: from, threads: h.threads, device: h.device, score: h.score });
     const probe = this.#opts.fsProbe;
@@ -82,10 +87,8 @@ export class LeaseDesk {
     const job = this.#host.jobOfLease(e.lease);
     if (!job) return ackCodec.encode({ ok: false, reason: 'unknown lease' });
     this.#host.log.warn('worker could not run unit', { lease: e.lease, worker: from, message: e.message });
-    const failed = job.sched.error(e.lease, from, e.message);
-    if (failed) await this.#host.fail(job, failed.message);
-    else this.#host.announce(job);
-    return ackCodec.encode({ ok: true });
+    const ok = await this.#host.unitError(job, e.lease, from, e.message);
+    return ackCodec.encode(ok ? { ok: true } : { ok: false, reason: 'not your lease' });
   }
 
   /** Lease the next unit to `from` (a claim reply; after `prefix` when answering a commit-and-claim). */
@@ -97,12 +100,15 @@ export class LeaseDesk {
     let inflight = 0;
     for (const j of jobs) inflight += j.sched.inflightOf(from);
     if (inflight >= this.maxInflight(w.threads)) return encodeClaimReply({ ok: false, reason: 'busy' }, prefix);
-    if (c.job) jobs.sort((a, b) => Number(b.spec.id === c.job) - Number(a.spec.id === c.job));
-    for (const job of jobs) {
-      const lease = job.sched.claim(from, host.now(), job.spec.id === c.job ? c.unit : undefined);
+    // Replicas drawn for this worker come first, in any job; then whatever the draws give it.
+    const now = host.now();
+    for (const pass of [{ reservedOnly: true }, {}]) for (const job of jobs) {
+      const lease = job.sched.claim(from, now, pass);
       if (!lease) continue;
       // The job's report describes this worker even after the registry forgets it.
-      if (!job.workerInfo.has(from)) job.workerInfo.set(from, { cheater: w.cheater, threads: w.threads, device: w.device, profile: w.profile });
+      if (!job.workerInfo.has(from)) job.workerInfo.set(from, { threads: w.threads, device: w.device, profile: w.profile });
+      // Claiming a fresh unit drew its other replicas: wake the drawn workers.
+      host.announce(job);
       try {
         const info: LeaseInfo = { lease: lease.id, job: job.spec.id, unit: lease.unit, modelHash: job.spec.modelHash, modelBytes: job.spec.modelBytes, outputNames: job.spec.outputNames, rows: lease.end - lease.start, deadlineMs: lease.deadline - host.now() };
         if (c.fsToken !== undefined && c.fsToken === this.#opts.fsProbe?.token) {
@@ -114,8 +120,8 @@ export class LeaseDesk {
         host.log.debug('leased', { lease: lease.id, worker: from });
         return reply;
       } catch (e) {
-        job.sched.revealFailed(lease.id);
-        await host.fail(job, `cannot read inputs for unit ${lease.unit}: ${(e as Error).message}`);
+        job.sched.revealFailed(lease.id, now);
+        host.fail(job, `cannot read inputs for unit ${lease.unit}: ${(e as Error).message}`);
       }
     }
     return encodeClaimReply({ ok: false, reason: 'no-work' }, prefix);
@@ -124,7 +130,7 @@ export class LeaseDesk {
   #commit(c: Commit, from: string): Ack {
     const job = this.#host.jobOfLease(c.lease);
     if (!job) return { ok: false, reason: 'unknown lease' };
-    const reveal = job.sched.commit(c.lease, from, c.commitment);
+    const reveal = job.sched.commit(c.lease, from, c.commitment, this.#host.now());
     if (reveal === null) return { ok: false, reason: 'not your lease, or already committed' };
     for (const l of reveal) this.#host.reveal(job, l);
     return { ok: true };

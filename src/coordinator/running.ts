@@ -6,16 +6,27 @@ import { EventEmitter } from 'node:events';
 import type { HostTensor } from '../util/tensor.ts';
 import { CreditLedger } from '../pod/ledger.ts';
 import { policyAgree } from '../pod/quorum.ts';
+import type { RandomSource } from '../util/random.ts';
 import { JobScheduler } from './scheduler.ts';
-import type { Progress, UnitDone } from './scheduler.ts';
+import type { Candidate, Progress, ResumedState, UnitDone } from './scheduler.ts';
 import { OutputAssembler } from './output.ts';
 import { InputReader } from './inputs.ts';
 import type { JobSpec } from './job.ts';
 import type { JobReport } from './report.ts';
 
+/** A worker quarantined in the job (found faulty), or released (its fault mark cleared). */
+export interface FaultEvent {
+  worker: string;
+  kind: 'quarantined' | 'released';
+  reason: string;
+  /** Units reopened because the worker's results can no longer be trusted. */
+  reopened: number[];
+}
+
 export interface JobEvents {
   progress: [Progress];
   unit: [UnitDone];
+  fault: [FaultEvent];
   done: [JobReport];
 }
 
@@ -30,17 +41,21 @@ export interface RunningJob {
   resolve: (r: JobReport) => void;
   failed: string | null;
   finishing: boolean;
-  pendingWrites: Set<Promise<void>>;
   stalledSince: Map<number, number>;
   /** Units each worker ran (results revealed). */
   runs: Map<string, number>;
   /** What the report shows about each worker that leased a unit of this job (the registry may forget it). */
-  workerInfo: Map<string, { cheater: boolean; threads: number; device: string; profile: string }>;
+  workerInfo: Map<string, { threads: number; device: string; profile: string }>;
   creditRecords: number;
   /** Open input files, read by row range for every lease. */
   inputs: InputReader;
   /** Result digests computed while checking reveals, so a unit's result is hashed once. */
   digests: WeakMap<Record<string, HostTensor>, string>;
+  /**
+   * The job's event queue: scheduler events are carried out one after another (writes, store
+   * rows, credit records), and the job's end runs behind them. Never rejects.
+   */
+  queue: Promise<void>;
 }
 
 export interface JobHandle {
@@ -55,26 +70,34 @@ export interface JobHandle {
 export interface RunningJobOptions {
   leaseMs: number;
   leaseTag: string;
+  /** The workers the job's draws choose from. */
+  pool: () => readonly Candidate[];
+  random: RandomSource;
+  reserveMs?: number;
 }
 
 /**
- * Fresh state for a job. `doneUnits` (a resumed job) are the units already finished, with
- * their outcome.
+ * Fresh state for a job. `resumed` (a job resumed after a restart) holds the units already
+ * finished and the workers quarantined.
  */
-export function createRunningJob(spec: JobSpec, opts: RunningJobOptions, doneUnits: ReadonlyMap<number, string>, startedAt: number): RunningJob {
+export function createRunningJob(spec: JobSpec, opts: RunningJobOptions, resumed: ResumedState | undefined, startedAt: number): RunningJob {
   const sched = new JobScheduler(spec.id, spec.rows, spec.unitRows, policyAgree(spec.policy), {
     replicas: spec.replicas,
     maxReplicas: spec.maxReplicas,
     leaseMs: opts.leaseMs,
     leaseTag: opts.leaseTag,
-  }, doneUnits);
+    audit: spec.audit ?? 0,
+    random: opts.random,
+    pool: opts.pool,
+    ...(opts.reserveMs !== undefined ? { reserveMs: opts.reserveMs } : {}),
+  }, resumed);
   let resolve!: (r: JobReport) => void;
   const result = new Promise<JobReport>((r) => (resolve = r));
   return {
     spec, sched, out: new OutputAssembler(spec.outDir, spec.rows, spec.outputNames), ledger: new CreditLedger(),
     events: new EventEmitter<JobEvents>(), startedAt, result, resolve, failed: null, finishing: false,
-    pendingWrites: new Set(), stalledSince: new Map(), runs: new Map(), workerInfo: new Map(), creditRecords: 0,
-    inputs: new InputReader(spec), digests: new WeakMap(),
+    stalledSince: new Map(), runs: new Map(), workerInfo: new Map(), creditRecords: 0,
+    inputs: new InputReader(spec), digests: new WeakMap(), queue: Promise.resolve(),
   };
 }
 

@@ -18,8 +18,10 @@ import { silentLogger } from '../util/log.ts';
 import { DrillError } from '../util/errors.ts';
 import { formatPolicy } from '../pod/policy.ts';
 import type { CreditRecord } from '../pod/credit.ts';
+import type { FaultRecord } from '../pod/fault.ts';
+import { cryptoRandom, seededRandom } from '../util/random.ts';
 import { PROTOCOL, UNITS_TOPIC, formatFsProbe } from '../protocol/grid.ts';
-import type { Lease } from './scheduler.ts';
+import type { Lease, ResumedState } from './scheduler.ts';
 import { JobStore } from './store.ts';
 import type { JobOwner } from './store.ts';
 import type { JobSpec } from './job.ts';
@@ -58,15 +60,33 @@ export interface CoordinatorOptions {
   inflightPerThread?: number;
   /**
    * Threads a worker's hello may claim; more are clamped to this. Each thread earns a worker
-   * `inflightPerThread` leases, units it can sit on until its deadline: 64 threads (128 leases)
-   * covers one session per core of all but the largest servers, while one peer claiming the
-   * protocol's maximum of 1,024 threads could otherwise hold 2,048 units hostage.
+   * `inflightPerThread` leases (units it can sit on until its deadline) and weight in the replica
+   * draws: 64 threads (128 leases) covers one session per core of all but the largest servers,
+   * while one peer claiming the protocol's maximum of 1,024 threads could otherwise hold 2,048
+   * units hostage and be drawn for most replicas.
    */
   maxWorkerThreads?: number;
   /** Forget a disconnected worker this long after it left (the registry stays bounded). */
   forgetWorkerMs?: number;
+  /**
+   * A drawn replica waits this long for its worker to claim it before another worker is drawn
+   * (scheduler.ts defaultSchedulerOptions.reserveMs).
+   */
+  reserveMs?: number;
   /** Called with every signed credit record (the chain publishes them to block producers). */
   onCredit?: (r: CreditRecord) => void;
+  /** Called with a signed fault record for each worker still quarantined when a job ends. */
+  onFault?: (r: FaultRecord) => void;
+  /**
+   * Seed of the replica draws and audit coins, for reproducible experiments and tests. Absent
+   * (the default), draws use the OS CSPRNG so no worker can foresee them.
+   */
+  seed?: string;
+  /**
+   * Which workers an embedded grid started as cheaters (demo): reports mark them. A worker
+   * never says so itself.
+   */
+  isCheater?: (peer: string) => boolean;
   logger?: Logger;
   now?: () => number;
 }
@@ -83,7 +103,12 @@ export const defaultCoordinatorOptions = {
   forgetWorkerMs: defaultWorkerRegistryOptions.forgetAfterMs,
 } as const;
 
-type ResolvedOptions = Required<Omit<CoordinatorOptions, 'onCredit' | 'logger' | 'now'>> & Pick<CoordinatorOptions, 'onCredit'>;
+type ResolvedOptions = Required<Omit<CoordinatorOptions, 'onCredit' | 'onFault' | 'logger' | 'now' | 'seed' | 'isCheater' | 'reserveMs'>> &
+  Pick<CoordinatorOptions, 'onCredit' | 'onFault' | 'seed' | 'isCheater' | 'reserveMs'>;
+
+/** Announcements of one job are coalesced within this window: claims draw replicas many times a
+ * second, and one gossip message wakes every drawn worker. */
+const ANNOUNCE_COALESCE_MS = 20;
 
 
 export class Coordinator {
@@ -100,7 +125,9 @@ export class Coordinator {
   readonly #resumed: JobHandle[] = [];
   #fsProbe: { path: string; token: string } | null = null;
   #blobs: BlobServer | null = null;
+  #reveals: RevealDesk | null = null;
   #timer: NodeJS.Timeout | null = null;
+  readonly #announcing = new Set<string>();
   #offPeer: (() => void) | null = null;
 
   constructor(node: DrillNode, opts: CoordinatorOptions) {
@@ -136,11 +163,13 @@ export class Coordinator {
       seed: this.#seed,
       now: this.#now,
       store: () => this.#store,
-      announce: (job) => void this.#announce(job),
-      fail: (job, m) => this.#fail(job, m),
-      finish: (job) => this.#finish(job),
+      announce: (job) => this.#announceSoon(job),
+      fail: (job, m) => void this.#fail(job, m),
+      finish: (job) => void this.#finish(job),
       ...(this.#opts.onCredit ? { onCredit: this.#opts.onCredit } : {}),
+      ...(this.#opts.onFault ? { onFault: this.#opts.onFault } : {}),
     });
+    this.#reveals = reveals;
     const leases = new LeaseDesk({
       peerId: this.#node.peerId,
       log: this.#log,
@@ -148,9 +177,11 @@ export class Coordinator {
       now: this.#now,
       jobs: () => [...this.#jobs.values()].filter((j) => !j.finishing),
       jobOfLease: (id) => this.#jobOfLease(id),
-      announce: (job) => void this.#announce(job),
-      fail: (job, m) => this.#fail(job, m),
+      announce: (job) => this.#announceSoon(job),
+      fail: (job, m) => void this.#fail(job, m),
       reveal: (job: RunningJob, l: Lease) => void reveals.reveal(job, l),
+      unitError: (job, lease, worker, message) => reveals.error(job, lease, worker, message),
+      remoteIp: (peer) => this.#node.remoteIp(peer),
     }, { inflightPerThread: this.#opts.inflightPerThread, maxWorkerThreads: this.#opts.maxWorkerThreads, fsProbe: this.#fsProbe });
     // Subscribing makes us a mesh member of the units topic, so our announcements propagate.
     this.#node.subscribe(UNITS_TOPIC, () => undefined);
@@ -169,7 +200,10 @@ export class Coordinator {
     this.#timer = null;
     this.#offPeer?.();
     for (const p of Object.values(PROTOCOL)) if (p !== PROTOCOL.reveal) await this.#node.unhandle(p).catch(() => undefined);
-    for (const j of this.#jobs.values()) if (!j.finishing) await this.#fail(j, 'coordinator stopped');
+    for (const j of [...this.#jobs.values()]) {
+      void this.#fail(j, 'coordinator stopped');
+      await j.queue;
+    }
     await this.#blobs?.stop();
     if (this.#fsProbe) await rm(this.#fsProbe.path, { force: true });
     this.#fsProbe = null;
@@ -177,9 +211,10 @@ export class Coordinator {
     this.#store = null;
   }
 
-  /** Registered workers (connected or not). */
+  /** Registered workers (connected or not). `cheater` only for workers an embedded grid started as such. */
   workers(): { peer: string; connected: boolean; threads: number; device: string; score: number; cheater: boolean }[] {
-    return this.#workers.all().map((w) => ({ peer: w.peer, connected: w.connected, threads: w.threads, device: w.device, score: w.score, cheater: w.cheater }));
+    const cheat = this.#opts.isCheater ?? (() => false);
+    return this.#workers.all().map((w) => ({ peer: w.peer, connected: w.connected, threads: w.threads, device: w.device, score: w.score, cheater: cheat(w.peer) }));
   }
 
   /** Resolves once `n` workers have registered (event-driven). @throws DrillError WORKERS_TIMEOUT */
@@ -197,8 +232,8 @@ export class Coordinator {
     const hash = await this.#blobs!.addFile(spec.modelPath);
     if (hash !== spec.modelHash) throw new DrillError('MODEL_CHANGED', `model file ${spec.modelPath} changed since the job was prepared`);
     store.createJob(spec.id, spec, this.#now(), owner);
-    const job = this.#addJob(spec, new Map(), this.#now());
-    this.#log.info('job accepted', { job: spec.id, rows: spec.rows, units: job.sched.progress().total, replicas: spec.replicas, policy: formatPolicy(spec.policy) });
+    const job = this.#addJob(spec, undefined, this.#now());
+    this.#log.info('job accepted', { job: spec.id, rows: spec.rows, units: job.sched.progress().total, replicas: spec.replicas, audit: spec.audit, policy: formatPolicy(spec.policy) });
     void this.#announce(job);
     return jobHandle(job);
   }
@@ -231,8 +266,14 @@ export class Coordinator {
     return this.#mustStore();
   }
 
-  #addJob(spec: JobSpec, doneUnits: ReadonlyMap<number, string>, startedAt: number): RunningJob {
-    const job = createRunningJob(spec, { leaseMs: this.#opts.leaseMs, leaseTag: this.#leaseTag }, doneUnits, startedAt);
+  #addJob(spec: JobSpec, resumed: ResumedState | undefined, startedAt: number): RunningJob {
+    const job = createRunningJob(spec, {
+      leaseMs: this.#opts.leaseMs,
+      leaseTag: this.#leaseTag,
+      pool: () => this.#workers.candidates(),
+      random: this.#opts.seed !== undefined ? seededRandom(`${this.#opts.seed}/${spec.id}`) : cryptoRandom(),
+      ...(this.#opts.reserveMs !== undefined ? { reserveMs: this.#opts.reserveMs } : {}),
+    }, resumed, startedAt);
     this.#jobs.set(spec.id, job);
     return job;
   }
@@ -250,7 +291,7 @@ export class Coordinator {
         const hash = await this.#blobs!.addFile(spec.modelPath);
         if (hash !== spec.modelHash) throw new DrillError('MODEL_CHANGED', `model file ${spec.modelPath} changed`);
         const done = store.doneUnits(spec.id);
-        const job = this.#addJob(spec, done, sj.createdAt);
+        const job = this.#addJob(spec, { units: done, quarantined: store.quarantined(spec.id) }, sj.createdAt);
         if (sj.layout) await job.out.resume(sj.layout);
         else if (done.size > 0) throw new DrillError('RESUME', 'units are recorded done but the output layout is missing');
         for (const r of store.credits(spec.id)) {
@@ -261,7 +302,7 @@ export class Coordinator {
         this.#resumed.push(jobHandle(job));
         this.#log.warn('resumed job after a restart', { job: spec.id, unitsDone: done.size, units: job.sched.progress().total });
         if (job.sched.isFinished()) await this.#finish(job);
-        else void this.#announce(job);
+        else this.#announceSoon(job);
       } catch (e) {
         this.#jobs.delete(spec.id);
         if (![...this.#jobs.values()].some((j) => j.spec.modelHash === spec.modelHash)) this.#blobs?.remove(spec.modelHash);
@@ -285,11 +326,11 @@ export class Coordinator {
   #onWorkerGone(peer: string): void {
     if (!this.#workers.gone(peer, this.#now())) return;
     for (const job of this.#jobs.values()) {
-      const dropped = job.sched.workerGone(peer);
-      if (dropped.length) {
-        this.#log.warn('worker left; re-issuing its units', { peer, units: dropped.map((l) => l.unit) });
-        void this.#announce(job);
-      }
+      if (job.finishing) continue;
+      const dropped = job.sched.workerGone(peer, this.#now());
+      if (dropped.length) this.#log.warn('worker left; drawing other workers for its units', { peer, units: dropped.map((l) => l.unit) });
+      void this.#reveals?.process(job);
+      this.#announceSoon(job);
     }
   }
 
@@ -300,19 +341,30 @@ export class Coordinator {
     for (const job of this.#jobs.values()) {
       if (job.finishing) continue;
       const late = job.sched.expire(now);
-      if (late.length) this.#log.warn('leases expired; re-issuing', { job: job.spec.id, units: late.map((l) => l.unit) });
-      const stalled = new Set(job.sched.stalledUnits(connected));
+      if (late.length) this.#log.warn('leases expired; drawing other workers', { job: job.spec.id, units: late.map((l) => l.unit) });
+      void this.#reveals?.process(job);
+      const stalled = new Set(job.sched.stalledUnits());
       for (const u of [...job.stalledSince.keys()]) if (!stalled.has(u)) job.stalledSince.delete(u);
       for (const u of stalled) {
         const since = job.stalledSince.get(u) ?? now;
         job.stalledSince.set(u, since);
         if (now - since >= this.#opts.stallMs) {
-          void this.#fail(job, `unit ${u} needs another replica to settle a disagreement, but all ${connected.length} connected workers already ran it: start more workers (a disputed unit needs at least replicas + 1 distinct workers)`);
+          void this.#fail(job, `unit ${u} needs another worker, but each of the ${connected.length} connected workers already ran it, is quarantined in this job or shares an address with a worker that ran it: start more workers (a disputed unit needs at least replicas + 1 distinct workers)`);
           break;
         }
       }
       if (!job.finishing) void this.#announce(job);
     }
+  }
+
+  /** Announce the job's open units shortly (coalesced: many calls, one gossip message). */
+  #announceSoon(job: RunningJob): void {
+    if (this.#announcing.has(job.spec.id)) return;
+    this.#announcing.add(job.spec.id);
+    setTimeout(() => {
+      this.#announcing.delete(job.spec.id);
+      if (!job.finishing) void this.#announce(job);
+    }, ANNOUNCE_COALESCE_MS).unref();
   }
 
   async #announce(job: RunningJob): Promise<void> {
@@ -334,25 +386,37 @@ export class Coordinator {
     }
   }
 
-  async #finish(job: RunningJob): Promise<void> {
-    if (job.finishing) return;
-    job.finishing = true;
-    const outputs = await job.out.finish();
-    await this.#complete(job, 'done', outputs);
+  /** Queue the job's end behind its pending events (callers inside the queue must not await it). */
+  #end(job: RunningJob, fn: () => Promise<void>): Promise<void> {
+    const p = job.queue.then(fn).catch((e: unknown) => this.#log.error('ending the job failed', { job: job.spec.id, error: String(e) }));
+    job.queue = p;
+    return p;
   }
 
-  async #fail(job: RunningJob, message: string): Promise<void> {
-    if (job.finishing) return;
+  #finish(job: RunningJob): Promise<void> {
+    if (job.finishing) return Promise.resolve();
+    job.finishing = true;
+    return this.#end(job, async () => {
+      const outputs = await job.out.finish();
+      await this.#complete(job, 'done', outputs);
+    });
+  }
+
+  #fail(job: RunningJob, message: string): Promise<void> {
+    if (job.finishing) return Promise.resolve();
     job.finishing = true;
     job.failed = message;
     this.#log.error('job failed', { job: job.spec.id, message });
-    await Promise.allSettled([...job.pendingWrites]);
-    await job.out.abort();
-    await this.#complete(job, 'failed', {});
+    return this.#end(job, async () => {
+      await job.out.abort();
+      await this.#complete(job, 'failed', {});
+    });
   }
 
   async #complete(job: RunningJob, status: 'done' | 'failed', outputs: Record<string, string>): Promise<void> {
-    const report = buildReport(job, this.#workers, status, outputs, this.#now());
+    // Workers still quarantined forfeit their credit for the job: a signed fault record each.
+    this.#reveals?.faultRecords(job);
+    const report = buildReport(job, this.#workers, status, outputs, this.#now(), this.#opts.isCheater);
     // Status and report in one row update: whoever reads the store sees both or neither.
     this.#store?.finishJob(job.spec.id, status, this.#now(), job.failed ?? undefined, report);
     try {

@@ -10,6 +10,8 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { CreditRecord } from '../pod/credit.ts';
 import { creditRecordId } from '../pod/credit.ts';
+import type { FaultRecord } from '../pod/fault.ts';
+import { faultRecordId } from '../pod/fault.ts';
 import type { OutputLayout } from './output.ts';
 
 export type JobStatus = 'running' | 'done' | 'failed';
@@ -59,6 +61,10 @@ export class JobStore {
         PRIMARY KEY (job, unit));
       CREATE TABLE IF NOT EXISTS credits (
         id TEXT PRIMARY KEY, job TEXT NOT NULL, unit INTEGER NOT NULL, record TEXT NOT NULL);
+      CREATE TABLE IF NOT EXISTS quarantine (
+        job TEXT NOT NULL, worker TEXT NOT NULL, reasons TEXT NOT NULL, PRIMARY KEY (job, worker));
+      CREATE TABLE IF NOT EXISTS faults (
+        id TEXT PRIMARY KEY, job TEXT NOT NULL, worker TEXT NOT NULL, record TEXT NOT NULL);
     `);
     const have = new Set((this.#db.prepare('PRAGMA table_info(jobs)').all() as { name: string }[]).map((c) => c.name));
     for (const [col, type] of Object.entries(ADDED_COLUMNS)) if (!have.has(col)) this.#db.exec(`ALTER TABLE jobs ADD COLUMN ${col} ${type}`);
@@ -125,9 +131,38 @@ export class JobStore {
     }
   }
 
-  /** Finished units of a job with their PoD outcome (agreed / resolved / unverified). */
-  doneUnits(job: string): Map<number, string> {
-    return new Map((this.#db.prepare('SELECT unit, status FROM units WHERE job = ?').all(job) as { unit: number; status: string }[]).map((r) => [r.unit, r.status]));
+  /**
+   * Finished units of a job: PoD outcome (agreed / resolved / unaudited / unverified), the
+   * workers the decision rests on, and every worker ever credited for the unit.
+   */
+  doneUnits(job: string): Map<number, { status: string; workers: string[]; credited: string[] }> {
+    const rows = this.#db.prepare('SELECT unit, status, workers, credited FROM units WHERE job = ?').all(job) as { unit: number; status: string; workers: string; credited: string }[];
+    return new Map(rows.map((r) => [r.unit, { status: r.status, workers: JSON.parse(r.workers) as string[], credited: JSON.parse(r.credited) as string[] }]));
+  }
+
+  /** A done unit was reopened (a worker its decision rested on was found faulty): it is no longer done. */
+  unitReopened(job: string, unit: number): void {
+    this.#db.prepare('DELETE FROM units WHERE job = ? AND unit = ?').run(job, unit);
+  }
+
+  /** The worker's quarantine marks in the job (none = released). */
+  setQuarantine(job: string, worker: string, reasons: string[]): void {
+    if (reasons.length === 0) this.#db.prepare('DELETE FROM quarantine WHERE job = ? AND worker = ?').run(job, worker);
+    else this.#db.prepare('INSERT OR REPLACE INTO quarantine (job, worker, reasons) VALUES (?, ?, ?)').run(job, worker, JSON.stringify(reasons));
+  }
+
+  quarantined(job: string): Map<string, string[]> {
+    const rows = this.#db.prepare('SELECT worker, reasons FROM quarantine WHERE job = ?').all(job) as { worker: string; reasons: string }[];
+    return new Map(rows.map((r) => [r.worker, JSON.parse(r.reasons) as string[]]));
+  }
+
+  addFault(record: FaultRecord): void {
+    this.#db.prepare('INSERT OR IGNORE INTO faults (id, job, worker, record) VALUES (?, ?, ?, ?)').run(faultRecordId(record), record.job, record.worker, JSON.stringify(record));
+  }
+
+  faults(job?: string): FaultRecord[] {
+    const rows = (job ? this.#db.prepare('SELECT record FROM faults WHERE job = ? ORDER BY rowid').all(job) : this.#db.prepare('SELECT record FROM faults ORDER BY rowid').all()) as { record: string }[];
+    return rows.map((r) => JSON.parse(r.record) as FaultRecord);
   }
 
   unitStats(job: string): { status: string; workers: string[]; credited: string[]; faulty: string[] }[] {

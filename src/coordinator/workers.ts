@@ -1,6 +1,7 @@
 /**
  * The coordinator's worker registry: who said hello (threads, device, score, execution
- * profile), who is connected now, and waiting for a number of workers.
+ * profile, IP address), who is connected now, the candidates a scheduler may draw, and waiting
+ * for a number of workers.
  *
  * Bounded: anyone can say hello, and peer ids are free, so a disconnected worker is forgotten
  * `forgetAfterMs` after it left, and the table holds at most `maxWorkers` entries (a hello that
@@ -11,10 +12,13 @@
 import { EventEmitter } from 'node:events';
 import { DrillError } from '../util/errors.ts';
 import type { Hello } from '../protocol/grid.ts';
+import type { Candidate } from './scheduler.ts';
 
 export interface WorkerInfo extends Hello {
   peer: string;
   connected: boolean;
+  /** The IP address it connects from (null when unknown). */
+  ip: string | null;
   /** When it disconnected (ms), while disconnected. */
   leftAt?: number;
 }
@@ -35,6 +39,9 @@ export interface WorkerRegistryOptions {
  */
 export const defaultWorkerRegistryOptions: WorkerRegistryOptions = { forgetAfterMs: 10 * 60_000, maxWorkers: 10_000 };
 
+/** Loopback addresses: every peer of an embedded grid or a one-host test shares them. */
+const LOOPBACK = /^(127\.|::1$|::ffff:127\.)/;
+
 export class WorkerRegistry {
   readonly #workers = new Map<string, WorkerInfo>();
   readonly #registered = new EventEmitter<{ worker: [string] }>();
@@ -48,16 +55,17 @@ export class WorkerRegistry {
    * Record a worker's hello (a re-hello replaces what it said before).
    * @throws DrillError REGISTRY_FULL when the table is full of connected workers.
    */
-  hello(peer: string, h: Hello): WorkerInfo {
+  hello(peer: string, h: Hello, ip: string | null = null): WorkerInfo {
     if (!this.#workers.has(peer) && this.#workers.size >= this.#opts.maxWorkers) {
       let oldest: WorkerInfo | undefined;
       for (const w of this.#workers.values()) if (!w.connected && (!oldest || (w.leftAt ?? 0) < (oldest.leftAt ?? 0))) oldest = w;
       if (!oldest) throw new DrillError('REGISTRY_FULL', `this coordinator has ${this.#opts.maxWorkers} workers connected, its maximum: try another coordinator or later`);
       this.#workers.delete(oldest.peer);
     }
-    const w: WorkerInfo = { ...h, peer, connected: true };
+    const w: WorkerInfo = { ...h, peer, connected: true, ip };
     this.#workers.delete(peer); // re-insert: Map order is then "least recently said hello" first
     this.#workers.set(peer, w);
+    this.#candidates = null;
     this.#registered.emit('worker', peer);
     return w;
   }
@@ -68,6 +76,7 @@ export class WorkerRegistry {
     if (!w || !w.connected) return false;
     w.connected = false;
     w.leftAt = now;
+    this.#candidates = null;
     return true;
   }
 
@@ -99,6 +108,25 @@ export class WorkerRegistry {
   all(): WorkerInfo[] {
     return [...this.#workers.values()];
   }
+
+  /**
+   * The workers a scheduler may draw: connected ones, weighted by their declared threads
+   * (clamped by the lease desk), grouped by IP address so that two replicas of a unit never go
+   * to one address — except loopback (an embedded grid, a one-host test), where every peer
+   * shares the address.
+   */
+  candidates(): readonly Candidate[] {
+    if (this.#candidates) return this.#candidates;
+    const out: Candidate[] = [];
+    for (const w of this.#workers.values()) {
+      if (!w.connected) continue;
+      out.push({ peer: w.peer, weight: w.threads, group: w.ip === null || LOOPBACK.test(w.ip) ? null : w.ip });
+    }
+    return (this.#candidates = out);
+  }
+
+  /** Cached candidates(): draws run per claim, the worker set changes rarely. */
+  #candidates: Candidate[] | null = null;
 
   /** Resolves once `n` workers are connected (event-driven). @throws DrillError WORKERS_TIMEOUT */
   waitFor(n: number, timeoutMs = 60_000): Promise<void> {

@@ -120,6 +120,12 @@ export interface DrillNode {
   onPeer(event: 'connect' | 'disconnect', cb: (peerId: string) => void): () => void;
   /** Currently connected peer ids. */
   peers(): string[];
+  /**
+   * The IP address a connected peer reaches us from (its first open connection), or null when
+   * it is not connected or not over IP. Coordinators use it so that two replicas of a unit
+   * never go to two peers behind one address.
+   */
+  remoteIp(peerId: string): string | null;
   /** Gossipsub score of a peer (negative after it sent rejected messages). */
   peerScore(peerId: string): number;
   /** Whether a peer is banned (disconnected for its gossip score; no connection either way until the ban ends). */
@@ -266,6 +272,15 @@ export async function createDrillNode(opts: DrillNodeOptions = {}): Promise<Dril
 
     peers() {
       return libp2p.getPeers().map((p) => p.toString());
+    },
+
+    remoteIp(id) {
+      for (const c of libp2p.getConnections()) {
+        if (c.remotePeer.toString() !== id || c.status !== 'open') continue;
+        const ip = c.remoteAddr.getComponents().find((x) => x.name === 'ip4' || x.name === 'ip6');
+        if (ip?.value) return ip.value;
+      }
+      return null;
     },
 
     peerScore: (id) => gossip.peerScore(id),

@@ -136,8 +136,6 @@ export interface Hello {
   device: string;
   /** Device Share benchmark score (GFLOP/s): a scheduling hint, never credit. */
   score: number;
-  /** Demo flag: this worker corrupts results on purpose (so reports can show PoD catching it). */
-  cheater: boolean;
   profile: string;
 }
 export const helloCodec = jsonCodec<Hello>({
@@ -145,7 +143,7 @@ export const helloCodec = jsonCodec<Hello>({
   maxBytes: MAX_CONTROL_BYTES,
   check: (raw) => {
     const o = obj(raw);
-    return { threads: int(o, 'threads', 1, 1024), device: s(o, 'device', 32), score: n(o, 'score'), cheater: bool(o, 'cheater'), profile: s(o, 'profile', 1024) };
+    return { threads: int(o, 'threads', 1, 1024), device: s(o, 'device', 32), score: n(o, 'score'), profile: s(o, 'profile', 1024) };
   },
 });
 

@@ -25,8 +25,9 @@ import { MAX_MODEL_BYTES, FS_PROBE_MAX_BYTES, parseFsProbe } from '../protocol/g
 import type { InferencePool } from './pool.ts';
 import type { ModelCache } from './models.ts';
 import { PendingResults, defaultPendingLimits } from './pending.ts';
-import type { PendingLimits } from './pending.ts';
 import { LeaseInputFiles } from './lease-inputs.ts';
+import { addNoise, corrupt, zeros, StaleCache, CHEAT_ERROR_MESSAGE } from './cheat.ts';
+import type { CheatMode } from './cheat.ts';
 
 /** Input files kept open for same-filesystem leases: a worker serves one or two jobs at a time. */
 const MAX_OPEN_INPUT_FILES = 16;
@@ -46,10 +47,10 @@ export interface WorkerNodeOptions {
   /** Device Share benchmark score in GFLOP/s (a hint, never credit). */
   score?: number;
   /**
-   * DEMO ONLY: corrupt every result, so a report shows Proof of Drilling catching a cheater.
-   * The worker says so in its hello; it earns no credit either way.
+   * DEMO AND TESTS ONLY: answer like a cheater (cheat.ts), so a report shows Proof of Drilling
+   * catching it. Nothing on the wire says so; it earns no credit either way.
    */
-  cheat?: boolean;
+  cheat?: CheatMode | null;
   /** Results waiting to be revealed are dropped after this long (see pending.ts for the default's reason). */
   revealTtlMs?: number;
   /** Results waiting to be revealed, at most (count and output bytes; the oldest of the biggest holder go first). */
@@ -115,7 +116,7 @@ export class WorkerNode {
     this.#models = models;
     const { coordinators, logger, ...rest } = opts;
     this.#opts = {
-      capacity: 2 * opts.threads, score: 0, cheat: false, revealTtlMs: defaultPendingLimits.ttlMs, maxPendingResults: defaultPendingLimits.maxCount,
+      capacity: 2 * opts.threads, score: 0, cheat: null, revealTtlMs: defaultPendingLimits.ttlMs, maxPendingResults: defaultPendingLimits.maxCount,
       maxPendingBytes: defaultPendingLimits.maxBytes, sharedFs: false, maxModelBytes: MAX_MODEL_BYTES, ...rest,
     };
     this.#allowed = new Set(coordinators ?? []);
@@ -181,7 +182,7 @@ export class WorkerNode {
     if (coordinator.startsWith('/')) await this.#node.dial(coordinator);
     const reply = helloAckCodec.decode(
       await this.#node.request(coordinator, PROTOCOL.hello, helloCodec.encode({
-        threads: this.#opts.threads, device: this.#opts.device, score: this.#opts.score, cheater: this.#opts.cheat, profile: JSON.stringify(this.#pool.profile ?? {}),
+        threads: this.#opts.threads, device: this.#opts.device, score: this.#opts.score, profile: JSON.stringify(this.#pool.profile ?? {}),
       })),
     );
     if (reply.coordinator !== peer) throw new DrillError('BAD_COORDINATOR', `coordinator ${peer} answered hello as ${reply.coordinator.slice(0, 60)}`);
@@ -284,8 +285,8 @@ export class WorkerNode {
         inputs = await this.#readInputFiles(lease.inputFiles, lease.rows);
         this.#unitsFromFiles++;
       }
-      const r = await this.#pool.run({ modelHash: lease.modelHash, modelPath, inputs, outputNames: lease.outputNames });
-      const outputs = this.#opts.cheat ? corrupt(r.outputs) : r.outputs;
+      const r = await this.#runOrCheat(lease, modelPath, inputs);
+      const outputs = r.outputs;
       const salt = randomBytes(32).toString('hex');
       const c = commitment(this.#node.peerId, lease.lease, salt, resultDigest(outputs));
       const now = Date.now();
@@ -324,6 +325,24 @@ export class WorkerNode {
     }
   }
 
+  readonly #stale = new StaleCache();
+
+  /** Run the unit — or, for a demo cheater, answer the way its mode says (cheat.ts). */
+  async #runOrCheat(lease: LeaseInfo, modelPath: string, inputs: Record<string, HostTensor>): ReturnType<InferencePool['run']> {
+    const mode = this.#opts.cheat;
+    if (mode === 'error') throw new Error(CHEAT_ERROR_MESSAGE);
+    if (mode === 'stale') {
+      const old = this.#stale.get(lease.job, lease.rows);
+      if (old) return { outputs: old, runMs: 0, profile: this.#pool.profile ?? { device: 'cpu', ep: 'cpu', intraOpThreads: 1 } } as Awaited<ReturnType<InferencePool['run']>>;
+    }
+    const r = await this.#pool.run({ modelHash: lease.modelHash, modelPath, inputs, outputNames: lease.outputNames });
+    if (mode === 'stale') this.#stale.put(lease.job, lease.rows, r.outputs);
+    if (mode === 'corrupt') return { ...r, outputs: corrupt(r.outputs) };
+    if (mode === 'noise') return { ...r, outputs: addNoise(r.outputs) };
+    if (mode === 'lazy') return { ...r, outputs: zeros(r.outputs) };
+    return r;
+  }
+
   async #onReveal(req: Uint8Array, from: string): Promise<Uint8Array> {
     const { lease } = revealRequestCodec.decode(req);
     // Only the coordinator that leased the unit may see the result.
@@ -331,27 +350,6 @@ export class WorkerNode {
     if (!p) return encodeRevealReply({ ok: false, reason: 'no such result' });
     return encodeRevealReply({ ok: true, salt: p.salt, outputs: p.outputs });
   }
-}
-
-/**
- * What a cheating (demo) worker returns: every value visibly wrong and the order of values
- * reversed (floats x → 1 − x/2, integers x → 1 − x, uint8 x → 255 − x, bool flipped), same
- * shapes — the kind of result a worker that skipped the compute would have to invent. Reversing
- * the order matters: an order-preserving change (x/2 + 1, x + 1) keeps every argmax/top-k, so
- * under an `argmax` policy the cheater agreed with honest workers and was credited.
- */
-export function corrupt(outputs: Record<string, HostTensor>): Record<string, HostTensor> {
-  const out: Record<string, HostTensor> = {};
-  for (const [k, t] of Object.entries(outputs)) {
-    const d = t.data;
-    let data: HostTensor['data'];
-    if (d instanceof Float32Array || d instanceof Float64Array) data = d.map((x) => 1 - x * 0.5);
-    else if (d instanceof BigInt64Array) data = d.map((x) => 1n - x);
-    else if (d instanceof Int32Array) data = d.map((x) => 1 - x);
-    else data = (d as Uint8Array).map((x) => (t.dtype === 'bool' ? x ^ 1 : 255 - x));
-    out[k] = { ...t, data };
-  }
-  return out;
 }
 
 /**

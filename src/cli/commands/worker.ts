@@ -11,6 +11,7 @@
  */
 import { join } from 'node:path';
 import type { Command } from '../command.ts';
+import { parseCheatMode } from '../../worker/cheat.ts';
 import { parseArgs, str, int, bool, list, size, helpText } from '../args.ts';
 import { publicKeyFromRaw } from '@libp2p/crypto/keys';
 import { peerIdFromPublicKey } from '@libp2p/peer-id';
@@ -43,7 +44,8 @@ const FLAGS: Record<string, FlagSpec> = {
   verbose: { type: 'boolean', help: 'print a line for every unit run' },
   'cache-max': { type: 'string', help: 'model cache size; least recently used models past it are deleted (never one in use)', default: '4G' },
   'shared-fs': { type: 'boolean', help: "read input rows from the coordinator's files when on its filesystem (only for a coordinator you trust with this machine's files)" },
-  cheat: { type: 'boolean', help: 'DEMO ONLY: return corrupted results (PoD gives this worker no credit)' },
+  // Tests of PoD against separate-process cheaters only: never shown in --help.
+  cheat: { type: 'string', help: 'TESTS ONLY: answer like a cheater (corrupt | noise | lazy | error | stale)', hidden: true },
   genesis: { type: 'string', help: "genesis file of the hashrate chain (from 'drill genesis'): produce blocks when this worker wins the VRF lottery" },
   'show-id': { type: 'boolean', help: "print this worker's peer id (creating its identity in --data-dir) and exit" },
   help: { type: 'boolean', help: 'show this help' },
@@ -98,9 +100,9 @@ export const command: Command = {
     // The worker serves the coordinators it was given, and nobody else who announces units.
     const coordinators = [...joins.map(coordinatorPeerId), ...(genesis ? genesisCoordinatorPeers(genesis) : [])];
     const models = new ModelCache(join(dataDir, 'models'), { maxBytes: cacheMax });
-    const worker = new WorkerNode(node, pool, models, { threads: pool.threads, device: prof.device, score: bench.score, cheat: bool(p, 'cheat'), sharedFs: bool(p, 'shared-fs'), coordinators, logger: log });
+    const worker = new WorkerNode(node, pool, models, { threads: pool.threads, device: prof.device, score: bench.score, cheat: str(p, 'cheat') === undefined ? null : parseCheatMode(str(p, 'cheat')!), sharedFs: bool(p, 'shared-fs'), coordinators, logger: log });
     await worker.start();
-    if (bool(p, 'cheat')) say('WARNING: --cheat: this worker corrupts its results on purpose (demo); it will earn no credit');
+    if (str(p, 'cheat') !== undefined) say(`WARNING: --cheat ${str(p, 'cheat')}: this worker cheats on purpose (tests); it will earn no credit`);
 
     let chain: ChainService | null = null;
     if (genesis) {

@@ -427,6 +427,11 @@ export class IntakeCore {
 
 /** The final progress counters of an ended job, from its report. */
 function progressOf(r: JobReport): Progress {
-  const done = r.units.agreed + r.units.disputed + r.units.unverified;
-  return { total: r.units.total, done, agreed: r.units.agreed, disputed: r.units.disputed, failed: r.units.failed, unverified: r.units.unverified, inflight: 0, reissued: r.units.reissued, rowsDone: r.status === 'done' ? r.rows : Math.round(r.rowsPerSecond * r.elapsedMs / 1000) };
+  const u = r.units;
+  const done = u.agreed + u.disputed + u.unverified + u.unaudited;
+  return {
+    total: u.total, done, agreed: u.agreed, disputed: u.disputed, failed: u.failed, unverified: u.unverified, unaudited: u.unaudited, audited: u.audited,
+    inflight: 0, reissued: u.reissued, reopened: u.reopened, rowsDone: r.status === 'done' ? r.rows : Math.round((r.rowsPerSecond * r.elapsedMs) / 1000),
+    rowsUnchecked: r.rowsUnchecked, quarantined: r.workers.filter((w) => w.quarantined).length,
+  };
 }
