@@ -87,6 +87,7 @@ describe('coordinator: a worker hello claiming huge threads', () => {
 describe('coordinator: workers that come and go', () => {
   it('forgets disconnected workers after a while; a running job still reports them', async () => {
     const coord = grid.coordinatorNode.multiaddrs()[0]!;
+    const before = heapUsed();
     // 20 hostile peers say hello and leave.
     for (let i = 0; i < 20; i++) {
       const n = await createDrillNode();
@@ -134,5 +135,6 @@ describe('coordinator: workers that come and go', () => {
     expect(r2, 'the departed worker is in the report').toBeDefined();
     expect(r2!.unitsRun).toBe(1);
     expect({ threads: r2!.threads, device: r2!.device, profile: r2!.profile }).toEqual({ threads: 3, device: 'tpu', profile: 'scripted' });
+    expect(heapUsed() - before).toBeLessThan(32 * 1024 * 1024);
   });
 });
