@@ -31,6 +31,8 @@ export interface LeaseHost {
   unitError(job: RunningJob, leaseId: string, worker: string, message: string): Promise<boolean>;
   /** The IP address a peer connects from (null when unknown). */
   remoteIp(peer: string): string | null;
+  /** Carry out what the scheduler decided (its events) after a commit. */
+  process(job: RunningJob): void;
 }
 
 export interface LeaseDeskOptions {
@@ -54,9 +56,8 @@ export class LeaseDesk {
   async onHello(req: Uint8Array, from: string): Promise<Uint8Array> {
     const said = helloCodec.decode(req);
     // A worker's thread count is its own claim; each thread earns it leases (units it holds until
-    // it commits or its deadline passes) and weight in the replica draws, so a claim of 1,024
-    // threads would let one peer sit on 2,048 units and be drawn for most of them. Clamp it: a
-    // real worker with more threads just runs below its capacity.
+    // it commits or its deadline passes), so a claim of 1,024 threads would let one peer sit on
+    // 2,048 units. Clamp it: a real worker with more threads just runs below its capacity.
     const h = { ...said, threads: Math.min(said.threads, this.#opts.maxWorkerThreads) };
     this.#host.workers.hello(from, h, this.#host.remoteIp(from));
     if (h.threads < said.threads) this.#host.log.warn('worker claims more threads than allowed; clamped', { peer: from, claimed: said.threads, threads: h.threads });
@@ -105,10 +106,10 @@ export class LeaseDesk {
     for (const pass of [{ reservedOnly: true }, {}]) for (const job of jobs) {
       const lease = job.sched.claim(from, now, pass);
       if (!lease) continue;
-      // The job's report describes this worker even after the registry forgets it.
-      if (!job.workerInfo.has(from)) job.workerInfo.set(from, { threads: w.threads, device: w.device, profile: w.profile });
       // Claiming a fresh unit drew its other replicas: wake the drawn workers.
       host.announce(job);
+      // The job's report describes this worker even after the registry forgets it.
+      if (!job.workerInfo.has(from)) job.workerInfo.set(from, { threads: w.threads, device: w.device, profile: w.profile });
       try {
         const info: LeaseInfo = { lease: lease.id, job: job.spec.id, unit: lease.unit, modelHash: job.spec.modelHash, modelBytes: job.spec.modelBytes, outputNames: job.spec.outputNames, rows: lease.end - lease.start, deadlineMs: lease.deadline - host.now() };
         if (c.fsToken !== undefined && c.fsToken === this.#opts.fsProbe?.token) {
@@ -133,6 +134,7 @@ export class LeaseDesk {
     const reveal = job.sched.commit(c.lease, from, c.commitment, this.#host.now());
     if (reveal === null) return { ok: false, reason: 'not your lease, or already committed' };
     for (const l of reveal) this.#host.reveal(job, l);
+    this.#host.process(job);
     return { ok: true };
   }
 }

@@ -181,6 +181,16 @@ export class RevealDesk {
       case 'settled-failure':
         host.log.warn('unit failed (final only if the job ends this way)', { job: job.spec.id, unit: ev.unit, message: ev.message });
         return;
+      case 'reveal':
+        void this.reveal(job, ev.lease);
+        return;
+      case 'audit':
+        job.events.emit('audit', { unit: ev.unit, worker: ev.worker, audited: ev.audited });
+        return;
+      default: {
+        const never: never = ev;
+        throw new Error(`unhandled scheduler event ${JSON.stringify(never)}`);
+      }
     }
   }
 

@@ -59,6 +59,11 @@ export interface CoordinatorOptions {
   /** Un-committed leases per worker = its threads × this. 2 keeps a unit queued behind each running one. */
   inflightPerThread?: number;
   /**
+   * A drawn replica waits this long for its worker to claim it before another worker is drawn
+   * (scheduler.ts defaultSchedulerOptions.reserveMs).
+   */
+  reserveMs?: number;
+  /**
    * Threads a worker's hello may claim; more are clamped to this. Each thread earns a worker
    * `inflightPerThread` leases (units it can sit on until its deadline) and weight in the replica
    * draws: 64 threads (128 leases) covers one session per core of all but the largest servers,
@@ -68,11 +73,6 @@ export interface CoordinatorOptions {
   maxWorkerThreads?: number;
   /** Forget a disconnected worker this long after it left (the registry stays bounded). */
   forgetWorkerMs?: number;
-  /**
-   * A drawn replica waits this long for its worker to claim it before another worker is drawn
-   * (scheduler.ts defaultSchedulerOptions.reserveMs).
-   */
-  reserveMs?: number;
   /** Called with every signed credit record (the chain publishes them to block producers). */
   onCredit?: (r: CreditRecord) => void;
   /** Called with a signed fault record for each worker still quarantined when a job ends. */
@@ -182,6 +182,7 @@ export class Coordinator {
       reveal: (job: RunningJob, l: Lease) => void reveals.reveal(job, l),
       unitError: (job, lease, worker, message) => reveals.error(job, lease, worker, message),
       remoteIp: (peer) => this.#node.remoteIp(peer),
+      process: (job) => void reveals.process(job),
     }, { inflightPerThread: this.#opts.inflightPerThread, maxWorkerThreads: this.#opts.maxWorkerThreads, fsProbe: this.#fsProbe });
     // Subscribing makes us a mesh member of the units topic, so our announcements propagate.
     this.#node.subscribe(UNITS_TOPIC, () => undefined);

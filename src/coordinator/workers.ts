@@ -1,7 +1,6 @@
 /**
  * The coordinator's worker registry: who said hello (threads, device, score, execution
- * profile, IP address), who is connected now, the candidates a scheduler may draw, and waiting
- * for a number of workers.
+ * profile), who is connected now, and waiting for a number of workers.
  *
  * Bounded: anyone can say hello, and peer ids are free, so a disconnected worker is forgotten
  * `forgetAfterMs` after it left, and the table holds at most `maxWorkers` entries (a hello that
@@ -23,6 +22,9 @@ export interface WorkerInfo extends Hello {
   leftAt?: number;
 }
 
+/** Loopback addresses: every peer of an embedded grid or a one-host test shares them. */
+const LOOPBACK = /^(127\.|::1$|::ffff:127\.)/;
+
 export interface WorkerRegistryOptions {
   /** Forget a disconnected worker this long after it left. */
   forgetAfterMs: number;
@@ -38,9 +40,6 @@ export interface WorkerRegistryOptions {
  *   workers never fill it; the rest is room for churn (~300 B per entry: 3 MB in all).
  */
 export const defaultWorkerRegistryOptions: WorkerRegistryOptions = { forgetAfterMs: 10 * 60_000, maxWorkers: 10_000 };
-
-/** Loopback addresses: every peer of an embedded grid or a one-host test shares them. */
-const LOOPBACK = /^(127\.|::1$|::ffff:127\.)/;
 
 export class WorkerRegistry {
   readonly #workers = new Map<string, WorkerInfo>();
@@ -75,8 +74,8 @@ export class WorkerRegistry {
     const w = this.#workers.get(peer);
     if (!w || !w.connected) return false;
     w.connected = false;
-    w.leftAt = now;
     this.#candidates = null;
+    w.leftAt = now;
     return true;
   }
 
@@ -110,10 +109,9 @@ export class WorkerRegistry {
   }
 
   /**
-   * The workers a scheduler may draw: connected ones, weighted by their declared threads
-   * (clamped by the lease desk), grouped by IP address so that two replicas of a unit never go
-   * to one address — except loopback (an embedded grid, a one-host test), where every peer
-   * shares the address.
+   * The workers a scheduler may draw: connected ones, weighted by their declared threads,
+   * grouped by IP address so that two replicas of a unit never go to one address — except
+   * loopback (an embedded grid, a one-host test), where every peer shares the address.
    */
   candidates(): readonly Candidate[] {
     if (this.#candidates) return this.#candidates;

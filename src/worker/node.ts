@@ -21,13 +21,14 @@ import {
   revealRequestCodec, encodeRevealReply, unitErrorCodec, decodeCommitReply, MAX_UNIT_BYTES, MAX_CONTROL_BYTES,
 } from '../protocol/grid.ts';
 import type { CommitReply, LeaseInfo, InputFileRange } from '../protocol/grid.ts';
+import { addNoise, corrupt, zeros, StaleCache, CHEAT_ERROR_MESSAGE } from './cheat.ts';
+import type { CheatMode } from './cheat.ts';
 import { MAX_MODEL_BYTES, FS_PROBE_MAX_BYTES, parseFsProbe } from '../protocol/grid.ts';
 import type { InferencePool } from './pool.ts';
 import type { ModelCache } from './models.ts';
 import { PendingResults, defaultPendingLimits } from './pending.ts';
+import type { PendingLimits } from './pending.ts';
 import { LeaseInputFiles } from './lease-inputs.ts';
-import { addNoise, corrupt, zeros, StaleCache, CHEAT_ERROR_MESSAGE } from './cheat.ts';
-import type { CheatMode } from './cheat.ts';
 
 /** Input files kept open for same-filesystem leases: a worker serves one or two jobs at a time. */
 const MAX_OPEN_INPUT_FILES = 16;

@@ -29,6 +29,7 @@ const FLAGS: Record<string, FlagSpec> = {
   job: RUN_FLAGS.job!,
   out: RUN_FLAGS.out!,
   replicas: RUN_FLAGS.replicas!,
+  audit: RUN_FLAGS.audit!,
   'unit-rows': RUN_FLAGS['unit-rows']!,
   compare: RUN_FLAGS.compare!,
   json: RUN_FLAGS.json!,
@@ -82,7 +83,7 @@ export const command: Command = {
     try {
       say(`uploading ${(total / 1e6).toFixed(1)} MB to ${to} as partner ${id.peerId}`);
       const upload = await client.upload(files);
-      const reply = await client.submit(upload, { name: spec.name, replicas: spec.replicas, unitRows: req.unitRows, policy: req.policy });
+      const reply = await client.submit(upload, { name: spec.name, replicas: spec.replicas, audit: spec.audit, unitRows: req.unitRows, policy: req.policy });
       say(`job ${reply.job}: ${reply.rows} rows in ${reply.units} units`);
       const bar = bool(p, 'quiet') ? null : new ProgressBar(reply.rows);
       let report: JobReport | undefined;

@@ -60,6 +60,8 @@ export interface IntakeCoreOptions {
 export interface IntakeSubmitOptions {
   name?: string;
   replicas?: number;
+  /** Spot-check probability (with replicas 1). */
+  audit?: number;
   unitRows?: number;
   /** Comparison policy, e.g. 'allclose:1e-3,1e-4'. */
   policy?: string;
@@ -234,7 +236,7 @@ export class IntakeCore {
     const files = up.complete();
     await up.close();
     try {
-      const spec = await prepareJob({ model: files.model, inputs: files.inputs, outDir: join(up.dir, 'out'), replicas: opts.replicas, unitRows: opts.unitRows, policy: opts.policy, ...(opts.name ? { name: opts.name } : {}) });
+      const spec = await prepareJob({ model: files.model, inputs: files.inputs, outDir: join(up.dir, 'out'), replicas: opts.replicas, audit: opts.audit, unitRows: opts.unitRows, policy: opts.policy, ...(opts.name ? { name: opts.name } : {}) });
       const rowBytes = Object.values(spec.inputs).reduce((a, i) => a + elementCount(i.dims.slice(1)) * BYTES_PER_ELEMENT[i.dtype], 0);
       spec.unitRows = checkUnitRows(spec.rows, rowBytes, spec.unitRows, opts.unitRows !== undefined, this.#limits);
       const handle = await this.#coord.submit(spec, { partner, uploadDir: up.dir });
@@ -427,11 +429,11 @@ export class IntakeCore {
 
 /** The final progress counters of an ended job, from its report. */
 function progressOf(r: JobReport): Progress {
-  const u = r.units;
-  const done = u.agreed + u.disputed + u.unverified + u.unaudited;
+  const done = r.units.agreed + r.units.disputed + r.units.unverified + r.units.unaudited;
   return {
-    total: u.total, done, agreed: u.agreed, disputed: u.disputed, failed: u.failed, unverified: u.unverified, unaudited: u.unaudited, audited: u.audited,
-    inflight: 0, reissued: u.reissued, reopened: u.reopened, rowsDone: r.status === 'done' ? r.rows : Math.round((r.rowsPerSecond * r.elapsedMs) / 1000),
-    rowsUnchecked: r.rowsUnchecked, quarantined: r.workers.filter((w) => w.quarantined).length,
+    total: r.units.total, done, agreed: r.units.agreed, disputed: r.units.disputed, failed: r.units.failed, unverified: r.units.unverified,
+    unaudited: r.units.unaudited, audited: r.units.audited, inflight: 0, reissued: r.units.reissued, reopened: r.units.reopened,
+    rowsDone: r.status === 'done' ? r.rows : Math.round(r.rowsPerSecond * r.elapsedMs / 1000), rowsUnchecked: r.rowsUnchecked,
+    quarantined: r.workers.filter((w) => w.quarantined).length,
   };
 }

@@ -6,7 +6,7 @@
  * request `/matrix-drill/intake/begin/1`    {files: [{role, name, bytes}]} → {upload, bytesLeft, chunkBytes}
  * request `/matrix-drill/intake/chunk/1`    u32be headLength ‖ {upload, file, offset} ‖ ≤ 4 MiB of bytes
  *                                           → {received}: written at its offset, on disk
- * request `/matrix-drill/intake/submit/1`   {upload, name?, replicas?, unitRows?, policy?} → {job, rows, units, unitRows}
+ * request `/matrix-drill/intake/submit/1`   {upload, name?, replicas?, audit?, unitRows?, policy?} → {job, rows, units, unitRows}
  * request `/matrix-drill/intake/job/1`      {job, seen} → status; long poll: answers when more than
  *                                           `seen` units are done, the job ends, or after POLL_MS
  * request `/matrix-drill/intake/output/1`   {job, file, offset} → u64be fileSize ‖ up to 4 MiB from offset
@@ -50,13 +50,15 @@ function obj(raw: unknown, what: string): Obj {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new Error(`${what}: expected an object`);
   return raw as Obj;
 }
-function str(o: Obj, k: string, max = 256): string {
+function str(o: Obj, k: string, max = 256, optional = false): string {
   const v = o[k];
+  if (optional && v === undefined) return undefined as unknown as string;
   if (typeof v !== 'string' || v.length > max) throw new Error(`${k}: expected a string of at most ${max} characters`);
   return v;
 }
-function int(o: Obj, k: string): number {
+function int(o: Obj, k: string, optional = false): number {
   const v = o[k];
+  if (optional && v === undefined) return undefined as unknown as number;
   if (!Number.isSafeInteger(v) || (v as number) < 0) throw new Error(`${k}: expected a non-negative integer, received ${JSON.stringify(v)?.slice(0, 40)}`);
   return v as number;
 }
@@ -147,6 +149,7 @@ export interface SubmitRequest {
   upload: string;
   name?: string;
   replicas?: number;
+  audit?: number;
   unitRows?: number;
   policy?: string;
 }
@@ -159,6 +162,7 @@ export const submitCodec = jsonCodec<SubmitRequest>({
       upload: str(o, 'upload', 128),
       ...opt(o, 'name', () => str(o, 'name')),
       ...opt(o, 'replicas', () => int(o, 'replicas')),
+      ...opt(o, 'audit', () => num(o, 'audit')),
       ...opt(o, 'unitRows', () => int(o, 'unitRows')),
       ...opt(o, 'policy', () => str(o, 'policy')),
     };
@@ -226,83 +230,48 @@ export function decodeOutputChunk(b: Uint8Array): { size: number; bytes: Uint8Ar
 }
 
 // ------------------------------------------------------------------------------ job status
-//
-// A status carries the job's progress and report, whose fields grow as the coordinator learns
-// more (PoD, audits). The checks below hold every value to a safe JSON type and require the
-// fields a partner's client relies on, and pass the rest through: a newer coordinator's extra
-// fields do not break an older client, and nothing malformed reaches it.
 
-function counts(raw: unknown, what: string, required: readonly string[]): Record<string, number> {
-  const o = obj(raw, what);
-  const keys = Object.keys(o);
-  if (keys.length > 64) throw new Error(`${what}: expected at most 64 counters`);
-  for (const k of new Set([...required, ...keys])) int(o, k);
-  return o as Record<string, number>;
-}
-
-const PROGRESS_REQUIRED = ['total', 'done', 'agreed', 'disputed', 'failed', 'unverified', 'inflight', 'reissued', 'rowsDone'] as const;
+const PROGRESS_KEYS = ['total', 'done', 'agreed', 'disputed', 'failed', 'unverified', 'unaudited', 'audited', 'inflight', 'reissued', 'reopened', 'rowsDone', 'rowsUnchecked', 'quarantined'] as const;
 function checkProgress(raw: unknown): Progress {
-  return counts(raw, 'progress', PROGRESS_REQUIRED) as unknown as Progress;
+  const o = obj(raw, 'progress');
+  return Object.fromEntries(PROGRESS_KEYS.map((k) => [k, int(o, k)])) as unknown as Progress;
 }
 
-/** A plain JSON value of bounded depth and size (strings ≤ 4 KiB, arrays ≤ 10,000). */
-function checkJson(v: unknown, what: string, depth = 0): void {
-  if (depth > 8) throw new Error(`${what}: nested too deeply`);
-  if (v === null || typeof v === 'boolean') return;
-  if (typeof v === 'number') {
-    if (!Number.isFinite(v)) throw new Error(`${what}: expected a finite number`);
-    return;
-  }
-  if (typeof v === 'string') {
-    if (v.length > 4096) throw new Error(`${what}: string too long`);
-    return;
-  }
-  if (Array.isArray(v)) {
-    if (v.length > 10_000) throw new Error(`${what}: too many entries`);
-    for (const [i, x] of v.entries()) checkJson(x, `${what}[${i}]`, depth + 1);
-    return;
-  }
-  if (typeof v === 'object') {
-    const keys = Object.keys(v);
-    if (keys.length > 256) throw new Error(`${what}: too many fields`);
-    for (const k of keys) checkJson((v as Obj)[k], `${what}.${k}`, depth + 1);
-    return;
-  }
-  throw new Error(`${what}: expected JSON`);
-}
-
-function checkWorker(raw: unknown, i: number): WorkerReport {
-  const o = obj(raw, `workers[${i}]`);
-  str(o, 'peer', 128);
-  for (const k of ['credit', 'unitsAgreed', 'unitsFaulty', 'unitsRun', 'threads']) num(o, k);
-  bool(o, 'cheater');
-  str(o, 'device', 64);
-  str(o, 'profile', 4096);
-  return o as unknown as WorkerReport;
+function checkWorker(raw: unknown): WorkerReport {
+  const o = obj(raw, 'workers[]');
+  return {
+    peer: str(o, 'peer', 128), cheater: bool(o, 'cheater'), credit: num(o, 'credit'), unitsAgreed: int(o, 'unitsAgreed'), unitsFaulty: int(o, 'unitsFaulty'),
+    unitsRun: int(o, 'unitsRun'), threads: int(o, 'threads'), device: str(o, 'device', 64), profile: str(o, 'profile', 4096),
+    quarantined: bool(o, 'quarantined'),
+    faultReasons: (() => {
+      const r = o.faultReasons;
+      if (!Array.isArray(r) || r.length > 64 || !r.every((x) => typeof x === 'string' && x.length <= 64)) throw new Error('workers[].faultReasons: expected a list of reasons');
+      return r as string[];
+    })(),
+  };
 }
 
 /** @throws Error naming the field (a malformed report from the coordinator). */
 export function checkReport(raw: unknown): JobReport {
-  checkJson(raw, 'report');
   const o = obj(raw, 'report');
   if (o.status !== 'done' && o.status !== 'failed') throw new Error('report.status: expected done or failed');
-  str(o, 'job', 128);
-  str(o, 'name');
-  if (o.error !== undefined) str(o, 'error', 4096);
   const m = obj(o.model, 'report.model');
-  str(m, 'path', 4096);
-  str(m, 'sha256', 64);
-  num(m, 'flopsPerRow');
-  for (const k of ['rows', 'unitRows', 'replicas', 'creditRecords']) int(o, k);
-  str(o, 'policy');
-  counts(o.units, 'report.units', ['total', 'agreed', 'disputed', 'failed', 'unverified', 'reissued']);
-  if (!Array.isArray(o.workers)) throw new Error('report.workers: expected a list');
-  o.workers.forEach(checkWorker);
-  for (const k of ['totalCredit', 'elapsedMs', 'rowsPerSecond']) num(o, k);
+  const u = obj(o.units, 'report.units');
   const outs = obj(o.outputs, 'report.outputs');
+  if (!Array.isArray(o.workers) || o.workers.length > 10_000) throw new Error('report.workers: expected a list');
   if (Object.keys(outs).length > 64) throw new Error('report.outputs: expected at most 64 outputs');
-  for (const k of Object.keys(outs)) str(outs, k, 4096);
-  return o as unknown as JobReport;
+  return {
+    job: str(o, 'job', 128), name: str(o, 'name'), status: o.status, ...opt(o, 'error', () => str(o, 'error', 4096)),
+    model: { path: str(m, 'path', 4096), sha256: str(m, 'sha256', 64), flopsPerRow: num(m, 'flopsPerRow') },
+    rows: int(o, 'rows'), unitRows: int(o, 'unitRows'), replicas: int(o, 'replicas'), policy: str(o, 'policy'),
+    units: {
+      total: int(u, 'total'), agreed: int(u, 'agreed'), disputed: int(u, 'disputed'), failed: int(u, 'failed'), unverified: int(u, 'unverified'), reissued: int(u, 'reissued'),
+      audited: int(u, 'audited'), unaudited: int(u, 'unaudited'), reopened: int(u, 'reopened'),
+    },
+    audit: num(o, 'audit'), rowsUnchecked: int(o, 'rowsUnchecked'),
+    workers: o.workers.map(checkWorker), totalCredit: num(o, 'totalCredit'), elapsedMs: num(o, 'elapsedMs'), rowsPerSecond: num(o, 'rowsPerSecond'),
+    outputs: Object.fromEntries(Object.keys(outs).map((k) => [k, str(outs, k, 4096)])), creditRecords: int(o, 'creditRecords'),
+  } as JobReport;
 }
 
 export const jobStatusCodec = jsonCodec<IntakeJobStatus>({
