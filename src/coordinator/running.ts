@@ -105,7 +105,7 @@ export function createRunningJob(spec: JobSpec, opts: RunningJobOptions, resumed
   let resolve!: (r: JobReport) => void;
   const result = new Promise<JobReport>((r) => (resolve = r));
   return {
-    spec, sched, out: new OutputAssembler(spec.outDir, spec.rows, spec.outputNames), ledger: new CreditLedger(),
+    spec, sched, out: new OutputAssembler(spec), ledger: new CreditLedger(),
     events: new EventEmitter<JobEvents>(), startedAt, result, resolve, failed: null, finishing: false,
     stalledSince: new Map(), runs: new Map(), workerInfo: new Map(), creditRecords: 0,
     inputs: new InputReader(spec), digests: new WeakMap(), queue: Promise.resolve(),
