@@ -119,7 +119,7 @@ const g = new GraphBuilder({ name: 'soak-identity', seed: 1 });
 const x = g.input('x', 'float32', ['batch', WIDTH]);
 g.output(g.op('Identity', [x]), 'float32', ['batch', WIDTH], 'y');
 const model = join(tmp, 'id.onnx');
-await writeFile(model, g.toBytes());
+await writeFile(model, await g.toBytes());
 function jobInput(seq: number): Float32Array {
   const d = new Float32Array(ROWS * WIDTH);
   for (let r = 0; r < ROWS; r++) {

@@ -26,7 +26,8 @@ import { encodeAnchor, decodeAnchor } from '../../src/settle/anchor.ts';
 import type { Anchor } from '../../src/settle/anchor.ts';
 import { parseNpy, encodeNpy } from '../../src/util/npy.ts';
 import type { Dtype, HostTensor } from '../../src/util/tensor.ts';
-import { inspectModel } from '../../src/onnx/inspect.ts';
+import { parseModelProto, describeModel } from '../../src/onnx/decode.ts';
+import { externalDataRefs } from '../../src/onnx/external.ts';
 import { GraphBuilder } from '../../src/onnx/builder.ts';
 import {
   beginCodec, submitCodec, jobQueryCodec, outputQueryCodec, jobStatusCodec, decodeChunk, encodeChunk, decodeOutputChunk, encodeOutputChunk,
@@ -89,14 +90,20 @@ const commit: fc.Arbitrary<Commit> = fc.record({ lease: name, commitment: hex(32
 const announce: fc.Arbitrary<UnitAnnouncement> = fc.record({ coordinator: name, job: name, unit: fc.nat(), modelHash: hex(32), rows: fc.integer({ min: 1, max: 1e6 }), flops: fc.nat(), need: fc.integer({ min: 1, max: 64 }), at: fc.nat() });
 
 const DTYPE_ARRAYS: Record<Dtype, (n: number) => fc.Arbitrary<HostTensor['data']>> = {
+  float16: (n) => fc.uint16Array({ minLength: n, maxLength: n }), // raw half bits
   float32: (n) => fc.float32Array({ minLength: n, maxLength: n }),
   float64: (n) => fc.float64Array({ minLength: n, maxLength: n }),
-  int32: (n) => fc.int32Array({ minLength: n, maxLength: n }),
-  int64: (n) => fc.bigInt64Array({ minLength: n, maxLength: n }),
+  int8: (n) => fc.int8Array({ minLength: n, maxLength: n }),
   uint8: (n) => fc.uint8Array({ minLength: n, maxLength: n }),
+  int16: (n) => fc.int16Array({ minLength: n, maxLength: n }),
+  uint16: (n) => fc.uint16Array({ minLength: n, maxLength: n }),
+  int32: (n) => fc.int32Array({ minLength: n, maxLength: n }),
+  uint32: (n) => fc.uint32Array({ minLength: n, maxLength: n }),
+  int64: (n) => fc.bigInt64Array({ minLength: n, maxLength: n }),
+  uint64: (n) => fc.bigUint64Array({ minLength: n, maxLength: n }),
   bool: (n) => fc.uint8Array({ minLength: n, maxLength: n, max: 1 }),
 };
-const tensor: fc.Arbitrary<HostTensor> = fc.tuple(fc.constantFrom<Dtype>('float32', 'float64', 'int32', 'int64', 'uint8', 'bool'), fc.array(fc.integer({ min: 0, max: 5 }), { minLength: 1, maxLength: 3 }))
+const tensor: fc.Arbitrary<HostTensor> = fc.tuple(fc.constantFrom<Dtype>(...(Object.keys(DTYPE_ARRAYS) as Dtype[])), fc.array(fc.integer({ min: 0, max: 5 }), { minLength: 1, maxLength: 3 }))
   .chain(([dtype, dims]) => DTYPE_ARRAYS[dtype](dims.reduce((a, d) => a * d, 1)).map((data) => ({ dtype, dims, data })));
 const tensors = fc.dictionary(fc.string({ minLength: 1, maxLength: 12 }), tensor, { minKeys: 1, maxKeys: 3 });
 
@@ -242,15 +249,23 @@ describe('fuzz: .npy headers (util/npy.ts)', () => {
   }, TIMEOUT);
 });
 
-describe('fuzz: ONNX models (onnx/inspect.ts on main)', () => {
-  const g = new GraphBuilder({ name: 'tiny', seed: 7 });
-  const x = g.input('x', 'float32', ['batch', 4]);
-  g.output(g.op('Relu', [g.op('MatMul', [x, g.weight('w', [4, 3])])]), 'float32', ['batch', 3], 'y');
-  const models = [g.toBytes(), new Uint8Array(readFileSync(join(ROOT, 'workloads/rowwise/model.onnx'))), new Uint8Array(readFileSync(join(ROOT, 'workloads/mlp/model.onnx')))];
-  it('random bytes and mutated real models give a model description or a typed error', () => {
-    fc.assert(fc.property(fc.oneof(bytes, mutated(fc.constantFrom(...models))), (b) => {
-      valueOrTyped(() => inspectModel(b));
-    }), { seed: SEED, numRuns: 150 });
-    for (const m of models) expect(inspectModel(m).inputs.length).toBeGreaterThan(0);
+describe('fuzz: ONNX models (onnx/decode.ts, the protobuf.js decoder on main)', () => {
+  it('random bytes and mutated real models give a model message and description, or a typed error', async () => {
+    const g = new GraphBuilder({ name: 'tiny', seed: 7 });
+    const x = g.input('x', 'float32', ['batch', 4]);
+    g.output(g.op('Relu', [g.op('MatMul', [x, g.weight('w', [4, 3])])]), 'float32', ['batch', 3], 'y');
+    const models = [await g.toBytes(), new Uint8Array(readFileSync(join(ROOT, 'workloads/rowwise/model.onnx'))), new Uint8Array(readFileSync(join(ROOT, 'workloads/mlp/model.onnx')))];
+    /** What the coordinator does with a partner's model bytes before ONNX Runtime sees them (coordinator/model.ts). */
+    const decode = async (b: Uint8Array): Promise<void> => {
+      try {
+        const msg = await parseModelProto(b);
+        externalDataRefs(msg);
+        describeModel(msg);
+      } catch (e) {
+        if (!(e instanceof DrillError)) throw new Error(`untyped throw: ${String(e)}`, { cause: e });
+      }
+    };
+    await fc.assert(fc.asyncProperty(fc.oneof(bytes, mutated(fc.constantFrom(...models))), decode), { seed: SEED, numRuns: 150 });
+    for (const m of models) expect(describeModel(await parseModelProto(m)).inputs.length).toBeGreaterThan(0);
   }, TIMEOUT);
 });
