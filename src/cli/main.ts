@@ -4,6 +4,7 @@
  * A UserError (a person's mistake) prints one clear line and exits 2; anything else is a bug
  * or an environment failure and prints its code and message (stack with DRILL_LOG=debug).
  */
+import { readFileSync } from 'node:fs';
 import type { Command } from './command.ts';
 import { isDrillError } from '../util/errors.ts';
 
@@ -21,9 +22,15 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ command:
   'verify-credit': { summary: "prove a trainer's credit against an anchor on a Substrate chain", load: () => import('./commands/verify-credit.ts') },
 };
 
+/** `drill --version`: the package version and the Node that runs it. */
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return `drill ${pkg.version} (node ${process.version})\n`;
+}
+
 function usage(): string {
   const rows = Object.entries(COMMANDS).map(([k, c]) => `  ${k.padEnd(15)} ${c.summary}`);
-  return `usage: drill <command> [flags]   (drill <command> --help for its flags)\n\ncommands:\n${rows.join('\n')}\n`;
+  return `usage: drill <command> [flags]   (drill <command> --help for its flags; drill --version)\n\ncommands:\n${rows.join('\n')}\n`;
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -31,6 +38,10 @@ export async function main(argv: string[]): Promise<number> {
   if (!name || name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(usage());
     return name ? 0 : 2;
+  }
+  if (name === '--version' || name === '-V') {
+    process.stdout.write(version());
+    return 0;
   }
   const entry = COMMANDS[name];
   if (!entry) {

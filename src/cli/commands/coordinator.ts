@@ -30,6 +30,7 @@ import { publishCreditRecord } from '../../chain/topics.ts';
 import { ChainErrorCode } from '../../chain/errors.ts';
 import { shortId } from '../../chain/block.ts';
 import { slotAt } from '../../chain/epoch.ts';
+import { untilSignal } from '../signals.ts';
 
 const FLAGS: Record<string, FlagSpec> = {
   listen: { type: 'string', multiple: true, help: 'multiaddr to listen on (repeatable)', default: '/ip4/0.0.0.0/tcp/9360' },
@@ -116,19 +117,6 @@ export class CreditPublisher {
   }
 }
 
-/** Wait for SIGINT/SIGTERM. */
-export function untilSignal(): Promise<string> {
-  return new Promise((resolve) => {
-    const on = (sig: string): void => {
-      process.off('SIGINT', on);
-      process.off('SIGTERM', on);
-      resolve(sig);
-    };
-    process.on('SIGINT', on);
-    process.on('SIGTERM', on);
-  });
-}
-
 export const command: Command = {
   name: 'coordinator',
   summary: 'start a coordinator',
@@ -145,6 +133,9 @@ export const command: Command = {
     const genesis = genesisFile === undefined ? null : readGenesisFlag(genesisFile);
     const leaseMs = int(p, 'lease-ms', 1000);
     const stallMs = int(p, 'stall-ms', 0);
+    // Listen for the stop signal before start-up, not after the ready lines: a supervisor may
+    // send SIGTERM as soon as it reads them (or during start-up: then stop once started).
+    const stopSignal = untilSignal();
     const id = await loadOrCreateIdentity(dataDir, { logger: log });
     if (genesis) {
       const key = bytesToHex(id.privateKey.publicKey.raw);
@@ -182,7 +173,7 @@ export const command: Command = {
     for (const a of node.multiaddrs()) out.write(`listening: ${a}\n`);
     out.write(`workers join with:  npx drill worker --join ${node.multiaddrs()[0]}${genesisFile ? ` --genesis ${resolve(genesisFile)}` : ''}\n`);
     out.write(`partners submit with: npx drill submit --to ${node.multiaddrs()[0]} --model M.onnx --input NAME=X.npy --out DIR\n`);
-    const sig = await untilSignal();
+    const sig = await stopSignal;
     out.write(`\n${sig}: stopping (workers: ${coord.workers().filter((w) => w.connected).length} connected)\n`);
     await intake.stop();
     await coord.stop();

@@ -28,6 +28,7 @@ import {
   verifyIdentityLink,
 } from '../../settle/index.ts';
 import type { AnchorSource, IdentityLink } from '../../settle/index.ts';
+import { onStopSignal } from '../signals.ts';
 
 /** File name of the settler's SQLite store inside --data-dir. */
 export const SETTLE_DB_FILE = 'settle.sqlite';
@@ -148,16 +149,14 @@ export const command: Command = {
       let posted = 0;
       settler.on('posted', () => posted++);
       const stop = (): void => void settler.stop();
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
+      const offSignal = onStopSignal(stop);
       if (once) settler.once('idle', stop);
       settler.start();
       try {
         await settler.done;
       } finally {
-        process.off('SIGINT', stop);
-        process.off('SIGTERM', stop);
         await settler.stop();
+        offSignal();
       }
       const anchors = store.anchors();
       process.stdout.write(

@@ -22,7 +22,8 @@ import type { Device } from '../../worker/pool.ts';
 import { ModelCache } from '../../worker/models.ts';
 import { runDeviceBenchmark } from '../../worker/benchmark.ts';
 import { WorkerNode } from '../../worker/node.ts';
-import { untilSignal, chainStorePath, readGenesisFlag } from './coordinator.ts';
+import { chainStorePath, readGenesisFlag } from './coordinator.ts';
+import { untilSignal } from '../signals.ts';
 import { formatMs } from '../progress.ts';
 import { ChainService } from '../../chain/service.ts';
 import { shortId } from '../../chain/block.ts';
@@ -74,6 +75,9 @@ export const command: Command = {
     const log = createLogger({ level: (process.env.DRILL_LOG as 'info' | undefined) ?? 'warn' });
     const say = (s: string): void => void process.stdout.write(`${new Date().toISOString().slice(11, 19)} ${s}\n`);
 
+    // Listen for the stop signal before start-up, not after the ready lines: a supervisor may
+    // send SIGTERM as soon as it reads them (or during start-up: then stop once started).
+    const stopSignal = untilSignal();
     const id = await loadOrCreateIdentity(dataDir, { logger: log });
     say(`worker ${id.peerId}${id.created ? ' (new identity)' : ''}, data dir ${dataDir}`);
     const pool = new InferencePool({ threads: int(p, 'threads', 1, 1024), device: device as Device, fallbackToCpu: bool(p, 'fallback-cpu'), logger: log });
@@ -154,7 +158,7 @@ export const command: Command = {
       }
     };
     for (const j of joins) void joinLoop(j);
-    const sig = await untilSignal();
+    const sig = await stopSignal;
     stopping = true;
     say(`${sig}: stopping after ${units} units`);
     clearInterval(status);
