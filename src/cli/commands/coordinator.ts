@@ -31,6 +31,7 @@ import { ChainErrorCode } from '../../chain/errors.ts';
 import { shortId } from '../../chain/block.ts';
 import { slotAt } from '../../chain/epoch.ts';
 import { untilSignal } from '../signals.ts';
+import { LOG_FORMAT_FLAG, cliOutput, logFormatOf } from '../output.ts';
 
 const FLAGS: Record<string, FlagSpec> = {
   listen: { type: 'string', multiple: true, help: 'multiaddr to listen on (repeatable)', default: '/ip4/0.0.0.0/tcp/9360' },
@@ -38,6 +39,7 @@ const FLAGS: Record<string, FlagSpec> = {
   'lease-ms': { type: 'string', help: 'time a worker has to commit a leased unit', default: String(defaultCoordinatorOptions.leaseMs) },
   genesis: { type: 'string', help: "genesis file of the hashrate chain (from 'drill genesis'): follow the chain and publish credit records for the workers' blocks" },
   'stall-ms': { type: 'string', help: 'fail a disputed unit no connected worker may re-run after this long', default: String(defaultCoordinatorOptions.stallMs) },
+  'log-format': LOG_FORMAT_FLAG,
   help: { type: 'boolean', help: 'show this help' },
 };
 
@@ -128,7 +130,8 @@ export const command: Command = {
     }
     const listen = p.flags.listen as string[] | string;
     const dataDir = str(p, 'data-dir') ?? join(defaultDataDir(), 'coordinator');
-    const log = createLogger({ level: (process.env.DRILL_LOG as 'info' | undefined) ?? 'info' });
+    const format = logFormatOf(p);
+    const { log, say } = cliOutput('coordinator', format, { defaultLevel: 'info' });
     const genesisFile = str(p, 'genesis');
     const genesis = genesisFile === undefined ? null : readGenesisFlag(genesisFile);
     const leaseMs = int(p, 'lease-ms', 1000);
@@ -144,43 +147,49 @@ export const command: Command = {
       }
     }
     const node = await createDrillNode({ privateKey: id.privateKey, listen: Array.isArray(listen) ? listen : [listen], logger: log });
-    const out = process.stdout;
     let chain: ChainService | null = null;
     let publisher: CreditPublisher | null = null;
     if (genesis) {
       const storePath = chainStorePath(dataDir, genesis);
       // The block lines below replace the chain's own info log (DRILL_LOG=info shows both).
-      const chainLog = process.env.DRILL_LOG ? log : createLogger({ level: 'warn' });
+      const chainLog = process.env.DRILL_LOG ? log : createLogger({ level: 'warn', format });
       chain = new ChainService({ node, genesis, logger: chainLog }, { storePath, produce: false });
       await chain.start();
       publisher = new CreditPublisher(node, genesis.slotMs, log);
       const st = chain.status();
       const now = Date.now();
-      out.write(`chain ${genesis.chainId} (genesis ${shortId(genesisHash(genesis))}): following, head #${st.height}, ${now < genesis.genesisTime ? `slot 0 in ${((genesis.genesisTime - now) / 1000).toFixed(1)} s` : `slot ${slotAt(genesis, now)}`}, store ${storePath}\n`);
+      say(`chain ${genesis.chainId} (genesis ${shortId(genesisHash(genesis))}): following, head #${st.height}, ${now < genesis.genesisTime ? `slot 0 in ${((genesis.genesisTime - now) / 1000).toFixed(1)} s` : `slot ${slotAt(genesis, now)}`}, store ${storePath}`, {
+        chainId: genesis.chainId,
+        genesis: genesisHash(genesis),
+        height: st.height,
+        store: storePath,
+      });
       const c = chain;
       c.on('head', (h) => {
         const n = c.state.getNode(h.hash);
-        out.write(`block #${h.height} slot ${h.slot} by ${shortId(n?.producer ?? '?')}: ${n?.creditIds.length ?? 0} credit records (head ${shortId(h.hash)})\n`);
+        say(`block #${h.height} slot ${h.slot} by ${shortId(n?.producer ?? '?')}: ${n?.creditIds.length ?? 0} credit records (head ${shortId(h.hash)})`, { height: h.height, slot: h.slot, producer: n?.producer, credits: n?.creditIds.length ?? 0, hash: h.hash });
       });
-      c.on('reorg', (r) => out.write(`reorg: ${r.depth} block(s) replaced, head ${shortId(r.to)}\n`));
+      c.on('reorg', (r) => say(`reorg: ${r.depth} block(s) replaced, head ${shortId(r.to)}`, { depth: r.depth, head: r.to }));
     }
     const pub = publisher;
     const coord = new Coordinator(node, { dataDir, leaseMs, stallMs, logger: log, ...(pub ? { onCredit: (r: CreditRecord) => pub.publish(r) } : {}) });
     await coord.start();
     const intake = new JobIntake(node, coord, dataDir, log);
     await intake.start();
-    out.write(`coordinator ${node.peerId} (data dir ${dataDir}${id.created ? ', new identity' : ''})\n`);
-    for (const a of node.multiaddrs()) out.write(`listening: ${a}\n`);
-    out.write(`workers join with:  npx drill worker --join ${node.multiaddrs()[0]}${genesisFile ? ` --genesis ${resolve(genesisFile)}` : ''}\n`);
-    out.write(`partners submit with: npx drill submit --to ${node.multiaddrs()[0]} --model M.onnx --input NAME=X.npy --out DIR\n`);
+    const addrs = node.multiaddrs().map(String);
+    say(`coordinator ${node.peerId} (data dir ${dataDir}${id.created ? ', new identity' : ''})`, { peer: node.peerId, dataDir, newIdentity: id.created });
+    for (const a of addrs) say(`listening: ${a}`, { addr: a });
+    say(`workers join with:  npx drill worker --join ${addrs[0]}${genesisFile ? ` --genesis ${resolve(genesisFile)}` : ''}`, { join: addrs[0] });
+    say(`partners submit with: npx drill submit --to ${addrs[0]} --model M.onnx --input NAME=X.npy --out DIR`, { submitTo: addrs[0] });
     const sig = await stopSignal;
-    out.write(`\n${sig}: stopping (workers: ${coord.workers().filter((w) => w.connected).length} connected)\n`);
+    const connected = coord.workers().filter((w) => w.connected).length;
+    say(`${format === 'human' ? '\n' : ''}${sig}: stopping (workers: ${connected} connected)`, { signal: sig, workersConnected: connected });
     await intake.stop();
     await coord.stop();
     publisher?.stop();
     if (chain) {
       const st = chain.status();
-      out.write(`chain head #${st.height} ${shortId(st.head)}${publisher?.unsent ? `; ${publisher.unsent} credit records never reached a producer` : ''}\n`);
+      say(`chain head #${st.height} ${shortId(st.head)}${publisher?.unsent ? `; ${publisher.unsent} credit records never reached a producer` : ''}`, { height: st.height, head: st.head, unsentCredits: publisher?.unsent ?? 0 });
       await chain.stop();
     }
     await node.stop();

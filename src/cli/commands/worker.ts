@@ -14,7 +14,6 @@ import type { Command } from '../command.ts';
 import { parseArgs, str, int, bool, list, helpText } from '../args.ts';
 import type { FlagSpec } from '../args.ts';
 import { UserError } from '../../util/errors.ts';
-import { createLogger } from '../../util/log.ts';
 import { createDrillNode } from '../../net/node.ts';
 import { loadOrCreateIdentity, defaultDataDir } from '../../worker/identity.ts';
 import { InferencePool } from '../../worker/pool.ts';
@@ -24,6 +23,7 @@ import { runDeviceBenchmark } from '../../worker/benchmark.ts';
 import { WorkerNode } from '../../worker/node.ts';
 import { chainStorePath, readGenesisFlag } from './coordinator.ts';
 import { untilSignal } from '../signals.ts';
+import { LOG_FORMAT_FLAG, cliOutput, logFormatOf } from '../output.ts';
 import { formatMs } from '../progress.ts';
 import { ChainService } from '../../chain/service.ts';
 import { shortId } from '../../chain/block.ts';
@@ -42,6 +42,7 @@ const FLAGS: Record<string, FlagSpec> = {
   cheat: { type: 'boolean', help: 'DEMO ONLY: return corrupted results (PoD gives this worker no credit)' },
   genesis: { type: 'string', help: "genesis file of the hashrate chain (from 'drill genesis'): produce blocks when this worker wins the VRF lottery" },
   'show-id': { type: 'boolean', help: "print this worker's peer id (creating its identity in --data-dir) and exit" },
+  'log-format': LOG_FORMAT_FLAG,
   help: { type: 'boolean', help: 'show this help' },
 };
 
@@ -72,25 +73,29 @@ export const command: Command = {
     const dataDir = str(p, 'data-dir') ?? join(defaultDataDir(), 'worker');
     const genesisFile = str(p, 'genesis');
     const genesis = genesisFile === undefined ? null : readGenesisFlag(genesisFile); // fail before the slow start-up
-    const log = createLogger({ level: (process.env.DRILL_LOG as 'info' | undefined) ?? 'warn' });
-    const say = (s: string): void => void process.stdout.write(`${new Date().toISOString().slice(11, 19)} ${s}\n`);
+    const out = cliOutput('worker', logFormatOf(p), { defaultLevel: 'warn' });
+    const { log } = out;
+    // Human lines carry the time of day (a worker runs for days); JSON records carry a full time.
+    const stamp = (s: string): string => (out.format === 'human' ? `${new Date().toISOString().slice(11, 19)} ${s}` : s);
+    const say = (s: string, fields?: Record<string, unknown>): void => out.say(stamp(s), fields);
+    const warn = (s: string, fields?: Record<string, unknown>): void => out.warn(stamp(s), fields);
 
     // Listen for the stop signal before start-up, not after the ready lines: a supervisor may
     // send SIGTERM as soon as it reads them (or during start-up: then stop once started).
     const stopSignal = untilSignal();
     const id = await loadOrCreateIdentity(dataDir, { logger: log });
-    say(`worker ${id.peerId}${id.created ? ' (new identity)' : ''}, data dir ${dataDir}`);
+    say(`worker ${id.peerId}${id.created ? ' (new identity)' : ''}, data dir ${dataDir}`, { peer: id.peerId, dataDir, newIdentity: id.created });
     const pool = new InferencePool({ threads: int(p, 'threads', 1, 1024), device: device as Device, fallbackToCpu: bool(p, 'fallback-cpu'), logger: log });
     await pool.start();
     const prof = pool.profile!;
-    say(`device ${prof.device} (${prof.ep}), ${pool.threads} thread(s), ONNX Runtime ${prof.ortVersion}, ${prof.cpuModel}`);
+    say(`device ${prof.device} (${prof.ep}), ${pool.threads} thread(s), ONNX Runtime ${prof.ortVersion}, ${prof.cpuModel}`, { device: prof.device, ep: prof.ep, threads: pool.threads, ortVersion: prof.ortVersion, cpu: prof.cpuModel });
     const bench = await runDeviceBenchmark(pool, { dataDir, rerun: bool(p, 'rebench') });
-    say(`Device Share benchmark: ${bench.score.toFixed(1)} GFLOP/s${bench.cached ? ` (cached from ${bench.at}; --rebench to measure again)` : ''} — a scheduling hint, never credit`);
+    say(`Device Share benchmark: ${bench.score.toFixed(1)} GFLOP/s${bench.cached ? ` (cached from ${bench.at}; --rebench to measure again)` : ''} — a scheduling hint, never credit`, { gflops: bench.score, cached: bench.cached, at: bench.at });
 
     const node = await createDrillNode({ privateKey: id.privateKey, listen: [str(p, 'listen')!], logger: log });
     const worker = new WorkerNode(node, pool, new ModelCache(join(dataDir, 'models')), { threads: pool.threads, device: prof.device, score: bench.score, cheat: bool(p, 'cheat'), sharedFs: bool(p, 'shared-fs'), logger: log });
     await worker.start();
-    if (bool(p, 'cheat')) say('WARNING: --cheat: this worker corrupts its results on purpose (demo); it will earn no credit');
+    if (bool(p, 'cheat')) warn('WARNING: --cheat: this worker corrupts its results on purpose (demo); it will earn no credit');
 
     let chain: ChainService | null = null;
     if (genesis) {
@@ -100,17 +105,17 @@ export const command: Command = {
       const st = chain.status();
       const alloc = genesis.credits.some((r) => r.credited.includes(id.peerId));
       const now = Date.now();
-      say(`chain ${genesis.chainId}: producing (head #${st.height}, ${now < genesis.genesisTime ? `slot 0 in ${formatMs(genesis.genesisTime - now)}` : `slot ${slotAt(genesis, now)}`}, store ${storePath})`);
+      say(`chain ${genesis.chainId}: producing (head #${st.height}, ${now < genesis.genesisTime ? `slot 0 in ${formatMs(genesis.genesisTime - now)}` : `slot ${slotAt(genesis, now)}`}, store ${storePath})`, { chainId: genesis.chainId, height: st.height, store: storePath });
       if (!alloc) say('this worker has no genesis allocation: it wins slots once its PoD credit reaches an epoch snapshot');
       const verboseChain = bool(p, 'verbose');
       chain.on('block', (b) => {
-        if (b.own) say(`produced block #${b.height} slot ${b.slot} ${shortId(b.hash)}: ${b.credits} credit records`);
+        if (b.own) say(`produced block #${b.height} slot ${b.slot} ${shortId(b.hash)}: ${b.credits} credit records`, { height: b.height, slot: b.slot, hash: b.hash, credits: b.credits });
       });
       chain.on('head', (h) => {
-        if (verboseChain) say(`chain head #${h.height} slot ${h.slot} ${shortId(h.hash)}`);
+        if (verboseChain) say(`chain head #${h.height} slot ${h.slot} ${shortId(h.hash)}`, { height: h.height, slot: h.slot, hash: h.hash });
       });
       chain.on('reorg', (r) => {
-        if (verboseChain) say(`chain reorg: ${r.depth} block(s) replaced, head ${shortId(r.to)}`);
+        if (verboseChain) say(`chain reorg: ${r.depth} block(s) replaced, head ${shortId(r.to)}`, { depth: r.depth, head: r.to });
       });
     }
 
@@ -123,11 +128,11 @@ export const command: Command = {
       units++;
       rows += u.rows;
       runMs += u.runMs;
-      if (verbose) say(`unit ${u.lease} done: ${u.rows} rows in ${formatMs(u.runMs)}`);
+      if (verbose) say(`unit ${u.lease} done: ${u.rows} rows in ${formatMs(u.runMs)}`, { lease: u.lease, rows: u.rows, runMs: u.runMs });
     });
-    worker.events.on('error', (e) => say(`unit ${e.lease} failed: ${e.message}`));
+    worker.events.on('error', (e) => warn(`unit ${e.lease} failed: ${e.message}`, { lease: e.lease, err: e.message }));
     const status = setInterval(() => {
-      if (units) say(`${units} units, ${rows} rows done; busy ${formatMs(runMs)} of ${formatMs(Date.now() - started)}`);
+      if (units) say(`${units} units, ${rows} rows done; busy ${formatMs(runMs)} of ${formatMs(Date.now() - started)}`, { units, rows, busyMs: runMs, upMs: Date.now() - started });
     }, 10_000);
     status.unref();
 
@@ -138,7 +143,7 @@ export const command: Command = {
         try {
           const coord = await worker.join(addr);
           connected.add(coord);
-          say(`joined coordinator ${coord}`);
+          say(`joined coordinator ${coord}`, { coordinator: coord, addr });
           await new Promise<void>((resolve) => {
             const off = node.onPeer('disconnect', (peer) => {
               if (peer === coord) {
@@ -148,11 +153,11 @@ export const command: Command = {
             });
           });
           connected.delete(coord);
-          if (!stopping) say(`coordinator ${coord} disconnected; rejoining`);
+          if (!stopping) warn(`coordinator ${coord} disconnected; rejoining`, { coordinator: coord });
           attempt = -1;
         } catch (e) {
           const wait = REJOIN_MS[Math.min(attempt, REJOIN_MS.length - 1)]!;
-          say(`cannot reach ${addr}: ${(e as Error).message}; retrying in ${wait / 1000} s`);
+          warn(`cannot reach ${addr}: ${(e as Error).message}; retrying in ${wait / 1000} s`, { addr, err: (e as Error).message, retryMs: wait });
           await new Promise((r) => setTimeout(r, wait));
         }
       }
@@ -160,11 +165,11 @@ export const command: Command = {
     for (const j of joins) void joinLoop(j);
     const sig = await stopSignal;
     stopping = true;
-    say(`${sig}: stopping after ${units} units`);
+    say(`${sig}: stopping after ${units} units`, { signal: sig, units });
     clearInterval(status);
     if (chain) {
       const st = chain.status();
-      say(`chain head #${st.height} ${shortId(st.head)}: ${st.blocksProduced} of its blocks by this worker`);
+      say(`chain head #${st.height} ${shortId(st.head)}: ${st.blocksProduced} of its blocks by this worker`, { height: st.height, head: st.head, blocksProduced: st.blocksProduced });
       await chain.stop();
     }
     await worker.stop();
