@@ -9,9 +9,10 @@
  * refused: its credit records would be ignored by every node.
  */
 import { join, resolve } from 'node:path';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { multiaddr } from '@multiformats/multiaddr';
 import type { Command } from '../command.ts';
-import { parseArgs, str, int, bool, helpText } from '../args.ts';
+import { parseArgs, str, int, bool, list, helpText } from '../args.ts';
 import type { FlagSpec } from '../args.ts';
 import { createLogger } from '../../util/log.ts';
 import { createDrillNode } from '../../net/node.ts';
@@ -39,6 +40,8 @@ const FLAGS: Record<string, FlagSpec> = {
   'lease-ms': { type: 'string', help: 'time a worker has to commit a leased unit', default: String(defaultCoordinatorOptions.leaseMs) },
   genesis: { type: 'string', help: "genesis file of the hashrate chain (from 'drill genesis'): follow the chain and publish credit records for the workers' blocks" },
   'stall-ms': { type: 'string', help: 'fail a disputed unit no connected worker may re-run after this long', default: String(defaultCoordinatorOptions.stallMs) },
+  announce: { type: 'string', multiple: true, help: 'address workers should dial when the listening ones are not reachable as such, e.g. /dns4/coordinator/tcp/9360 (/p2p/<peer id> is appended): shown in the join hint and written to --address-file' },
+  'address-file': { type: 'string', help: "once ready, write the address workers join (each --announce, else the listening addresses, with /p2p/<peer id>; one per line) to this file, for 'drill worker --join-file'" },
   'log-format': LOG_FORMAT_FLAG,
   help: { type: 'boolean', help: 'show this help' },
 };
@@ -119,13 +122,42 @@ export class CreditPublisher {
   }
 }
 
+/**
+ * An --announce value: a multiaddr without /p2p/ (this coordinator's id is appended).
+ * @throws UserError naming --announce otherwise.
+ */
+function checkAnnounce(a: string): string {
+  try {
+    multiaddr(a);
+  } catch {
+    throw new UserError('--announce', 'a multiaddr like /dns4/coordinator/tcp/9360', a);
+  }
+  if (!a.startsWith('/') || a.includes('/p2p/')) throw new UserError('--announce', 'a multiaddr without /p2p/ (the peer id is appended)', a);
+  return a.replace(/\/+$/, '');
+}
+
+/**
+ * Write the join addresses, one per line, replacing the file in one step (a worker polling it
+ * never reads half a line).
+ * @throws UserError naming --address-file when it cannot be written.
+ */
+export function writeAddressFile(path: string, addrs: string[]): void {
+  const tmp = `${path}.${process.pid}.tmp`;
+  try {
+    writeFileSync(tmp, addrs.join('\n') + '\n', { mode: 0o644 });
+    renameSync(tmp, path);
+  } catch (e) {
+    throw new UserError('--address-file', 'a file path in a writable folder', path, (e as Error).message);
+  }
+}
+
 export const command: Command = {
   name: 'coordinator',
   summary: 'start a coordinator',
   async run(argv) {
     const p = parseArgs(argv, FLAGS);
     if (bool(p, 'help')) {
-      process.stdout.write(helpText('usage: drill coordinator [--listen MULTIADDR] [--data-dir DIR] [--genesis FILE]', FLAGS));
+      process.stdout.write(helpText('usage: drill coordinator [--listen MULTIADDR] [--data-dir DIR] [--genesis FILE] [--announce MULTIADDR] [--address-file FILE]', FLAGS));
       return 0;
     }
     const listen = p.flags.listen as string[] | string;
@@ -136,6 +168,8 @@ export const command: Command = {
     const genesis = genesisFile === undefined ? null : readGenesisFlag(genesisFile);
     const leaseMs = int(p, 'lease-ms', 1000);
     const stallMs = int(p, 'stall-ms', 0);
+    const announce = list(p, 'announce').map(checkAnnounce);
+    const addressFile = str(p, 'address-file');
     // Listen for the stop signal before start-up, not after the ready lines: a supervisor may
     // send SIGTERM as soon as it reads them (or during start-up: then stop once started).
     const stopSignal = untilSignal();
@@ -177,13 +211,24 @@ export const command: Command = {
     const intake = new JobIntake(node, coord, dataDir, log);
     await intake.start();
     const addrs = node.multiaddrs().map(String);
-    say(`coordinator ${node.peerId} (data dir ${dataDir}${id.created ? ', new identity' : ''})`, { peer: node.peerId, dataDir, newIdentity: id.created });
-    for (const a of addrs) say(`listening: ${a}`, { addr: a });
-    say(`workers join with:  npx drill worker --join ${addrs[0]}${genesisFile ? ` --genesis ${resolve(genesisFile)}` : ''}`, { join: addrs[0] });
-    say(`partners submit with: npx drill submit --to ${addrs[0]} --model M.onnx --input NAME=X.npy --out DIR`, { submitTo: addrs[0] });
-    const sig = await stopSignal;
-    const connected = coord.workers().filter((w) => w.connected).length;
-    say(`${format === 'human' ? '\n' : ''}${sig}: stopping (workers: ${connected} connected)`, { signal: sig, workersConnected: connected });
+    const joinAddrs = announce.length ? announce.map((a) => `${a}/p2p/${node.peerId}`) : addrs;
+    let failure: unknown = null;
+    try {
+      if (addressFile !== undefined) writeAddressFile(addressFile, joinAddrs);
+    } catch (e) {
+      failure = e; // stop what was started, then report it
+    }
+    if (!failure) {
+      say(`coordinator ${node.peerId} (data dir ${dataDir}${id.created ? ', new identity' : ''})`, { peer: node.peerId, dataDir, newIdentity: id.created });
+      for (const a of addrs) say(`listening: ${a}`, { addr: a });
+      if (announce.length) for (const a of joinAddrs) say(`announced: ${a}`, { announce: a });
+      if (addressFile !== undefined) say(`address file: ${addressFile}`, { addressFile });
+      say(`workers join with:  npx drill worker --join ${joinAddrs[0]}${genesisFile ? ` --genesis ${resolve(genesisFile)}` : ''}`, { join: joinAddrs[0] });
+      say(`partners submit with: npx drill submit --to ${joinAddrs[0]} --model M.onnx --input NAME=X.npy --out DIR`, { submitTo: joinAddrs[0] });
+      const sig = await stopSignal;
+      const connected = coord.workers().filter((w) => w.connected).length;
+      say(`${format === 'human' ? '\n' : ''}${sig}: stopping (workers: ${connected} connected)`, { signal: sig, workersConnected: connected });
+    }
     await intake.stop();
     await coord.stop();
     publisher?.stop();
@@ -193,6 +238,7 @@ export const command: Command = {
       await chain.stop();
     }
     await node.stop();
+    if (failure) throw failure;
     return 0;
   },
 };

@@ -10,6 +10,7 @@
  * the hashrate VRF lottery and prints every block it produces.
  */
 import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import type { Command } from '../command.ts';
 import { parseArgs, str, int, bool, list, helpText } from '../args.ts';
 import type { FlagSpec } from '../args.ts';
@@ -31,6 +32,7 @@ import { slotAt } from '../../chain/epoch.ts';
 
 const FLAGS: Record<string, FlagSpec> = {
   join: { type: 'string', multiple: true, help: "coordinator multiaddr (…/p2p/12D3Koo…), repeatable" },
+  'join-file': { type: 'string', help: "read the coordinator multiaddr from this file (first line; written by 'drill coordinator --address-file'), again before every (re)join; waits for it to appear" },
   threads: { type: 'string', help: 'ONNX Runtime threads (one session per thread; default: all cores)' },
   device: { type: 'string', help: 'cpu | cuda (ONNX Runtime CUDA execution provider)', default: 'cpu' },
   'fallback-cpu': { type: 'boolean', help: 'run on the CPU when --device cuda is unavailable instead of exiting' },
@@ -46,6 +48,31 @@ const FLAGS: Record<string, FlagSpec> = {
   help: { type: 'boolean', help: 'show this help' },
 };
 
+/**
+ * A coordinator address given by a person or read from a join file.
+ * @throws UserError naming `field` unless it is a multiaddr ending in /p2p/<peer id>.
+ */
+function checkJoinAddr(a: string, field: string): string {
+  if (!a.startsWith('/') || !a.includes('/p2p/')) throw new UserError(field, 'a multiaddr ending in /p2p/<peer id>', a);
+  return a;
+}
+
+/**
+ * The first line of a join file (`drill coordinator --address-file`).
+ * @throws Error while the file does not exist yet; UserError naming --join-file when its first line is not a coordinator multiaddr.
+ */
+function readJoinFile(file: string): string {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new Error("the file does not exist yet (the coordinator writes it once ready: drill coordinator --address-file)");
+    throw e;
+  }
+  const first = text.split('\n').map((l) => l.trim()).find((l) => l !== '');
+  return checkJoinAddr(first ?? '', `--join-file ${file}`);
+}
+
 /** Retry delays when the coordinator is unreachable: 1 s doubling to 30 s (a restart takes seconds). */
 const REJOIN_MS = [1000, 2000, 4000, 8000, 16000, 30000];
 
@@ -55,7 +82,7 @@ export const command: Command = {
   async run(argv) {
     const p = parseArgs(argv, FLAGS);
     if (bool(p, 'help')) {
-      process.stdout.write(helpText('usage: drill worker --join MULTIADDR [--threads T] [--device cpu|cuda] [--data-dir DIR] [--genesis FILE]\n       drill worker --show-id [--data-dir DIR]', FLAGS));
+      process.stdout.write(helpText('usage: drill worker (--join MULTIADDR | --join-file FILE) [--threads T] [--device cpu|cuda] [--data-dir DIR] [--genesis FILE]\n       drill worker --show-id [--data-dir DIR]', FLAGS));
       return 0;
     }
     if (bool(p, 'show-id')) {
@@ -66,8 +93,9 @@ export const command: Command = {
       return 0;
     }
     const joins = list(p, 'join');
-    if (joins.length === 0) throw new UserError('--join', "a coordinator multiaddr like /ip4/10.0.0.5/tcp/9360/p2p/12D3KooW… (printed by 'drill coordinator')", undefined);
-    for (const j of joins) if (!j.startsWith('/') || !j.includes('/p2p/')) throw new UserError('--join', 'a multiaddr ending in /p2p/<peer id>', j);
+    const joinFile = str(p, 'join-file');
+    if (joins.length === 0 && joinFile === undefined) throw new UserError('--join', "a coordinator multiaddr like /ip4/10.0.0.5/tcp/9360/p2p/12D3KooW… (printed by 'drill coordinator'), or --join-file", undefined);
+    for (const j of joins) checkJoinAddr(j, '--join');
     const device = str(p, 'device')!;
     if (device !== 'cpu' && device !== 'cuda') throw new UserError('--device', 'cpu or cuda', device);
     const dataDir = str(p, 'data-dir') ?? join(defaultDataDir(), 'worker');
@@ -138,9 +166,11 @@ export const command: Command = {
 
     let stopping = false;
     const connected = new Set<string>();
-    const joinLoop = async (addr: string): Promise<void> => {
+    const joinLoop = async (target: { addr: string } | { file: string }): Promise<void> => {
       for (let attempt = 0; !stopping; attempt++) {
+        let addr = 'addr' in target ? target.addr : `(${target.file})`;
         try {
+          if ('file' in target) addr = readJoinFile(target.file);
           const coord = await worker.join(addr);
           connected.add(coord);
           say(`joined coordinator ${coord}`, { coordinator: coord, addr });
@@ -162,7 +192,8 @@ export const command: Command = {
         }
       }
     };
-    for (const j of joins) void joinLoop(j);
+    for (const j of joins) void joinLoop({ addr: j });
+    if (joinFile !== undefined) void joinLoop({ file: joinFile });
     const sig = await stopSignal;
     stopping = true;
     say(`${sig}: stopping after ${units} units`, { signal: sig, units });
