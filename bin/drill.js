@@ -25,6 +25,18 @@ const FORWARD = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR2'];
 const [major, minor] = process.versions.node.split('.').map(Number);
 if (major < NEED[0] || (major === NEED[0] && minor < NEED[1])) await runUnderPinnedNode();
 
+// As a container's PID 1 a signal without a handler is ignored, not fatal: `docker stop` would
+// wait 10 s and Ctrl-C on `docker run -it` would do nothing. Commands that shut down cleanly
+// (coordinator, worker, settle) handle SIGINT/SIGTERM themselves; the others exit as they would
+// elsewhere.
+if (process.pid === 1) {
+  for (const sig of ['SIGINT', 'SIGTERM']) {
+    process.on(sig, () => {
+      if (process.listenerCount(sig) === 1) process.exit(128 + constants.signals[sig]);
+    });
+  }
+}
+
 // node:sqlite is stable enough for us but still prints an ExperimentalWarning on Node 22:
 // keep the CLI's output clean of it (every other warning still shows).
 const emitWarning = process.emitWarning.bind(process);
