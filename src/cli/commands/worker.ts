@@ -14,7 +14,7 @@ import { readFileSync } from 'node:fs';
 import type { Command } from '../command.ts';
 import { parseArgs, str, int, bool, list, helpText } from '../args.ts';
 import type { FlagSpec } from '../args.ts';
-import { UserError } from '../../util/errors.ts';
+import { DrillError, UserError, isDrillError } from '../../util/errors.ts';
 import { createDrillNode } from '../../net/node.ts';
 import { loadOrCreateIdentity, defaultDataDir } from '../../worker/identity.ts';
 import { InferencePool } from '../../worker/pool.ts';
@@ -59,19 +59,25 @@ function checkJoinAddr(a: string, field: string): string {
 
 /**
  * The first line of a join file (`drill coordinator --address-file`).
- * @throws Error while the file does not exist yet; UserError naming --join-file when its first line is not a coordinator multiaddr.
+ * @throws DrillError JOIN_FILE_MISSING while the file does not exist yet; UserError naming
+ * --join-file when its first line is not a coordinator multiaddr.
  */
 function readJoinFile(file: string): string {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new Error("the file does not exist yet (the coordinator writes it once ready: drill coordinator --address-file)");
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new DrillError(JOIN_FILE_MISSING, 'the file does not exist yet (the coordinator writes it once ready: drill coordinator --address-file)');
     throw e;
   }
   const first = text.split('\n').map((l) => l.trim()).find((l) => l !== '');
   return checkJoinAddr(first ?? '', `--join-file ${file}`);
 }
+
+const JOIN_FILE_MISSING = 'JOIN_FILE_MISSING';
+/** How often a worker looks for a join file that is not there yet: a stat is cheap, and the
+ * coordinator writes it seconds after it starts — no reason to back off. */
+const JOIN_FILE_POLL_MS = 500;
 
 /** Retry delays when the coordinator is unreachable: 1 s doubling to 30 s (a restart takes seconds). */
 const REJOIN_MS = [1000, 2000, 4000, 8000, 16000, 30000];
@@ -167,6 +173,7 @@ export const command: Command = {
     let stopping = false;
     const connected = new Set<string>();
     const joinLoop = async (target: { addr: string } | { file: string }): Promise<void> => {
+      let waitingForFile = false;
       for (let attempt = 0; !stopping; attempt++) {
         let addr = 'addr' in target ? target.addr : `(${target.file})`;
         try {
@@ -186,6 +193,14 @@ export const command: Command = {
           if (!stopping) warn(`coordinator ${coord} disconnected; rejoining`, { coordinator: coord });
           attempt = -1;
         } catch (e) {
+          if (isDrillError(e, JOIN_FILE_MISSING)) {
+            if (!waitingForFile) say(`waiting for ${'file' in target ? target.file : addr}: ${e.message}`, { joinFile: 'file' in target ? target.file : undefined });
+            waitingForFile = true;
+            attempt = -1;
+            await new Promise((r) => setTimeout(r, JOIN_FILE_POLL_MS));
+            continue;
+          }
+          waitingForFile = false;
           const wait = REJOIN_MS[Math.min(attempt, REJOIN_MS.length - 1)]!;
           warn(`cannot reach ${addr}: ${(e as Error).message}; retrying in ${wait / 1000} s`, { addr, err: (e as Error).message, retryMs: wait });
           await new Promise((r) => setTimeout(r, wait));
