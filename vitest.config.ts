@@ -10,5 +10,7 @@ export default defineConfig({
     pool: 'forks',
     fileParallelism: true,
     maxWorkers: 2,
+    // The hostile-peer tests measure the heap after a full collection (global.gc).
+    execArgv: ['--expose-gc'],
   },
 });

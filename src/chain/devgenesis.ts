@@ -26,6 +26,8 @@ export interface DevGenesisOptions {
   windowEpochs?: number;
   maxCreditsPerBlock?: number;
   maxClockDriftMs?: number;
+  /** Epochs a fault bans the worker's lottery weight (DEFAULT_FAULT_EPOCHS when absent). */
+  faultEpochs?: number;
 }
 
 /** A genesis config with one signed allocation record per producer. */
@@ -51,5 +53,6 @@ export function makeDevGenesis(o: DevGenesisOptions): GenesisConfig {
     credits,
     maxCreditsPerBlock: o.maxCreditsPerBlock ?? defaultGenesisParams.maxCreditsPerBlock,
     maxClockDriftMs: o.maxClockDriftMs ?? defaultGenesisParams.maxClockDriftMs,
+    ...(o.faultEpochs !== undefined ? { faultEpochs: o.faultEpochs } : {}),
   };
 }

@@ -45,6 +45,21 @@ export const BlockErrorCode = {
   DUPLICATE_CREDIT: 'BLOCK_DUPLICATE_CREDIT',
   /** A credit record was already included by an ancestor on this branch (replay). */
   CREDIT_REPLAYED: 'BLOCK_CREDIT_REPLAYED',
+  /** More faults than `maxCreditsPerBlock`. */
+  TOO_MANY_FAULTS: 'BLOCK_TOO_MANY_FAULTS',
+  /** `faultRoot` / `faultCount` do not match the carried faults. */
+  FAULT_ROOT_MISMATCH: 'BLOCK_FAULT_ROOT_MISMATCH',
+  /** A fault is invalid: a fault record not signed by a genesis coordinator, or equivocation
+   * evidence whose headers are not two different, validly signed headers of one producer and slot. */
+  BAD_FAULT: 'BLOCK_BAD_FAULT',
+  /** The same fault appears twice in the block. */
+  DUPLICATE_FAULT: 'BLOCK_DUPLICATE_FAULT',
+  /** A fault was already included by an ancestor on this branch (replay). */
+  FAULT_REPLAYED: 'BLOCK_FAULT_REPLAYED',
+  /** The producer already made a different block for this slot (equivocation): the evidence is
+   * kept for a block to carry, and the producer's further blocks for the slot are refused. A
+   * node-local rule (it depends on what this node saw first), so it lives in ChainService. */
+  EQUIVOCATION: 'BLOCK_EQUIVOCATION',
 } as const;
 export type BlockErrorCode = (typeof BlockErrorCode)[keyof typeof BlockErrorCode];
 
@@ -67,6 +82,12 @@ export const BLOCK_ERROR_VERDICTS: Readonly<Record<BlockErrorCode, 'ignore' | 'r
   [BlockErrorCode.UNKNOWN_COORDINATOR]: 'reject',
   [BlockErrorCode.DUPLICATE_CREDIT]: 'reject',
   [BlockErrorCode.CREDIT_REPLAYED]: 'reject',
+  [BlockErrorCode.TOO_MANY_FAULTS]: 'reject',
+  [BlockErrorCode.FAULT_ROOT_MISMATCH]: 'reject',
+  [BlockErrorCode.BAD_FAULT]: 'reject',
+  [BlockErrorCode.DUPLICATE_FAULT]: 'reject',
+  [BlockErrorCode.FAULT_REPLAYED]: 'reject',
+  [BlockErrorCode.EQUIVOCATION]: 'reject',
 };
 
 /** A block validation failure: `code` is the rule broken, `meta.field` the field at fault. */
@@ -96,6 +117,26 @@ export const CREDIT_GOSSIP_VERDICTS: Readonly<Record<CreditGossipErrorCode, 'ign
   [CreditGossipErrorCode.BAD_SIGNATURE]: 'reject',
   [CreditGossipErrorCode.UNKNOWN_COORDINATOR]: 'ignore',
   [CreditGossipErrorCode.ALREADY_KNOWN]: 'ignore',
+};
+
+/** Codes of the faults topic validator (fault records and equivocation evidence gossiped for inclusion). */
+export const FaultGossipErrorCode = {
+  /** Not a well-formed fault record or equivocation evidence. */
+  MALFORMED: 'FAULT_MALFORMED',
+  /** A bad signature, or evidence that proves nothing. */
+  INVALID: 'FAULT_INVALID',
+  /** A fault record of a coordinator our genesis does not authorise (ignored, as for credits). */
+  UNKNOWN_COORDINATOR: 'FAULT_UNKNOWN_COORDINATOR',
+  /** Already pending or on our canonical chain. */
+  ALREADY_KNOWN: 'FAULT_ALREADY_KNOWN',
+} as const;
+export type FaultGossipErrorCode = (typeof FaultGossipErrorCode)[keyof typeof FaultGossipErrorCode];
+
+export const FAULT_GOSSIP_VERDICTS: Readonly<Record<FaultGossipErrorCode, 'ignore' | 'reject'>> = {
+  [FaultGossipErrorCode.MALFORMED]: 'reject',
+  [FaultGossipErrorCode.INVALID]: 'reject',
+  [FaultGossipErrorCode.UNKNOWN_COORDINATOR]: 'ignore',
+  [FaultGossipErrorCode.ALREADY_KNOWN]: 'ignore',
 };
 
 /** Error codes of chain configuration and storage (caller / operator problems, not gossip). */

@@ -47,8 +47,14 @@ export interface GenesisConfig {
   coordinators: string[];
   /** Genesis credit allocations (signed by a listed coordinator); their total must be > 0. */
   credits: CreditRecord[];
-  /** Most credit records one block may carry. */
+  /** Most credit records one block may carry (and, separately, most faults). */
   maxCreditsPerBlock: number;
+  /**
+   * Epochs a fault (a coordinator's fault record, or equivocation evidence) bans the worker's
+   * lottery weight, counted in snapshot buckets from the epoch of the block that carries it.
+   * Absent = DEFAULT_FAULT_EPOCHS.
+   */
+  faultEpochs?: number;
   /** Clock drift tolerated when judging "slot in the future", ms. Local policy: not part of
    * the genesis hash. */
   maxClockDriftMs: number;
@@ -71,6 +77,13 @@ export const DEFAULT_LOOKBACK_EPOCHS = 1;
  * 1 MiB block topic limit) and ~0.5 s of Ed25519 verification in JavaScript, inside a 2 s slot.
  */
 export const DEFAULT_MAX_CREDITS_PER_BLOCK = 512;
+/**
+ * Default weight ban after a fault: 2 epochs. Long enough that a caught cheater loses block
+ * production for a while beyond the credit it forfeits (at 32 slots × 2 s, ~2 minutes of the
+ * lottery), short enough that an honest worker hit by a misconfigured model or a hardware fault
+ * is back soon; operators tune it per network (`drill genesis --fault-epochs`).
+ */
+export const DEFAULT_FAULT_EPOCHS = 2;
 /** Default clock drift allowance: 500 ms, NTP-synchronised hosts are well within it. */
 export const DEFAULT_MAX_CLOCK_DRIFT_MS = 500;
 
@@ -105,6 +118,7 @@ export function checkGenesis(g: GenesisConfig): void {
   if (!Array.isArray(g.coordinators) || g.coordinators.length === 0 || !g.coordinators.every(isHex32)) bad('coordinators', 'a non-empty list of 32-byte hex Ed25519 public keys', g.coordinators);
   if (!Number.isSafeInteger(g.maxCreditsPerBlock) || g.maxCreditsPerBlock < 0 || g.maxCreditsPerBlock > 4096) bad('maxCreditsPerBlock', 'an integer in 0..4096', g.maxCreditsPerBlock);
   if (!Number.isSafeInteger(g.maxClockDriftMs) || g.maxClockDriftMs < 0) bad('maxClockDriftMs', 'an integer ≥ 0', g.maxClockDriftMs);
+  if (g.faultEpochs !== undefined && (!Number.isSafeInteger(g.faultEpochs) || g.faultEpochs < 0 || g.faultEpochs > 1_000_000)) bad('faultEpochs', 'an integer in 0..1000000', g.faultEpochs);
   if (!Array.isArray(g.credits) || g.credits.length === 0) bad('credits', 'at least one genesis credit allocation (total weight must be > 0)', g.credits);
   const ids = new Set<string>();
   let total = 0n;
@@ -125,8 +139,13 @@ export function checkGenesis(g: GenesisConfig): void {
  * accept-now), so nodes may tune it without splitting the network.
  */
 export function genesisHash(g: GenesisConfig): string {
-  const params = [g.chainId, g.genesisTime, g.slotMs, g.epochSlots, g.c, g.lookbackEpochs, g.windowEpochs ?? 0, g.randomness, [...g.coordinators], g.maxCreditsPerBlock];
+  const params = [g.chainId, g.genesisTime, g.slotMs, g.epochSlots, g.c, g.lookbackEpochs, g.windowEpochs ?? 0, g.randomness, [...g.coordinators], g.maxCreditsPerBlock, faultEpochsOf(g)];
   return bytesToHex(sha256(concatBytes(utf8ToBytes('matrix-drill/genesis/v1'), utf8ToBytes(JSON.stringify(params)), ...g.credits.map((r) => sha256(creditLeaf(r))))));
+}
+
+/** The genesis' fault ban length in epochs (DEFAULT_FAULT_EPOCHS when absent). */
+export function faultEpochsOf(g: Pick<GenesisConfig, 'faultEpochs'>): number {
+  return g.faultEpochs ?? DEFAULT_FAULT_EPOCHS;
 }
 
 /**

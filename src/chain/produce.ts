@@ -16,7 +16,9 @@ import type { CreditRecord } from '../pod/credit.ts';
 import { vrfProve, vrfProofToHash } from '../vrf/ecvrf.ts';
 import { isWinner, lotteryAlpha, lotteryThreshold } from '../vrf/lottery.ts';
 import type { Block, BlockHeader } from './block.ts';
-import { BLOCK_VERSION, creditRootOf, signBlock } from './block.ts';
+import { BLOCK_VERSION, creditRootOf, faultRootOf, signBlock } from './block.ts';
+import { chainFaultId } from './faults.ts';
+import type { ChainFault } from './faults.ts';
 import { epochOfSlot } from './epoch.ts';
 import type { ChainState } from './state.ts';
 import { LOTTERY_SUITE } from './validate.ts';
@@ -98,19 +100,39 @@ export function selectCredits(state: ChainState, parentHash: string, pending: It
 }
 
 /**
+ * The faults a block on `parentHash` may carry: not already on the branch, no duplicates, at
+ * most maxCreditsPerBlock, in the given order. Faults are assumed checked already (the mempool
+ * verifies on arrival).
+ */
+export function selectFaults(state: ChainState, parentHash: string, pending: Iterable<ChainFault>): ChainFault[] {
+  const g = state.genesis;
+  const out: ChainFault[] = [];
+  const seen = new Set<string>();
+  for (const f of pending) {
+    if (out.length >= g.maxCreditsPerBlock) break;
+    if (f.kind === 'pod' && !g.coordinators.includes(f.coordinator)) continue;
+    const id = chainFaultId(f);
+    if (seen.has(id) || state.replayedCredit(parentHash, [id]) !== null) continue;
+    seen.add(id);
+    out.push(f);
+  }
+  return out;
+}
+
+/**
  * Build and sign a block for `slot` on the head if `key` wins the slot; null otherwise (or
  * when the head is already at or past the slot).
  */
-export function tryProduce(state: ChainState, key: ProducerKey, slot: number, pending: Iterable<CreditRecord> = []): Block | null {
+export function tryProduce(state: ChainState, key: ProducerKey, slot: number, pending: Iterable<CreditRecord> = [], pendingFaults: Iterable<ChainFault> = []): Block | null {
   const parent = state.head;
   if (slot <= parent.slot) return null;
   const t = slotTicket(state, key, slot, parent.hash);
   if (!t.won) return null;
-  return buildBlock(state, key, slot, parent.hash, t, selectCredits(state, parent.hash, pending));
+  return buildBlock(state, key, slot, parent.hash, t, selectCredits(state, parent.hash, pending), selectFaults(state, parent.hash, pendingFaults));
 }
 
 /** Assemble and sign a block from a winning ticket (exported for tests that break one rule). */
-export function buildBlock(state: ChainState, key: ProducerKey, slot: number, parentHash: string, t: Pick<SlotTicket, 'proof' | 'output'>, credits: CreditRecord[]): Block {
+export function buildBlock(state: ChainState, key: ProducerKey, slot: number, parentHash: string, t: Pick<SlotTicket, 'proof' | 'output'>, credits: CreditRecord[], faults: ChainFault[] = []): Block {
   const parent = state.getNode(parentHash);
   if (!parent) throw new Error(`buildBlock: unknown parent ${parentHash}`);
   const header: BlockHeader = {
@@ -124,6 +146,8 @@ export function buildBlock(state: ChainState, key: ProducerKey, slot: number, pa
     vrfOutput: bytesToHex(t.output),
     creditRoot: creditRootOf(credits),
     creditCount: credits.length,
+    faultRoot: faultRootOf(faults),
+    faultCount: faults.length,
   };
-  return signBlock(header, credits, key.seed);
+  return signBlock(header, credits, faults, key.seed);
 }

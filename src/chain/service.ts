@@ -21,7 +21,10 @@ import type { Logger } from '../util/log.ts';
 import { silentLogger } from '../util/log.ts';
 import type { Block } from './block.ts';
 import { blockHash, shortId } from './block.ts';
-import { BlockError, BlockErrorCode, ChainErrorCode, chainError, CreditGossipErrorCode } from './errors.ts';
+import { BlockError, BlockErrorCode, ChainErrorCode, chainError, CreditGossipErrorCode, FaultGossipErrorCode } from './errors.ts';
+import { chainFaultId, chainFaultInvalid, makeEquivocation } from './faults.ts';
+import type { ChainFault } from './faults.ts';
+import { producerPublicKey, verifyHeaderSignature } from './header.ts';
 import { epochOfSlot, slotAt, slotStartTime } from './epoch.ts';
 import type { GenesisConfig } from './genesis.ts';
 import { checkGenesis, genesisHash } from './genesis.ts';
@@ -29,7 +32,7 @@ import { producerKeyFromPrivateKey, tryProduce } from './produce.ts';
 import type { ProducerKey } from './produce.ts';
 import type { ChainState, Reorg } from './state.ts';
 import { BlockStore, loadChainState } from './store.ts';
-import { BLOCK_REQUEST_PROTOCOL, blocksTopic, creditsTopic, decodeBlock, encodeBlock, registerChainVerdicts, BLOCKS_TOPIC_NAME, CREDITS_TOPIC_NAME } from './topics.ts';
+import { BLOCK_REQUEST_PROTOCOL, blocksTopic, creditsTopic, faultsTopic, decodeBlock, encodeBlock, registerChainVerdicts, BLOCKS_TOPIC_NAME, CREDITS_TOPIC_NAME, FAULTS_TOPIC_NAME } from './topics.ts';
 import type { ValidatedBlock } from './validate.ts';
 import { validateBlock } from './validate.ts';
 
@@ -57,6 +60,12 @@ export interface ChainServiceOptions {
   maxPendingCredits?: number;
   /** Blocks held while their parent is fetched; the oldest is dropped beyond it. */
   maxOrphanBlocks?: number;
+  /** Orphans held per producer (a producer flooding blocks with made-up parents evicts only its own). */
+  maxOrphansPerProducer?: number;
+  /** Pending faults (fault records, equivocation evidence) kept for inclusion. */
+  maxPendingFaults?: number;
+  /** Slots for which the first block of each producer is remembered (to catch equivocation). */
+  equivocationWindowSlots?: number;
   /** Most ancestors fetched back from one unknown-parent block. */
   maxFetchDepth?: number;
   /** Timeout of one block request. */
@@ -72,6 +81,13 @@ export const defaultChainServiceOptions = {
   maxPendingCredits: 4096,
   /** Orphans are rare on a connected mesh; 256 covers a node catching up a few minutes. */
   maxOrphanBlocks: 256,
+  /** An honest producer has at most a few blocks in flight while a peer catches up. */
+  maxOrphansPerProducer: 8,
+  /** Faults are rare (a caught cheater per job, an equivocation); 1,024 is ample. */
+  maxPendingFaults: 1024,
+  /** 1,024 slots (~34 min at 2 s): a second block for an older slot cannot build on a recent
+   * head anyway (slots must grow along a branch), so older slots need no memory. */
+  equivocationWindowSlots: 1024,
   /** 1,024 ancestors ≈ an hour of blocks at c = 1/4 and 2 s slots; longer gaps need a real
    * sync protocol (see docs/CHAIN.md). */
   maxFetchDepth: 1024,
@@ -131,6 +147,7 @@ export interface ChainStatus {
   /** Known blocks off the canonical chain. */
   orphans: number;
   pendingCredits: number;
+  pendingFaults: number;
 }
 
 export class ChainService extends EventEmitter<ChainEvents> {
@@ -147,6 +164,9 @@ export class ChainService extends EventEmitter<ChainEvents> {
   readonly #mempool = new Map<string, CreditRecord>();
   readonly #orphans = new Map<string, { block: Block; from: string }>(); // by block hash
   readonly #fetching = new Set<string>();
+  readonly #faultPool = new Map<string, ChainFault>();
+  /** The first validly signed block each producer made for a slot: `producer slot` → header + sig. */
+  readonly #firstOfSlot = new Map<string, { hash: string; header: Block['header']; sig: string }>();
 
   constructor(deps: ChainServiceDeps, opts: ChainServiceOptions = {}) {
     super();
@@ -189,6 +209,7 @@ export class ChainService extends EventEmitter<ChainEvents> {
     this.#log.info('chain started', { peer: this.#key.peerId, head: head.hash, height: head.height, blocks: this.#state.size - 1 });
     this.#node.subscribe(blocksTopic((b, from) => this.#onGossipBlock(b, from)), () => {});
     this.#node.subscribe(creditsTopic((r) => this.#onGossipCredit(r)), () => {});
+    this.#node.subscribe(faultsTopic((f) => this.#onGossipFault(f)), () => {});
     await this.#node.handle(BLOCK_REQUEST_PROTOCOL, async (req) => this.#serveBlock(req));
     this.#scheduleNextSlot();
   }
@@ -202,6 +223,7 @@ export class ChainService extends EventEmitter<ChainEvents> {
     try {
       this.#node.unsubscribe(BLOCKS_TOPIC_NAME);
       this.#node.unsubscribe(CREDITS_TOPIC_NAME);
+      this.#node.unsubscribe(FAULTS_TOPIC_NAME);
       await this.#node.unhandle(BLOCK_REQUEST_PROTOCOL);
     } catch (e) {
       this.#log.debug('unsubscribe on stop failed', { err: (e as Error).message }); // node may be stopped already
@@ -229,6 +251,7 @@ export class ChainService extends EventEmitter<ChainEvents> {
       reorgs: s.reorgCount,
       orphans: s.orphanCount(),
       pendingCredits: this.#mempool.size,
+      pendingFaults: this.#faultPool.size,
     };
   }
 
@@ -240,6 +263,21 @@ export class ChainService extends EventEmitter<ChainEvents> {
   async submitCredit(record: CreditRecord): Promise<void> {
     this.#admitCredit(record);
     await this.#node.publish(creditsTopic(), record);
+  }
+
+  /**
+   * Add a fault (a local coordinator's fault record) for inclusion and publish it to the other
+   * producers.
+   * @throws DrillError FAULT_* when it is invalid or already known.
+   */
+  async submitFault(fault: ChainFault): Promise<void> {
+    this.#admitFault(fault);
+    await this.#node.publish(faultsTopic(), fault);
+  }
+
+  /** Faults waiting for a block. */
+  pendingFaults(): ChainFault[] {
+    return [...this.#faultPool.values()];
   }
 
   // --- slots -----------------------------------------------------------------------------------
@@ -265,7 +303,7 @@ export class ChainService extends EventEmitter<ChainEvents> {
     let produced = false;
     if (this.#opts.produce && slot < this.#opts.untilSlot) {
       try {
-        const block = tryProduce(this.state, this.#key, slot, this.#mempool.values());
+        const block = tryProduce(this.state, this.#key, slot, this.#mempool.values(), this.#faultPool.values());
         if (block) {
           const v = validateBlock(this.state, block, this.#clock.now()); // our own block must pass our rules
           this.#import(v, true);
@@ -281,8 +319,41 @@ export class ChainService extends EventEmitter<ChainEvents> {
 
   // --- blocks ----------------------------------------------------------------------------------
 
+  /**
+   * [REJECT] A producer's second, different block for one slot: keep the evidence (it goes into
+   * a block, and the ledger bans the producer's weight), refuse the block. Only called for
+   * blocks whose producer signature verified.
+   */
+  #checkEquivocation(block: Block, hash: string): void {
+    const h = block.header;
+    const key = `${h.producer} ${h.slot}`;
+    const first = this.#firstOfSlot.get(key);
+    if (!first) {
+      this.#firstOfSlot.set(key, { hash, header: h, sig: block.sig });
+      this.#pruneFirstOfSlot(h.slot);
+      return;
+    }
+    if (first.hash === hash) return;
+    const ev = makeEquivocation({ header: first.header, sig: first.sig }, { header: h, sig: block.sig });
+    try {
+      this.#admitFault(ev);
+      this.#node.publish(faultsTopic(), ev).catch((e: unknown) => this.#log.debug('equivocation publish failed', { err: (e as Error).message }));
+      this.#log.warn('equivocation: a producer made two blocks for one slot; evidence kept for a block', { producer: shortId(h.producer), slot: h.slot });
+    } catch (e) {
+      if (!isDrillError(e, FaultGossipErrorCode.ALREADY_KNOWN)) this.#log.debug('equivocation evidence not admitted', { err: (e as Error).message });
+    }
+    throw new BlockError(BlockErrorCode.EQUIVOCATION, 'header.slot', `producer ${h.producer} already made block ${first.hash} for slot ${h.slot}`, { producer: h.producer, slot: h.slot });
+  }
+
+  #pruneFirstOfSlot(slot: number): void {
+    if (this.#firstOfSlot.size <= 4 * this.#opts.equivocationWindowSlots) return;
+    const floor = slot - this.#opts.equivocationWindowSlots;
+    for (const [k, v] of this.#firstOfSlot) if (v.header.slot < floor) this.#firstOfSlot.delete(k);
+  }
+
   #import(v: ValidatedBlock, own: boolean): void {
     const s = this.state;
+    this.#checkEquivocation(v.block, v.hash);
     this.#store?.put(v.hash, v.block);
     const r = s.add(v.block, v.hash);
     const h = v.block.header;
@@ -296,6 +367,7 @@ export class ChainService extends EventEmitter<ChainEvents> {
     if (r.headChanged) {
       this.#store?.setHead(r.head.hash);
       this.#pruneMempool();
+      this.#pruneFaultPool();
       this.emit('head', { hash: r.head.hash, height: r.head.height, slot: r.head.slot });
     }
     // Children that were waiting for this block.
@@ -333,12 +405,23 @@ export class ChainService extends EventEmitter<ChainEvents> {
   #holdOrphan(block: Block, from: string, depth: number): void {
     const hash = blockHash(block.header);
     if (this.#orphans.has(hash)) return;
+    // Only blocks their producer really signed are held (and may then prove an equivocation).
+    const pk = producerPublicKey(block.header.producer);
+    if (!pk || !verifyHeaderSignature(block.header, block.sig, pk)) return;
+    try {
+      this.#checkEquivocation(block, hash);
+    } catch {
+      return; // evidence kept; the second block is not held
+    }
     this.#keepOrphan(hash, block, from);
     this.#fetchParent(block.header.parent, from, depth).catch((e: unknown) => this.#log.warn('parent fetch failed', { err: (e as Error).message }));
   }
 
   #keepOrphan(hash: string, block: Block, from: string): void {
-    if (this.#orphans.size >= this.#opts.maxOrphanBlocks) this.#orphans.delete(this.#orphans.keys().next().value!);
+    const producer = block.header.producer;
+    const mine = [...this.#orphans].filter(([, o]) => o.block.header.producer === producer);
+    if (mine.length >= this.#opts.maxOrphansPerProducer) this.#orphans.delete(mine[0]![0]);
+    else if (this.#orphans.size >= this.#opts.maxOrphanBlocks) this.#orphans.delete(this.#orphans.keys().next().value!);
     this.#orphans.set(hash, { block, from });
   }
 
@@ -410,6 +493,35 @@ export class ChainService extends EventEmitter<ChainEvents> {
     this.#mempool.set(id, r);
   }
 
+  #onGossipFault(f: ChainFault): 'accept' {
+    this.#admitFault(f);
+    return 'accept';
+  }
+
+  #admitFault(f: ChainFault): void {
+    const s = this.state;
+    const g = this.#genesis;
+    // [IGNORE] A fault record from a coordinator our genesis authorises.
+    if (f.kind === 'pod' && !g.coordinators.includes(f.coordinator)) {
+      throw new DrillError(FaultGossipErrorCode.UNKNOWN_COORDINATOR, `coordinator: expected one of the genesis coordinators, received ${f.coordinator}`);
+    }
+    // [IGNORE] Not already pending or on the canonical chain.
+    const id = chainFaultId(f);
+    if (this.#faultPool.has(id) || s.replayedCredit(s.head.hash, [id]) !== null) {
+      throw new DrillError(FaultGossipErrorCode.ALREADY_KNOWN, `fault ${id} is already pending or included`);
+    }
+    // [REJECT] The proof holds (coordinator signature; two signed headers of one slot).
+    const why = chainFaultInvalid(f, g);
+    if (why !== null) throw new DrillError(FaultGossipErrorCode.INVALID, why);
+    if (this.#faultPool.size >= this.#opts.maxPendingFaults) this.#faultPool.delete(this.#faultPool.keys().next().value!);
+    this.#faultPool.set(id, f);
+  }
+
+  #pruneFaultPool(): void {
+    const s = this.state;
+    for (const id of [...this.#faultPool.keys()]) if (s.replayedCredit(s.head.hash, [id]) !== null) this.#faultPool.delete(id);
+  }
+
   #pruneMempool(): void {
     const s = this.state;
     for (const id of [...this.#mempool.keys()]) if (s.replayedCredit(s.head.hash, [id]) !== null) this.#mempool.delete(id);
@@ -424,6 +536,11 @@ export class ChainService extends EventEmitter<ChainEvents> {
     const s = this.state;
     const returned: CreditRecord[] = [];
     for (let n = s.getNode(reorg.from); n && n.hash !== reorg.ancestor && n.block; n = s.getNode(n.parent!)) {
+      for (const f of n.block.faults) {
+        const id = chainFaultId(f);
+        if (this.#faultPool.has(id) || this.#faultPool.size >= this.#opts.maxPendingFaults) continue;
+        if (s.replayedCredit(s.head.hash, [id]) === null) this.#faultPool.set(id, f);
+      }
       for (const r of n.block.credits) {
         const id = creditRecordId(r);
         if (this.#mempool.has(id) || this.#mempool.size >= this.#opts.maxPendingCredits) continue;

@@ -14,7 +14,8 @@ import { hexToBytes } from '../util/bytes.ts';
 import type { Block } from './block.ts';
 import { blockHash } from './block.ts';
 import type { GenesisConfig } from './genesis.ts';
-import { checkGenesis, genesisHash, GENESIS_BUCKET } from './genesis.ts';
+import { checkGenesis, faultEpochsOf, genesisHash, GENESIS_BUCKET } from './genesis.ts';
+import { chainFaultId, faultTarget } from './faults.ts';
 import { epochOfSlot, nextEpochRandomness, snapshotBucket, windowStartBucket } from './epoch.ts';
 import { compareHeads } from './forkchoice.ts';
 import type { ForkChoiceNode } from './forkchoice.ts';
@@ -33,6 +34,8 @@ export interface BlockNode extends ForkChoiceNode {
   block: Block | null;
   /** Ids (creditRecordId) of the credit records this block carries (genesis: the allocations). */
   creditIds: string[];
+  /** Ids (chainFaultId) of the faults this block carries. */
+  faultIds: string[];
 }
 
 export interface EpochSnapshot {
@@ -106,6 +109,7 @@ export class ChainState {
       producer: '',
       block: null,
       creditIds: genesis.credits.map(creditRecordId),
+      faultIds: [],
       primaryCount: 0,
       vrfOutput: '',
     };
@@ -184,17 +188,21 @@ export class ChainState {
       ledger = this.ledger;
     } else {
       // A non-canonical branch: replay its history (down to `from`) into a scratch ledger.
+      // Faults forfeit credit of earlier blocks and ban by bucket, so the branch is replayed
+      // whole, oldest first (bans reach back faultEpochs buckets; credit back to the window).
       ledger = new CreditLedger();
       for (const r of this.genesis.credits) ledger.apply(r, GENESIS_BUCKET);
-      for (let n: BlockNode = anchor; n.block !== null && n.epoch >= from; n = this.#nodes.get(n.parent!)!) {
-        for (const r of n.block.credits) ledger.apply(r, n.epoch);
-      }
+      const branch: BlockNode[] = [];
+      for (let n: BlockNode = anchor; n.block !== null; n = this.#nodes.get(n.parent!)!) branch.push(n);
+      for (const n of branch.reverse()) this.#applyBlock(ledger, n);
     }
     const weights = ledger.weights(Math.max(from, GENESIS_BUCKET), bucket);
     if (from > GENESIS_BUCKET) {
       // The window has moved past genesis: the allocations still count.
       for (const [w, c] of ledger.weights(GENESIS_BUCKET, GENESIS_BUCKET)) weights.set(w, (weights.get(w) ?? 0n) + c);
     }
+    // A fault bans the worker's weight for faultEpochs snapshot buckets (allocations included).
+    for (const w of ledger.bannedAt(bucket)) weights.delete(w);
     let total = 0n;
     for (const w of weights.values()) total += w;
     const out = { weights, total };
@@ -220,9 +228,23 @@ export class ChainState {
     return r;
   }
 
+  /** Apply a block's credit records, then its faults, to a ledger (bucket = the block's epoch). */
+  #applyBlock(ledger: CreditLedger, n: BlockNode): void {
+    const ban = faultEpochsOf(this.genesis);
+    for (const r of n.block!.credits) ledger.apply(r, n.epoch);
+    for (const f of n.block!.faults) ledger.applyFault(faultTarget(f), n.epoch, ban);
+  }
+
+  /** Exactly undo #applyBlock (faults first, newest first, then credits). */
+  #revertBlock(ledger: CreditLedger, n: BlockNode): void {
+    const ban = faultEpochsOf(this.genesis);
+    for (const f of [...n.block!.faults].reverse()) ledger.revertFault(faultTarget(f), n.epoch, ban);
+    for (const r of [...n.block!.credits].reverse()) ledger.revert(r, n.epoch);
+  }
+
   /**
-   * The first of `ids` already included on the branch ending at `parentHash` (genesis
-   * allocations included), or null when none is.
+   * The first of `ids` (credit record or fault ids) already included on the branch ending at
+   * `parentHash` (genesis allocations included), or null when none is.
    */
   replayedCredit(parentHash: string, ids: readonly string[]): string | null {
     let n = this.#nodes.get(parentHash);
@@ -231,6 +253,7 @@ export class ChainState {
     const offBranch = new Set<string>();
     while (!this.isCanonical(n.hash)) {
       for (const id of n.creditIds) offBranch.add(id);
+      for (const id of n.faultIds) offBranch.add(id);
       n = this.#nodes.get(n.parent!)!;
     }
     const forkHeight = n.height;
@@ -261,6 +284,7 @@ export class ChainState {
       producer: block.header.producer,
       block,
       creditIds: block.credits.map(creditRecordId),
+      faultIds: block.faults.map(chainFaultId),
       primaryCount: parent.primaryCount + 1,
       vrfOutput: block.header.vrfOutput,
     };
@@ -282,15 +306,17 @@ export class ChainState {
     // Revert canonical blocks above the common ancestor, newest first.
     for (let h = this.#canonical.length - 1; h > a.height; h--) {
       const n = this.#nodes.get(this.#canonical[h]!)!;
-      for (const r of [...n.block!.credits].reverse()) this.ledger.revert(r, n.epoch);
+      this.#revertBlock(this.ledger, n);
       for (const id of n.creditIds) this.#canonicalCredits.delete(id);
+      for (const id of n.faultIds) this.#canonicalCredits.delete(id);
     }
     const depth = this.#canonical.length - 1 - a.height;
     this.#canonical.length = a.height + 1;
     // Apply the new branch, oldest first.
     for (const n of incoming.reverse()) {
-      for (const r of n.block!.credits) this.ledger.apply(r, n.epoch);
+      this.#applyBlock(this.ledger, n);
       for (const id of n.creditIds) this.#canonicalCredits.set(id, n.height);
+      for (const id of n.faultIds) this.#canonicalCredits.set(id, n.height);
       this.#canonical.push(n.hash);
     }
     this.#head = to;

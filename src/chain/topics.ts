@@ -16,10 +16,13 @@ import type { CreditRecord } from '../pod/credit.ts';
 import { DrillError } from '../util/errors.ts';
 import type { Block } from './block.ts';
 import { checkBlockShape, copyCredit } from './block.ts';
-import { BLOCK_ERROR_VERDICTS, CREDIT_GOSSIP_VERDICTS, CreditGossipErrorCode } from './errors.ts';
+import { BLOCK_ERROR_VERDICTS, CREDIT_GOSSIP_VERDICTS, CreditGossipErrorCode, FAULT_GOSSIP_VERDICTS, FaultGossipErrorCode } from './errors.ts';
+import { chainFaultProblem, copyChainFault } from './faults.ts';
+import type { ChainFault } from './faults.ts';
 
 export const BLOCKS_TOPIC_NAME = 'matrix-drill/blocks/1';
 export const CREDITS_TOPIC_NAME = 'matrix-drill/credits/1';
+export const FAULTS_TOPIC_NAME = 'matrix-drill/faults/1';
 export const BLOCK_REQUEST_PROTOCOL = '/matrix-drill/block/1';
 
 /** Largest block message: 512 credit records of ~700 bytes JSON plus the header ≈ 360 KB;
@@ -89,7 +92,45 @@ export async function publishCreditRecord(node: DrillNode, record: CreditRecord)
   return node.publish(CREDITS_TOPIC, record);
 }
 
+/** Largest fault message: equivocation evidence is two headers (~1 KB); a fault record lists
+ * at most 64 reasons. 16 KiB is ample. */
+export const FAULT_MAX_BYTES = 16 * 1024;
+
+const faultCodec = jsonCodec<{ fault: ChainFault }>({
+  version: 1,
+  maxBytes: FAULT_MAX_BYTES,
+  check: (raw) => {
+    const f = (raw as { fault?: unknown }).fault;
+    const p = chainFaultProblem(f);
+    if (p !== null) throw new DrillError(FaultGossipErrorCode.MALFORMED, `fault: ${p}`);
+    return { fault: copyChainFault(f as ChainFault) };
+  },
+});
+
+/**
+ * The faults TopicSpec: coordinators' fault records and equivocation evidence, gossiped for
+ * inclusion in blocks. ChainService supplies the validator (proof, genesis, already seen);
+ * publishers that do not run a chain use the plain spec (no validator runs on publish).
+ */
+export function faultsTopic(validate?: (f: ChainFault, from: string) => 'accept' | 'ignore' | 'reject' | Promise<'accept' | 'ignore' | 'reject'>): TopicSpec<ChainFault> {
+  const spec: TopicSpec<ChainFault> = {
+    name: FAULTS_TOPIC_NAME,
+    maxBytes: FAULT_MAX_BYTES,
+    encode: (f) => faultCodec.encode({ fault: f }),
+    decode: (b) => faultCodec.decode(b).fault,
+  };
+  if (validate) spec.validate = validate;
+  return spec;
+}
+
+export const FAULTS_TOPIC: TopicSpec<ChainFault> = faultsTopic();
+
+/** Publish a fault (a coordinator's fault record) for block producers to include. */
+export async function publishFault(node: DrillNode, fault: ChainFault): Promise<{ recipients: number }> {
+  return node.publish(FAULTS_TOPIC, fault);
+}
+
 /** Register the chain's error codes with the net layer's verdict table (idempotent). */
 export function registerChainVerdicts(): void {
-  registerVerdicts({ ...BLOCK_ERROR_VERDICTS, ...CREDIT_GOSSIP_VERDICTS });
+  registerVerdicts({ ...BLOCK_ERROR_VERDICTS, ...CREDIT_GOSSIP_VERDICTS, ...FAULT_GOSSIP_VERDICTS });
 }

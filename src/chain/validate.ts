@@ -15,7 +15,8 @@ import { vrfVerify } from '../vrf/ecvrf.ts';
 import type { Suite } from '../vrf/ecvrf.ts';
 import { isWinner, lotteryAlpha, lotteryThreshold } from '../vrf/lottery.ts';
 import type { Block } from './block.ts';
-import { blockHash, checkBlockShape, creditRootOf, producerPublicKey, verifyBlockSignature } from './block.ts';
+import { blockHash, checkBlockShape, creditRootOf, faultRootOf, producerPublicKey, verifyBlockSignature } from './block.ts';
+import { chainFaultId, chainFaultInvalid } from './faults.ts';
 import { BlockError, BlockErrorCode } from './errors.ts';
 import { epochOfSlot, slotAt } from './epoch.ts';
 import type { ChainState, EpochSnapshot } from './state.ts';
@@ -59,6 +60,10 @@ export function validateBlock(state: ChainState, raw: Block, nowMs: number): Val
   if (block.credits.length > g.maxCreditsPerBlock) {
     throw new BlockError(BlockErrorCode.TOO_MANY_CREDITS, 'credits', `expected at most ${g.maxCreditsPerBlock} records, received ${block.credits.length}`);
   }
+  // [REJECT] No more faults than the genesis allows.
+  if (block.faults.length > g.maxCreditsPerBlock) {
+    throw new BlockError(BlockErrorCode.TOO_MANY_FAULTS, 'faults', `expected at most ${g.maxCreditsPerBlock} faults, received ${block.faults.length}`);
+  }
   // [IGNORE] The parent is known (the caller may fetch it and retry).
   const parent = state.getNode(h.parent);
   if (!parent) {
@@ -84,6 +89,14 @@ export function validateBlock(state: ChainState, raw: Block, nowMs: number): Val
   const root = creditRootOf(block.credits);
   if (root !== h.creditRoot) {
     throw new BlockError(BlockErrorCode.CREDIT_ROOT_MISMATCH, 'header.creditRoot', `expected ${root} (root over the records carried), received ${h.creditRoot}`);
+  }
+  // [REJECT] faultCount and faultRoot commit to the carried faults.
+  if (h.faultCount !== block.faults.length) {
+    throw new BlockError(BlockErrorCode.FAULT_ROOT_MISMATCH, 'header.faultCount', `expected ${block.faults.length} (faults carried), received ${h.faultCount}`);
+  }
+  const froot = faultRootOf(block.faults);
+  if (froot !== h.faultRoot) {
+    throw new BlockError(BlockErrorCode.FAULT_ROOT_MISMATCH, 'header.faultRoot', `expected ${froot} (root over the faults carried), received ${h.faultRoot}`);
   }
   // [REJECT] The producer signed the header.
   if (!verifyBlockSignature(block, pk)) {
@@ -134,6 +147,26 @@ export function validateBlock(state: ChainState, raw: Block, nowMs: number): Val
     if (!verifyCreditRecord(block.credits[i])) {
       throw new BlockError(BlockErrorCode.BAD_CREDIT_RECORD, `credits[${i}].sig`, `not a valid signature by coordinator ${block.credits[i]!.coordinator}`);
     }
+  }
+  // Faults, as credit records: no duplicates, no replay on this branch, then the proofs.
+  const fids: string[] = [];
+  const fseen = new Set<string>();
+  for (let i = 0; i < block.faults.length; i++) {
+    const id = chainFaultId(block.faults[i]!);
+    // [REJECT] Not twice in the block.
+    if (fseen.has(id)) throw new BlockError(BlockErrorCode.DUPLICATE_FAULT, `faults[${i}]`, `fault ${id} appears twice in the block`, { id });
+    fseen.add(id);
+    fids.push(id);
+  }
+  // [REJECT] Not already included by an ancestor on this branch.
+  const freplayed = state.replayedCredit(parent.hash, fids);
+  if (freplayed !== null) {
+    throw new BlockError(BlockErrorCode.FAULT_REPLAYED, `faults[${fids.indexOf(freplayed)}]`, `fault ${freplayed} was already included on this branch`, { id: freplayed });
+  }
+  // [REJECT] A fault record signed by a genesis coordinator; equivocation evidence that proves it.
+  for (let i = 0; i < block.faults.length; i++) {
+    const why = chainFaultInvalid(block.faults[i]!, g);
+    if (why !== null) throw new BlockError(BlockErrorCode.BAD_FAULT, `faults[${i}]`, why);
   }
   return { block, hash, epoch, weight, total: snap.total };
 }

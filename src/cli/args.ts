@@ -12,6 +12,8 @@ export interface FlagSpec {
   /** One-line help, shown by `drill <cmd> --help` with the default. */
   help: string;
   default?: string;
+  /** Left out of --help (test-only flags). */
+  hidden?: boolean;
 }
 
 export interface ParsedArgs {
@@ -101,9 +103,42 @@ export function num(p: ParsedArgs, name: string, min: number, max: number): numb
 }
 
 export function helpText(usage: string, spec: Record<string, FlagSpec>): string {
-  const rows = Object.entries(spec).map(([k, s]) => {
+  const rows = Object.entries(spec).filter(([, s]) => !s.hidden).map(([k, s]) => {
     const left = `  --${k}${s.type === 'string' ? ' VALUE' : ''}`;
     return `${left.padEnd(28)} ${s.help}${s.default !== undefined ? ` (default ${s.default})` : ''}`;
   });
   return `${usage}\n\n${rows.join('\n')}\n`;
+}
+
+const SIZE_UNITS: Record<string, number> = { '': 1, B: 1, K: 1024, KB: 1024, KIB: 1024, M: 1024 ** 2, MB: 1024 ** 2, MIB: 1024 ** 2, G: 1024 ** 3, GB: 1024 ** 3, GIB: 1024 ** 3, T: 1024 ** 4, TB: 1024 ** 4, TIB: 1024 ** 4 };
+
+/** Parse a byte size like `512`, `64K`, `256MiB`, `1.5G` (binary units). @throws UserError naming `field`. */
+export function parseSize(v: string, field: string, min = 0): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(v);
+  const mult = m ? SIZE_UNITS[m[2]!.toUpperCase()] : undefined;
+  const n = m && mult !== undefined ? Math.round(Number(m[1]) * mult) : NaN;
+  if (!Number.isSafeInteger(n) || n < min) throw new UserError(field, `a size like 512M or 1G (bytes, K, M, G, T; at least ${min} bytes)`, v);
+  return n;
+}
+
+/** A size flag (see parseSize). */
+export function size(p: ParsedArgs, name: string, min = 0): number | undefined {
+  const v = str(p, name);
+  return v === undefined ? undefined : parseSize(v, `--${name}`, min);
+}
+
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** Parse a duration like `500ms`, `90s`, `10m`, `24h`, `7d`. @throws UserError naming `field`. */
+export function parseDuration(v: string, field: string, min = 1): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$/.exec(v);
+  const n = m ? Math.round(Number(m[1]) * DURATION_UNITS[m[2]!]!) : NaN;
+  if (!Number.isSafeInteger(n) || n < min || n > 366 * DURATION_UNITS.d!) throw new UserError(field, `a duration like 90s, 10m, 24h or 7d (${min} ms to 366 days)`, v);
+  return n;
+}
+
+/** A duration flag (see parseDuration). */
+export function duration(p: ParsedArgs, name: string, min = 1): number | undefined {
+  const v = str(p, name);
+  return v === undefined ? undefined : parseDuration(v, `--${name}`, min);
 }

@@ -28,6 +28,8 @@ export interface JobRequest {
   inputs: Record<string, string>;
   outDir: string;
   replicas?: number;
+  /** Spot-check probability (replicas 1): each unit is re-run by a second random worker with this probability. */
+  audit?: number;
   unitRows?: number;
   policy?: string;
   name?: string;
@@ -53,9 +55,16 @@ export interface JobSpec {
   modelBytes: number;
   inputs: Record<string, JobInput>;
   outputNames: string[];
+  /**
+   * What the model says each output is: its element type and dims (numbers where fixed, a
+   * name or null where symbolic). A revealed result is checked against it before PoD.
+   */
+  outputs: { name: string; dtype: string; dims: (number | string | null)[] }[];
   rows: number;
   unitRows: number;
   replicas: number;
+  /** Spot-check probability in [0, 1]; 0 = no audits (replicas > 1 replicate every unit). */
+  audit: number;
   maxReplicas: number;
   policy: Policy;
   flopsPerRow: number;
@@ -106,6 +115,7 @@ export interface JobManifest {
   inputs: Record<string, string>;
   policy?: string;
   replicas?: number;
+  audit?: number;
   unitRows?: number;
   flopsPerRow?: number;
 }
@@ -139,6 +149,7 @@ export async function readJobManifest(path: string): Promise<JobManifest & { bas
     }
   }
   if (m.policy !== undefined && typeof m.policy !== 'string') throw new UserError(`${path}: policy`, 'a policy string', m.policy);
+  if (m.audit !== undefined && (typeof m.audit !== 'number' || !(m.audit >= 0 && m.audit <= 1))) throw new UserError(`${path}: audit`, 'a spot-check probability from 0 to 1', m.audit);
   const baseDir = dirname(resolve(path));
   return {
     name: typeof m.name === 'string' ? m.name : undefined,
@@ -146,6 +157,7 @@ export async function readJobManifest(path: string): Promise<JobManifest & { bas
     inputs: Object.fromEntries(Object.entries(m.inputs as Record<string, string>).map(([k, v]) => [k, resolve(baseDir, v)])),
     policy: m.policy as string | undefined,
     replicas: m.replicas as number | undefined,
+    audit: m.audit as number | undefined,
     unitRows: m.unitRows as number | undefined,
     flopsPerRow: m.flopsPerRow as number | undefined,
     baseDir,
@@ -237,8 +249,12 @@ export async function prepareJob(req: JobRequest): Promise<JobSpec> {
     }
   }
 
-  const replicas = req.replicas ?? DEFAULT_REPLICAS;
+  const audit = req.audit ?? 0;
+  if (typeof audit !== 'number' || !(audit >= 0 && audit <= 1)) throw new UserError('--audit', 'a spot-check probability from 0 to 1', req.audit);
+  // Spot checks replace replication: with --audit each unit runs once (unless replicas says otherwise, which is refused).
+  const replicas = req.replicas ?? (audit > 0 ? 1 : DEFAULT_REPLICAS);
   if (!Number.isSafeInteger(replicas) || replicas < 1 || replicas > 16) throw new UserError('--replicas', 'an integer from 1 to 16', req.replicas);
+  if (audit > 0 && replicas !== 1) throw new UserError('--audit', 'spot checks with --replicas 1 (each unit runs once and a fraction is re-run by a second worker)', `--audit ${audit} with --replicas ${replicas}`);
   const policy = parsePolicy(req.policy ?? DEFAULT_POLICY, '--compare');
   const flopsPerRow = info.flopsPerRow;
   const rowBytes = Object.values(inputs).reduce((a, i) => a + elementCount(i.dims.slice(1)) * BYTES_PER_ELEMENT[i.dtype], 0);
@@ -257,9 +273,11 @@ export async function prepareJob(req: JobRequest): Promise<JobSpec> {
     modelBytes: bytes.length,
     inputs,
     outputNames: info.outputs.map((o) => o.name),
+    outputs: info.outputs.map((o) => ({ name: o.name, dtype: o.dtype, dims: o.dims })),
     rows,
     unitRows,
     replicas,
+    audit,
     maxReplicas: defaultMaxReplicas(replicas),
     policy,
     flopsPerRow,

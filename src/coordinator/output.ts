@@ -74,11 +74,20 @@ export class OutputAssembler {
    *   shape / dtype differs from the first result's.
    */
   async write(start: number, end: number, result: Record<string, HostTensor>): Promise<void> {
+    const rows = end - start;
+    // Check the whole result before any file is created or sized: a result that does not fit
+    // must not lay out (and truncate to) output files.
+    for (const n of this.#names) {
+      const t = result[n];
+      if (!t) throw new DrillError('OUTPUT_SHAPE', `result lacks output ${JSON.stringify(n)}`);
+      if (t.dims[0] !== rows) {
+        throw new DrillError('OUTPUT_SHAPE', `output ${n}: expected ${rows} rows along axis 0, received [${t.dims.join(', ')}] (outputs must keep the batch dimension first)`, { output: n });
+      }
+    }
     if (this.#files.size === 0) {
       this.#opening ??= (async () => {
         for (const n of this.#names) {
-          const t = result[n];
-          if (!t) throw new DrillError('OUTPUT_SHAPE', `result lacks output ${JSON.stringify(n)}`);
+          const t = result[n]!;
           await this.#openFile(n, t.dtype, t.dims.slice(1), true);
         }
       })();
@@ -86,17 +95,17 @@ export class OutputAssembler {
     } else if (this.#opening) await this.#opening;
     for (const n of this.#names) {
       const f = this.#files.get(n)!;
-      const t = result[n];
-      if (!t) throw new DrillError('OUTPUT_SHAPE', `result lacks output ${JSON.stringify(n)}`);
-      const rows = end - start;
-      if (t.dtype !== f.dtype || t.dims[0] !== rows || elementCount(t.dims.slice(1)) * BYTES_PER_ELEMENT[t.dtype] !== f.rowBytes) {
+      const t = result[n]!;
+      if (t.dtype !== f.dtype || elementCount(t.dims.slice(1)) * BYTES_PER_ELEMENT[t.dtype] !== f.rowBytes) {
         throw new DrillError('OUTPUT_SHAPE', `output ${n}: expected ${rows} rows of [${f.rowDims.join(', ')}] ${f.dtype} along axis 0, received [${t.dims.join(', ')}] ${t.dtype} (outputs must keep the batch dimension first)`, { output: n });
       }
-      const bytes = tensorBytes(t);
+    }
+    for (const n of this.#names) {
+      const f = this.#files.get(n)!;
+      const bytes = tensorBytes(result[n]!);
       await f.fh.write(bytes, 0, bytes.length, f.dataOffset + start * f.rowBytes);
     }
   }
-
 
   /** All rows written: close and move the files into place. Returns the final paths. */
   async finish(): Promise<Record<string, string>> {

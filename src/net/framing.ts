@@ -64,31 +64,50 @@ export interface ReadFrameOptions {
 export async function readFrame(stream: Stream, opts: ReadFrameOptions): Promise<{ header: Uint8Array; payload: Uint8Array }> {
   const header = new Uint8Array(opts.headerBytes);
   let headerFill = 0;
-  let payload: Uint8Array | undefined;
+  /** Declared payload length, once the header is in. */
+  let len = -1;
+  // The buffer grows with the bytes that actually arrive (doubling, capped at `len`), never to
+  // what the header merely declares: a peer that announces 1 GiB and sends 10 bytes costs us
+  // about FIRST_PAYLOAD_BYTES, not a gigabyte.
+  let payload: Uint8Array = EMPTY;
   let fill = 0;
   for await (const item of stream) {
     let chunk = item instanceof Uint8Array ? item : item.subarray();
-    if (payload === undefined) {
+    if (len < 0) {
       const take = Math.min(opts.headerBytes - headerFill, chunk.length);
       header.set(chunk.subarray(0, take), headerFill);
       headerFill += take;
       chunk = chunk.subarray(take);
       if (headerFill < opts.headerBytes) continue;
-      const len = new DataView(header.buffer).getUint32(opts.lenOffset, false);
+      len = new DataView(header.buffer).getUint32(opts.lenOffset, false);
       if (len > opts.maxBytes(header)) throw opts.tooLarge(len, header);
-      payload = new Uint8Array(len);
       opts.onProgress?.(0, len);
+      if (len === 0) return { header, payload: new Uint8Array(0) };
     }
-    if (fill + chunk.length > payload.length) {
-      throw new NetError(NetErrorCode.NET_BAD_FRAME, `frame carries ${fill + chunk.length - payload.length} bytes past its declared length ${payload.length}`);
+    if (fill + chunk.length > len) {
+      throw new NetError(NetErrorCode.NET_BAD_FRAME, `frame carries ${fill + chunk.length - len} bytes past its declared length ${len}`);
     }
+    if (fill + chunk.length > payload.length) payload = grow(payload, fill, Math.min(len, Math.max(fill + chunk.length, 2 * payload.length, FIRST_PAYLOAD_BYTES)));
     payload.set(chunk, fill);
     fill += chunk.length;
-    if (chunk.length > 0) opts.onProgress?.(fill, payload.length);
-    if (fill === payload.length) return { header, payload };
+    if (chunk.length > 0) opts.onProgress?.(fill, len);
+    // The buffer is exactly `len` long once full (the last growth is capped at `len`): a fresh
+    // allocation, so the payload starts 8-byte aligned (protocol/grid.ts relies on it).
+    if (fill === len) return { header, payload };
   }
-  if (payload === undefined) {
+  if (len < 0) {
     throw new NetError(NetErrorCode.NET_BAD_FRAME, `stream ended after ${headerFill} of ${opts.headerBytes} header bytes`);
   }
-  throw new NetError(NetErrorCode.NET_BAD_FRAME, `stream ended after ${fill} of ${payload.length} payload bytes`, { received: fill, expected: payload.length });
+  throw new NetError(NetErrorCode.NET_BAD_FRAME, `stream ended after ${fill} of ${len} payload bytes`, { received: fill, expected: len });
+}
+
+const EMPTY: Uint8Array = new Uint8Array(0);
+/** First payload buffer: one stream chunk (64 KiB); it doubles from there as bytes arrive. */
+const FIRST_PAYLOAD_BYTES = STREAM_CHUNK_BYTES;
+
+/** A fresh buffer of `size` bytes holding the first `used` bytes of `buf`. */
+function grow(buf: Uint8Array, used: number, size: number): Uint8Array {
+  const next = new Uint8Array(size);
+  next.set(buf.subarray(0, used));
+  return next;
 }

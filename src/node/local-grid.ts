@@ -20,7 +20,8 @@ import { ModelCache } from '../worker/models.ts';
 import { WorkerNode } from '../worker/node.ts';
 import { ChainService } from '../chain/service.ts';
 import { makeDevGenesis } from '../chain/devgenesis.ts';
-import { publishCreditRecord, registerChainVerdicts } from '../chain/topics.ts';
+import { publishCreditRecord, publishFault, registerChainVerdicts } from '../chain/topics.ts';
+import type { CheatMode } from '../worker/cheat.ts';
 import type { GenesisConfig } from '../chain/genesis.ts';
 
 /** The hashrate chain of an embedded grid: the workers produce blocks carrying PoD credit. */
@@ -36,6 +37,8 @@ export interface LocalChainOptions {
   c?: number;
   /** Genesis credit per worker (a bootstrap weight, before any PoD credit): 1 GFLOP. */
   genesisFlops?: number;
+  /** Epochs a fault record bans a worker's lottery weight (genesis faultEpochs; default 2). */
+  faultEpochs?: number;
   /** SQLite block store of the coordinator's view of the chain (e.g. for `drill settle`); in memory when absent. */
   storePath?: string;
 }
@@ -43,8 +46,10 @@ export interface LocalChainOptions {
 export interface LocalGridOptions {
   /** Honest workers. Default 3. */
   workers?: number;
-  /** Extra workers that corrupt their results (demo). Default 0. */
+  /** Extra workers that cheat (demo and adversarial tests). Default 0. */
   cheaters?: number;
+  /** How the cheaters cheat (worker/cheat.ts). Default 'corrupt': the same wrong answer, so they agree with each other. */
+  cheat?: CheatMode;
   /**
    * Threads per worker. Default: cores / (workers + cheaters), at least 1 — the grid as a whole
    * uses one session per core, like the raw ONNX Runtime baseline it is compared with.
@@ -100,11 +105,18 @@ export class LocalGrid {
     const chainOpts = this.#opts.chain === true ? {} : this.#opts.chain || null;
     this.coordinatorNode = await createDrillNode({ logger: this.#log });
     const coordNode = this.coordinatorNode;
+    const cheaterPeers = new Set<string>();
     this.coordinator = new Coordinator(this.coordinatorNode, {
       dataDir: join(this.dataDir, 'coordinator'),
       stallMs: 0,
       logger: this.#log,
-      ...(chainOpts ? { onCredit: (r) => void publishCreditRecord(coordNode, r).catch(() => undefined) } : {}),
+      isCheater: (peer) => cheaterPeers.has(peer),
+      ...(chainOpts
+        ? {
+            onCredit: (r) => void publishCreditRecord(coordNode, r).catch(() => undefined),
+            onFault: (r) => void publishFault(coordNode, r).catch(() => undefined),
+          }
+        : {}),
       ...this.#opts.coordinator,
     });
     await this.coordinator.start();
@@ -114,10 +126,11 @@ export class LocalGrid {
       Array.from({ length: total }, async (_, i) => {
         const cheater = i >= honest;
         const node = await createDrillNode({ logger: this.#log });
+        if (cheater) cheaterPeers.add(node.peerId);
         const pool = new InferencePool({ threads, intraOpThreads: 1, device: this.#opts.device ?? 'cpu', logger: this.#log });
         await pool.start();
         const models = new ModelCache(join(this.dataDir, `worker-${i}`, 'models'));
-        const worker = new WorkerNode(node, pool, models, { threads, device: pool.profile?.device ?? 'cpu', cheat: cheater, sharedFs: this.#opts.sharedFs ?? true, logger: this.#log });
+        const worker = new WorkerNode(node, pool, models, { threads, device: pool.profile?.device ?? 'cpu', cheat: cheater ? (this.#opts.cheat ?? 'corrupt') : null, sharedFs: this.#opts.sharedFs ?? true, logger: this.#log });
         await worker.start();
         this.workers.push({ node, pool, worker, cheater });
         await worker.join(addr);
@@ -140,6 +153,7 @@ export class LocalGrid {
       slotMs,
       epochSlots: o.epochSlots ?? 8,
       c: o.c ?? 0.5,
+      ...(o.faultEpochs !== undefined ? { faultEpochs: o.faultEpochs } : {}),
     });
     this.chain = new ChainService({ node: this.coordinatorNode, genesis: this.genesis, logger: this.#log }, { produce: false, ...(o.storePath ? { storePath: o.storePath } : {}) });
     await this.chain.start();

@@ -28,7 +28,12 @@ export interface CreditBody {
   credited: string[];
   /** Workers whose result disagreed with the majority, sorted. */
   faulty: string[];
-  status: 'agreed' | 'resolved';
+  /**
+   * agreed: every replica agreed (an audited spot-check unit too); resolved: a strict majority
+   * after a dispute; unaudited: a spot-check unit accepted from its one worker without an audit
+   * (credited optimistically — forfeited if the worker is later found faulty in the job).
+   */
+  status: 'agreed' | 'resolved' | 'unaudited';
   /** Decision time, ms since the Unix epoch (informational; not used for ordering). */
   time: number;
 }
@@ -86,7 +91,7 @@ export function creditRecordProblem(r: unknown): string | null {
   if (!Number.isSafeInteger(x.flops) || (x.flops as number) < 0) return 'flops: expected a non-negative safe integer';
   if (!strs(x.credited) || (x.credited as string[]).length === 0) return 'credited: expected a non-empty list of peer ids';
   if (!strs(x.faulty)) return 'faulty: expected a list of peer ids';
-  if (x.status !== 'agreed' && x.status !== 'resolved') return 'status: expected agreed or resolved';
+  if (x.status !== 'agreed' && x.status !== 'resolved' && x.status !== 'unaudited') return 'status: expected agreed, resolved or unaudited';
   if (!Number.isSafeInteger(x.time) || (x.time as number) < 0) return 'time: expected ms since epoch';
   if (!hex(x.sig, 64)) return 'sig: expected 64-byte hex';
   const sorted = (a: string[]): boolean => a.every((s, i) => i === 0 || a[i - 1]! < s);

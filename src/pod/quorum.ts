@@ -24,7 +24,8 @@ export interface ReplicaResult<R = Record<string, HostTensor>> {
   result: R;
 }
 
-export type UnitStatus = 'agreed' | 'resolved' | 'pending' | 'failed' | 'unverified';
+/** `unaudited` is the scheduler's: a spot-check unit accepted without an audit (decideUnit says `unverified`). */
+export type UnitStatus = 'agreed' | 'resolved' | 'pending' | 'failed' | 'unverified' | 'unaudited';
 
 export interface UnitOutcome {
   status: UnitStatus;

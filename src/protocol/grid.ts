@@ -15,6 +15,7 @@
  * as u32be jsonLength ‖ JSON ‖ tensor frame (src/protocol/tensors.ts).
  */
 import { jsonCodec } from '../net/topics.ts';
+import { DEFAULT_MAX_BLOB_BYTES } from '../net/constants.ts';
 import type { TopicSpec } from '../net/topics.ts';
 import { DrillError } from '../util/errors.ts';
 import type { Dtype, HostTensor } from '../util/tensor.ts';
@@ -39,6 +40,29 @@ export const PROTOCOL = {
 export const MAX_UNIT_BYTES = 64 * 1024 * 1024;
 export const MAX_CONTROL_BYTES = 64 * 1024;
 export const MAX_ANNOUNCE_BYTES = 2 * 1024;
+/** Largest model a lease may name: the blob transfer cap (a lease cannot lift a worker's limit). */
+export const MAX_MODEL_BYTES = DEFAULT_MAX_BLOB_BYTES;
+
+// ------------------------------------------------------------------------ filesystem probe
+
+/**
+ * The same-filesystem probe file a coordinator writes: `matrix-drill-fs-probe/1 <peer id> <token>`.
+ * The token proves a worker can read the coordinator's files; the peer id binds that proof to the
+ * coordinator that wrote it, so a peer relaying the path (not the file) earns no trust.
+ */
+export const FS_PROBE_PREFIX = 'matrix-drill-fs-probe/1';
+/** A probe file is one short line; a worker reads at most this much of it. */
+export const FS_PROBE_MAX_BYTES = 512;
+
+export function formatFsProbe(coordinator: string, token: string): string {
+  return `${FS_PROBE_PREFIX} ${coordinator} ${token}\n`;
+}
+
+/** The coordinator and token of a probe file's text, or null when malformed. */
+export function parseFsProbe(text: string): { coordinator: string; token: string } | null {
+  const m = /^matrix-drill-fs-probe\/1 ([1-9A-HJ-NP-Za-km-z]{1,128}) ([0-9a-f]{64})\n?$/.exec(text);
+  return m ? { coordinator: m[1]!, token: m[2]! } : null;
+}
 
 // ------------------------------------------------------------------------------- schema checks
 
@@ -112,8 +136,6 @@ export interface Hello {
   device: string;
   /** Device Share benchmark score (GFLOP/s): a scheduling hint, never credit. */
   score: number;
-  /** Demo flag: this worker corrupts results on purpose (so reports can show PoD catching it). */
-  cheater: boolean;
   profile: string;
 }
 export const helloCodec = jsonCodec<Hello>({
@@ -121,7 +143,7 @@ export const helloCodec = jsonCodec<Hello>({
   maxBytes: MAX_CONTROL_BYTES,
   check: (raw) => {
     const o = obj(raw);
-    return { threads: int(o, 'threads', 1, 1024), device: s(o, 'device', 32), score: n(o, 'score'), cheater: bool(o, 'cheater'), profile: s(o, 'profile', 1024) };
+    return { threads: int(o, 'threads', 1, 1024), device: s(o, 'device', 32), score: n(o, 'score'), profile: s(o, 'profile', 1024) };
   },
 });
 
@@ -196,7 +218,7 @@ const leaseCodec = jsonCodec<{ ok: true; lease: LeaseInfo } | { ok: false; reaso
     const l = obj(o.lease);
     return {
       ok: true,
-      lease: { lease: s(l, 'lease', 256), job: s(l, 'job', 128), unit: int(l, 'unit'), modelHash: hex(l, 'modelHash', 32), modelBytes: int(l, 'modelBytes', 1), outputNames: strList(l, 'outputNames'), rows: int(l, 'rows', 1), deadlineMs: int(l, 'deadlineMs', 1), ...(l.inputFiles === undefined ? {} : { inputFiles: inputFiles(l.inputFiles) }) },
+      lease: { lease: s(l, 'lease', 256), job: s(l, 'job', 128), unit: int(l, 'unit'), modelHash: hex(l, 'modelHash', 32), modelBytes: int(l, 'modelBytes', 1, MAX_MODEL_BYTES), outputNames: strList(l, 'outputNames'), rows: int(l, 'rows', 1), deadlineMs: int(l, 'deadlineMs', 1), ...(l.inputFiles === undefined ? {} : { inputFiles: inputFiles(l.inputFiles) }) },
     };
   },
 });

@@ -112,29 +112,34 @@ export function blockShareSpec(run: SimRun, title = 'Block share vs credited-has
 }
 
 /**
- * Detection rate and verification overhead against the spot-check probability, with the
- * replication points (replicas sweep) drawn as horizontal reference lines.
+ * Catch rate, detection rate, verification overhead and wrong results accepted against the
+ * spot-check probability, with the replication points (replicas sweep) drawn as horizontal
+ * reference lines. With --cross, one line (and one set of rules) per cross value.
  */
 export function detectionOverheadSpec(rows: SweepRow[]): TopLevelSpec {
-  const spot = rows.filter((r) => r.param === 'sample-p');
-  const rep = rows.filter((r) => r.param === 'replicas');
-  const panel = (field: 'detectionRate' | 'verificationOverhead' | 'wrongAcceptedRate', title: string, fmt: string): Record<string, unknown> => ({
+  const label = (r: SweepRow, base: string): string => (r.cross === null ? base : `${base}, ${crossLabel(r)}`);
+  const spot = rows.filter((r) => r.param === 'sample-p').map((r) => ({ ...r, series: label(r, 'spot-check') }));
+  const rep = rows.filter((r) => r.param === 'replicas').map((r) => ({ ...r, series: label(r, r.mode) }));
+  // The long description is the panel's title: a rotated axis title longer than the panel
+  // would push the panels apart.
+  const panel = (field: 'catchRate' | 'detectionRate' | 'verificationOverhead' | 'wrongAcceptedRate', title: string, fmt: string, axis: string): Record<string, unknown> => ({
     width: 420,
-    height: 180,
+    height: 150,
+    title: { text: title, anchor: 'start', fontSize: 12 },
     layer: [
       {
         data: { values: spot },
         mark: { type: 'line', point: true },
         encoding: {
           x: { field: 'value', type: 'quantitative', title: 'spot-check probability p' },
-          y: { field, type: 'quantitative', title, axis: { format: fmt } },
-          color: { datum: 'spot-check' , type: 'nominal', title: 'policy' },
+          y: { field, type: 'quantitative', title: axis, axis: { format: fmt } },
+          color: { field: 'series', type: 'nominal', title: 'policy' },
         },
       },
       {
         data: { values: rep },
         mark: { type: 'rule', strokeDash: [5, 3] },
-        encoding: { y: { field, type: 'quantitative' }, color: { field: 'mode', type: 'nominal' } },
+        encoding: { y: { field, type: 'quantitative' }, color: { field: 'series', type: 'nominal' } },
       },
     ],
   });
@@ -142,11 +147,66 @@ export function detectionOverheadSpec(rows: SweepRow[]): TopLevelSpec {
     $schema: SCHEMA,
     title: { text: 'Spot-check sampling vs full replication', subtitle: 'dashed: replication with R replicas' },
     vconcat: [
-      panel('detectionRate', 'detection rate (falsified caught / run)', '.0%'),
-      panel('verificationOverhead', 'executions per accepted unit', '.2f'),
-      panel('wrongAcceptedRate', 'accepted units with a wrong result', '.1%'),
+      panel('catchRate', 'catch rate: falsified primary runs found faulty', '.0%', 'catch rate'),
+      panel('detectionRate', 'detection rate: falsified runs caught, all roles', '.0%', 'detection'),
+      panel('verificationOverhead', 'executions per accepted unit', '.2f', 'executions'),
+      panel('wrongAcceptedRate', 'accepted units with a wrong result', '.1%', 'wrong'),
     ],
     resolve: { scale: { color: 'shared' } },
+  } as unknown as TopLevelSpec;
+}
+
+function crossLabel(r: SweepRow): string {
+  if (r.cross === 'quarantine') return r.crossValue === 1 ? 'quarantine on' : 'quarantine off';
+  return `${r.cross}=${r.crossValue}`;
+}
+
+/**
+ * What each defence buys: for every policy swept (replication R, spot-check p), bars with and
+ * without quarantine (`--cross quarantine=0,1`) of the wrong results accepted, the cheaters'
+ * shares of credit and of lottery weight (after fault bans), the catch rate and the
+ * verification overhead.
+ */
+export function defencesSpec(rows: SweepRow[]): TopLevelSpec {
+  const pol = rows.filter((r) => r.param === 'replicas' || r.param === 'sample-p');
+  const short = (r: SweepRow): string => (r.param === 'replicas' ? `R = ${r.value}` : `spot-check p = ${r.value}`);
+  const policies = [...new Set(pol.map(short))];
+  const values = pol.flatMap((r) => {
+    const q = r.quarantine ? 'quarantine on' : 'quarantine off';
+    const policy = short(r);
+    return [
+      { policy, quarantine: q, metric: 'wrong results accepted', v: r.wrongAcceptedRate },
+      { policy, quarantine: q, metric: "cheaters' share of credit", v: r.cheaterCreditShare },
+      { policy, quarantine: q, metric: "cheaters' share of lottery weight", v: r.cheaterWeightShare },
+      { policy, quarantine: q, metric: 'catch rate', v: r.catchRate },
+      { policy, quarantine: q, metric: 'executions per accepted unit', v: r.verificationOverhead },
+    ];
+  });
+  const panel = (metric: string, fmt: string): Record<string, unknown> => ({
+    width: 110 * policies.length,
+    height: 120,
+    title: { text: metric, anchor: 'start', fontSize: 12 },
+    transform: [{ filter: { field: 'metric', equal: metric } }],
+    mark: { type: 'bar' },
+    encoding: {
+      x: { field: 'policy', type: 'nominal', sort: policies, title: null, axis: { labelAngle: 0 } },
+      xOffset: { field: 'quarantine', type: 'nominal', sort: ['quarantine off', 'quarantine on'] },
+      y: { field: 'v', type: 'quantitative', title: null, axis: { format: fmt } },
+      color: { field: 'quarantine', type: 'nominal', sort: ['quarantine off', 'quarantine on'], title: null, scale: { range: ['#d62728', '#2ca02c'] } },
+      tooltip: [{ field: 'policy' }, { field: 'quarantine' }, { field: 'v', format: fmt }],
+    },
+  });
+  return {
+    $schema: SCHEMA,
+    title: { text: 'What each defence buys', subtitle: 'each policy with and without per-job quarantine (re-run of the units a caught trainer decided, forfeit, lottery ban)' },
+    data: { values },
+    vconcat: [
+      panel('wrong results accepted', '.1%'),
+      panel("cheaters' share of credit", '.1%'),
+      panel("cheaters' share of lottery weight", '.1%'),
+      panel('catch rate', '.0%'),
+      panel('executions per accepted unit', '.2f'),
+    ],
   } as unknown as TopLevelSpec;
 }
 

@@ -9,6 +9,12 @@
  * not measured (the chain uses genesis allocations there). A scenario with unitsPerSlot = 0
  * skips PoD: the weights are the hashrates, as genesis allocations, from slot 0.
  *
+ * Fault ban: a trainer quarantined during epoch e (pod.takeFaults() at the start of epoch
+ * e + 1: quarantined and not released by then) has lottery weight 0 in epochs e + 1 …
+ * e + faultEpochs, whatever its credit — the chain forfeits a faulty worker's lottery weight
+ * for `faultEpochs` epochs. The ban is applied where the lottery reads weights (the Fenwick
+ * tree and the ECVRF thresholds); the credit itself stays in the ledger.
+ *
  * Memory is flat in the number of slots: ledger buckets are folded into a per-trainer weight
  * array (and a Fenwick tree) as they enter the snapshot and then pruned; per-slot results go to
  * the `onSlot` callback (the CLI streams them to CSV) and into O(1) counters. The per-trainer
@@ -24,6 +30,7 @@ import { Rng } from './rng.ts';
 import { buildPopulation, KIND } from './population.ts';
 import type { Population } from './population.ts';
 import { PodSimulator } from './pod.ts';
+import type { PodEvent } from './pod.ts';
 import { FenwickSampler } from './sampling.ts';
 import { drawWinnersFast, EcvrfLottery, lotteryLambda } from './lottery.ts';
 import type { VrfImpl } from './lottery.ts';
@@ -56,6 +63,8 @@ export interface RunOptions {
   now?: () => number;
   /** The ECVRF implementation, required when scenario.lottery.mode is 'ecvrf' (see `loadEcvrf`). */
   vrf?: VrfImpl;
+  /** Called for every PoD decision, quarantine, release and reopening (tracing; slows a run). */
+  onPodEvent?: (e: PodEvent) => void;
 }
 
 /** Lottery counters over the measured slots. */
@@ -68,6 +77,8 @@ export interface LotteryCounters {
   leaders: number;
   /** Leader slots lost because a flaky leader was offline. */
   missedLeaderships: number;
+  /** Fault bans started (a trainer's weight set to 0 for faultEpochs epochs after a quarantine). */
+  faultBans: number;
 }
 
 /** Per-trainer lottery results. */
@@ -82,6 +93,8 @@ export interface LotteryTrainerStats {
   finalWeight: Float64Array;
   /** Per machine: measured slots in which at least one of its identities was a leader. */
   machineLed: Int32Array;
+  /** Measured slots in which the trainer's lottery weight was 0 because of a fault ban. */
+  bannedSlots: Int32Array;
 }
 
 /** A Sybil machine's lottery outcome: does splitting change its chance to lead a slot? */
@@ -121,7 +134,7 @@ export function runSimulation(s: Scenario, opts: RunOptions = {}): SimRun {
   const ids = Array.from({ length: n }, (_, i) => `t${i}`);
   const ledger = new CreditLedger();
   const lotteryOnly = s.pod.unitsPerSlot === 0;
-  const pod = lotteryOnly ? null : new PodSimulator(s.pod, pop, s.noiseUlp, s.seed, podRng, ledger, ids);
+  const pod = lotteryOnly ? null : new PodSimulator(s.pod, pop, s.noiseUlp, s.seed, podRng, ledger, ids, opts.onPodEvent);
 
   const E = s.lottery.epochSlots;
   const L = s.lottery.lookbackEpochs;
@@ -132,7 +145,11 @@ export function runSimulation(s: Scenario, opts: RunOptions = {}): SimRun {
   const totalSlots = warmupSlots + s.slots;
 
   const weight = new Float64Array(n); // net credit in the snapshot (may dip below 0 after forfeits)
-  const wpos = new Float64Array(n); // max(0, weight): the lottery weight
+  const wpos = new Float64Array(n); // max(0, weight), or 0 while banned: the lottery weight
+  const F = s.lottery.faultEpochs;
+  const bannedUntil = new Int32Array(n).fill(-1); // last epoch of the trainer's fault ban
+  let banned: number[] = []; // trainers with a ban that may still run
+  let epochNow = 0;
   let pending = 0; // measured slots not yet booked into the expected-wins sums
   const fen = new FenwickSampler(n);
   if (s.lottery.mode === 'ecvrf' && !opts.vrf) {
@@ -143,7 +160,7 @@ export function runSimulation(s: Scenario, opts: RunOptions = {}): SimRun {
 
   function setWeight(i: number, w: number): void {
     weight[i] = w;
-    const pos = w > 0 ? w : 0;
+    const pos = w > 0 && bannedUntil[i]! < epochNow ? w : 0;
     wpos[i] = pos;
     fen.set(i, pos);
   }
@@ -179,7 +196,7 @@ export function runSimulation(s: Scenario, opts: RunOptions = {}): SimRun {
     }
   }
 
-  const counters: LotteryCounters = { slots: 0, noLeaderSlots: 0, multiLeaderSlots: 0, emptySlots: 0, leaders: 0, missedLeaderships: 0 };
+  const counters: LotteryCounters = { slots: 0, noLeaderSlots: 0, multiLeaderSlots: 0, emptySlots: 0, leaders: 0, missedLeaderships: 0, faultBans: 0 };
   const tr: LotteryTrainerStats = {
     wins: new Int32Array(n),
     produced: new Int32Array(n),
@@ -187,6 +204,7 @@ export function runSimulation(s: Scenario, opts: RunOptions = {}): SimRun {
     weightSlots: new Float64Array(n),
     finalWeight: new Float64Array(n),
     machineLed: new Int32Array(pop.machines),
+    bannedSlots: new Int32Array(n),
   };
   const sybils: SybilMachineStats[] = [];
   for (let i = 0; i < n; ) {
@@ -207,8 +225,26 @@ export function runSimulation(s: Scenario, opts: RunOptions = {}): SimRun {
     if (slot % E === 0) {
       if (!lotteryOnly) {
         const target = snapshotBucket({ lookbackEpochs: L }, epoch);
+        const faults = pod!.takeFaults();
+        const bans = F > 0 ? faults : [];
         // The slots measured so far ran under the current weights: book them before they change.
-        if (folded < target && pending > 0) flushExpected();
+        if ((folded < target || bans.length > 0 || banned.length > 0) && pending > 0) flushExpected();
+        epochNow = epoch;
+        // Fault bans: old ones expire, then new ones start (faults of the epoch that just ended).
+        if (banned.length > 0) {
+          const still: number[] = [];
+          for (const i of banned) {
+            if (bannedUntil[i]! >= epoch) still.push(i);
+            else setWeight(i, weight[i]!);
+          }
+          banned = still;
+        }
+        for (const i of bans) {
+          if (bannedUntil[i]! < epoch) banned.push(i);
+          bannedUntil[i] = epoch + F - 1;
+          counters.faultBans++;
+          setWeight(i, weight[i]!);
+        }
         while (folded < target) {
           folded++;
           fold(folded, 1);
@@ -218,6 +254,7 @@ export function runSimulation(s: Scenario, opts: RunOptions = {}): SimRun {
       }
       if (ecvrf) ecvrf.startEpoch(epoch, currentWeights());
       if (slot >= warmupSlots) {
+        for (const i of banned) tr.bannedSlots[i]! += Math.min(E, totalSlots - slot);
         // Expected-wins bookkeeping is O(n), so it runs only when the weights change: slots
         // under unchanged weights accumulate in `pending` and are booked in one pass.
         pending += Math.min(E, totalSlots - slot);
@@ -273,6 +310,7 @@ export function runSimulation(s: Scenario, opts: RunOptions = {}): SimRun {
     if (every > 0 && opts.onProgress && counters.slots % every === 0) opts.onProgress(counters.slots);
   }
   flushExpected();
+  pod?.finish();
   for (let i = 0; i < n; i++) tr.finalWeight[i] = wpos[i]!;
 
   function currentWeights(): Float64Array {

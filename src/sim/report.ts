@@ -10,11 +10,20 @@
  *    and credited-hashrate share (the trainer's lottery weight share averaged over the measured
  *    slots). fairness.chi2p: p-value of a chi-square test of wins against the exact expected
  *    wins (Σ 1 − (1 − c)^(w/W) over slots), trainers binned to expected counts ≥ 5.
+ *  - pod.catchRate: primary executions (the first-round replicas of a run of a unit in
+ *    replicate mode; its single first run in spot-check mode; re-runs of reopened units
+ *    included) that returned a falsified result and were listed faulty by their round's
+ *    decision (so their trainer was quarantined for it) / such falsified primary executions in
+ *    rounds that reached a decision (pod.catchRateSamples). A ratio of sums over the run.
  *  - pod.detectionRate: falsified executions caught (their trainer listed faulty, or the unit
- *    failed) / falsified executions run. pod.honestFalsePenaltyRate: honest executions listed
- *    faulty / honest executions. pod.cheaterCreditShare: net credited FLOPs of lazy, cheater and
- *    colluder trainers / all credited FLOPs. pod.verificationOverhead: executions per accepted
- *    unit (1 = no verification at all).
+ *    failed) / falsified executions run, all roles. pod.honestFalsePenaltyRate: honest
+ *    executions listed faulty / honest executions. pod.cheaterCreditShare: net credited FLOPs of
+ *    lazy, cheater and colluder trainers / all credited FLOPs. pod.verificationOverhead:
+ *    executions (re-runs included) per accepted unit (1 = no verification at all).
+ *  - pod.wrongAccepted: units whose final accepted result was falsified; wrongAcceptedRate: per
+ *    accepted unit. pod.quarantined: worker-job quarantines; pod.released: quarantined trainers
+ *    released (their minority result agreed with the unit's new decision); pod.reopenedUnits:
+ *    reopenings of decided units.
  */
 import type { SimRun } from './engine.ts';
 import { isDishonest, KIND_NAMES } from './population.ts';
@@ -83,14 +92,32 @@ export interface SimSummary {
     executions: number;
     falsifiedExecutions: number;
     caughtFalsified: number;
+    /** Falsified primary executions found faulty / falsified primary executions (see the header). */
+    catchRate: number;
+    /** Falsified primary executions catchRate is computed from. */
+    catchRateSamples: number;
+    /** …of which found faulty. */
+    catchRateCaught: number;
     detectionRate: number;
     /** detectionRate split by the behaviour of the falsifying trainer. */
     detectionByBehaviour: Partial<Record<BehaviourKind, number>>;
+    wrongAccepted: number;
     wrongAcceptedRate: number;
+    quarantine: boolean;
+    jobs: number;
+    quarantined: number;
+    released: number;
+    reopenedUnits: number;
+    /** Fault bans started in the lottery (trainer weight 0 for faultEpochs epochs). */
+    faultBans: number;
     honestFalsePenaltyRate: number;
     honestUncreditedRate: number;
     cheaterCreditShare: number;
     cheaterHashrateShare: number;
+    /** Lazy, cheater and colluder trainers' average lottery-weight share over the measured slots (after fault bans). */
+    cheaterWeightShare: number;
+    /** …and their share of all lottery wins. */
+    cheaterWinShare: number;
     verificationOverhead: number;
     missedDeadlines: number;
     forfeitedFlops: number;
@@ -122,6 +149,8 @@ export function summarize(run: SimRun): SimSummary {
   let cheaterCredit = 0;
   let totalHash = 0;
   let cheaterHash = 0;
+  let cheaterWS = 0;
+  let cheaterWins = 0;
   for (let i = 0; i < n; i++) {
     const cr = pod ? Math.max(0, pod.trainers.credit[i]!) : 0;
     totalCredit += cr;
@@ -129,6 +158,8 @@ export function summarize(run: SimRun): SimSummary {
     if (isDishonest(pop.kind[i]!)) {
       cheaterCredit += cr;
       cheaterHash += pop.hashrate[i]!;
+      cheaterWS += tr.weightSlots[i]!;
+      cheaterWins += tr.wins[i]!;
     }
   }
 
@@ -146,13 +177,25 @@ export function summarize(run: SimRun): SimSummary {
           executions: c.executions,
           falsifiedExecutions: c.falsifiedExecutions,
           caughtFalsified: c.caughtFalsified,
+          catchRate: ratio(c.primaryCaught, c.primaryFalsified),
+          catchRateSamples: c.primaryFalsified,
+          catchRateCaught: c.primaryCaught,
           detectionRate: ratio(c.caughtFalsified, c.falsifiedExecutions),
           detectionByBehaviour: detectionByBehaviour(run),
+          wrongAccepted: c.wrongAccepted,
           wrongAcceptedRate: ratio(c.wrongAccepted, c.acceptedUnits),
+          quarantine: run.scenario.pod.quarantine,
+          jobs: c.jobs,
+          quarantined: c.quarantined,
+          released: c.released,
+          reopenedUnits: c.reopenedUnits,
+          faultBans: lc.faultBans,
           honestFalsePenaltyRate: ratio(c.honestFaulty, c.honestExecutions),
           honestUncreditedRate: ratio(c.honestFaulty + c.honestInFailed, c.honestExecutions),
           cheaterCreditShare: ratio(cheaterCredit, totalCredit),
           cheaterHashrateShare: ratio(cheaterHash, totalHash),
+          cheaterWeightShare: ratio(cheaterWS, totalWeightSlots),
+          cheaterWinShare: ratio(cheaterWins, totalWins),
           verificationOverhead: ratio(c.executions, c.acceptedUnits),
           missedDeadlines: c.missedDeadlines,
           forfeitedFlops: c.forfeitedFlops,
@@ -277,11 +320,13 @@ export function formatTable(s: SimSummary): string {
     const p = s.pod;
     rows.push(
       ['PoD mode', p.mode === 'replicate' ? `replicate, R = ${s.scenario.pod.replicas}, ${s.scenario.pod.policy}` : `spot-check, p = ${s.scenario.pod.sampleP}${s.scenario.pod.reputation.enabled ? ' (reputation)' : ''}, ${s.scenario.pod.policy}`],
-      ['units (accepted / failed)', `${p.units} (${p.acceptedUnits} / ${p.failedUnits})`],
+      ['units (accepted / failed)', `${p.units} (${p.acceptedUnits} / ${p.failedUnits}${p.stalledUnits ? `; ${p.stalledUnits} stalled` : ''})`],
+      ['quarantine', p.quarantine ? `on, jobs of ${s.scenario.pod.jobUnits} units: ${p.quarantined} quarantined, ${p.released} released, ${p.reopenedUnits} reopenings; ${p.faultBans} lottery bans of ${s.scenario.lottery.faultEpochs} epochs` : 'off'],
+      ['catch rate', `${pct(p.catchRate)}   (${p.catchRateCaught} of ${p.catchRateSamples} falsified primary executions found faulty)`],
       ['detection rate', `${pct(p.detectionRate)}   (${p.caughtFalsified} of ${p.falsifiedExecutions} falsified${Object.keys(p.detectionByBehaviour).length > 1 ? '; ' + Object.entries(p.detectionByBehaviour).map(([k, v]) => `${k} ${pct(v)}`).join(', ') : ''})`],
-      ['wrong results accepted', pct(p.wrongAcceptedRate)],
+      ['wrong results accepted', `${pct(p.wrongAcceptedRate)}   (${p.wrongAccepted} units)`],
       ['honest false penalty', pct(p.honestFalsePenaltyRate)],
-      ['cheater credit share', `${pct(p.cheaterCreditShare)}   (hashrate share ${pct(p.cheaterHashrateShare)})`],
+      ['cheater credit share', `${pct(p.cheaterCreditShare)}   (hashrate share ${pct(p.cheaterHashrateShare)}; lottery weight ${pct(p.cheaterWeightShare)}, wins ${pct(p.cheaterWinShare)})`],
       ['verification overhead', `${fmt(p.verificationOverhead, 3)} executions / accepted unit`],
     );
   }
@@ -299,7 +344,7 @@ export function formatTable(s: SimSummary): string {
 }
 
 /** Header of trainers.csv. */
-export const TRAINER_CSV_HEADER = 'trainer,machine,behaviour,hardware,hashrate,credit,weight_share,block_share,wins,expected_wins,produced,executions,falsified,caught,faulty,units,first_caught_at';
+export const TRAINER_CSV_HEADER = 'trainer,machine,behaviour,hardware,hashrate,credit,weight_share,block_share,wins,expected_wins,produced,executions,falsified,caught,faulty,units,first_caught_at,quarantined,released,banned_slots';
 
 /** trainers.csv rows, generated lazily (one string per trainer). */
 export function* trainerCsvRows(run: SimRun): Generator<string> {
@@ -318,6 +363,7 @@ export function* trainerCsvRows(run: SimRun): Generator<string> {
       ratio(tr.weightSlots[i]!, totalWS).toPrecision(6), ratio(tr.wins[i]!, totalWins).toPrecision(6),
       tr.wins[i], tr.expectedWins[i]!.toPrecision(6), tr.produced[i],
       t ? t.executions[i] : 0, t ? t.falsified[i] : 0, t ? t.caught[i] : 0, t ? t.faulty[i] : 0, t ? t.units[i] : 0, t ? t.firstCaughtAt[i] : -1,
+      t ? t.quarantined[i] : 0, t ? t.released[i] : 0, tr.bannedSlots[i],
     ].join(',');
   }
 }

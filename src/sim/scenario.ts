@@ -58,8 +58,19 @@ export interface PodScenario {
   sampleP: number;
   /** BOINC-style adaptive replication: trusted trainers are checked less often. */
   reputation: { enabled: boolean; trustAfter: number; minP: number };
-  /** Spot-check: a trainer caught cheating forfeits the unverified credit it earned since its last passed check. */
+  /**
+   * A trainer found faulty loses credit: with quarantine, all its credit in the job (restored if
+   * it is released); without, in spot-check mode, the unverified credit since its last passed check.
+   */
   forfeit: boolean;
+  /**
+   * Per-job quarantine and re-verification, as the grid does (src/coordinator/scheduler.ts): a
+   * trainer found faulty gets no more units of the job, and every unit of the job decided with it
+   * is re-run without it. false = the older model (a faulty trainer is only listed faulty).
+   */
+  quarantine: boolean;
+  /** Units per job: a job's units are issued one after another; quarantine lasts to the job's end. */
+  jobUnits: number;
   /** Work units issued per slot. */
   unitsPerSlot: number;
   /** FLOPs credited per verified unit execution. */
@@ -77,6 +88,8 @@ export interface LotteryScenario {
   lookbackEpochs: number;
   /** Epochs of credit that count in a snapshot; 0 = all history (as src/chain does). */
   windowEpochs: number;
+  /** A trainer quarantined during epoch e (and not released in it) has lottery weight 0 in epochs e + 1 … e + faultEpochs. */
+  faultEpochs: number;
 }
 
 export interface Scenario {
@@ -110,6 +123,10 @@ export interface Scenario {
  *  - noiseUlp 64: CPU SIMD re-association differs by tens of ULPs — far inside allclose's
  *    ~8,000-ULP tolerance; set it above ~8,000 to see false penalties.
  *  - epochSlots 32 / lookback 1 / window 0 mirror src/chain/genesis.ts.
+ *  - quarantine on, jobUnits 64: the grid quarantines per job; 64 units is a small batch job
+ *    (a few thousand rows at the grid's default unit size), short enough that many jobs run
+ *    in a default simulation, long enough that a trainer can be caught more than once in one.
+ *  - faultEpochs 2: the chain forfeits a faulty worker's lottery weight for 2 epochs.
  */
 export const DEFAULT_SCENARIO: Scenario = {
   name: 'default',
@@ -130,11 +147,13 @@ export const DEFAULT_SCENARIO: Scenario = {
     sampleP: 0.1,
     reputation: { enabled: false, trustAfter: 10, minP: 0.01 },
     forfeit: true,
+    quarantine: true,
+    jobUnits: 64,
     unitsPerSlot: 4,
     flops: 1e9,
     outputSize: 4,
   },
-  lottery: { mode: 'fast', suite: 'tai', c: DEFAULT_C, epochSlots: 32, lookbackEpochs: 1, windowEpochs: 0 },
+  lottery: { mode: 'fast', suite: 'tai', c: DEFAULT_C, epochSlots: 32, lookbackEpochs: 1, windowEpochs: 0, faultEpochs: 2 },
 };
 
 /** Flag overrides (all optional) from the CLI. */
@@ -146,6 +165,11 @@ export interface ScenarioOverrides {
   sampleP?: number;
   cheaters?: number;
   cheatRate?: number;
+  /** Share of the cheaters (`cheaters`, or the scenario's cheaters and colluders) that collude as one group. */
+  colluders?: number;
+  quarantine?: boolean;
+  jobUnits?: number;
+  faultEpochs?: number;
   noise?: number;
   seed?: number | string;
   lotteryMode?: 'fast' | 'ecvrf';
@@ -282,7 +306,7 @@ export function resolveScenario(raw: unknown, over: ScenarioOverrides = {}): Sce
 
   const podRaw = root.pod ?? {};
   if (!isObj(podRaw)) throw new UserError('scenario.pod', 'an object', podRaw);
-  checkKeys(podRaw, 'scenario.pod', ['mode', 'replicas', 'maxReplicas', 'policy', 'sampleP', 'reputation', 'forfeit', 'unitsPerSlot', 'flops', 'outputSize']);
+  checkKeys(podRaw, 'scenario.pod', ['mode', 'replicas', 'maxReplicas', 'policy', 'sampleP', 'reputation', 'forfeit', 'quarantine', 'jobUnits', 'unitsPerSlot', 'flops', 'outputSize']);
   const pp = 'scenario.pod';
   const repRaw = podRaw.reputation ?? {};
   if (!isObj(repRaw)) throw new UserError(`${pp}.reputation`, 'an object {enabled, trustAfter, minP}', repRaw);
@@ -301,6 +325,8 @@ export function resolveScenario(raw: unknown, over: ScenarioOverrides = {}): Sce
       minP: numberAt(repRaw, 'minP', `${pp}.reputation`, d.pod.reputation.minP, 0, 1),
     },
     forfeit: boolAt(podRaw, 'forfeit', pp, d.pod.forfeit),
+    quarantine: boolAt(podRaw, 'quarantine', pp, d.pod.quarantine),
+    jobUnits: numberAt(podRaw, 'jobUnits', pp, d.pod.jobUnits, 1, 1e9, true),
     unitsPerSlot: numberAt(podRaw, 'unitsPerSlot', pp, d.pod.unitsPerSlot, 0, 1e6),
     flops: numberAt(podRaw, 'flops', pp, d.pod.flops, 1, 1e15, true),
     outputSize: numberAt(podRaw, 'outputSize', pp, d.pod.outputSize, 1, 4096, true),
@@ -310,7 +336,7 @@ export function resolveScenario(raw: unknown, over: ScenarioOverrides = {}): Sce
   const lotRaw = root.lottery ?? {};
   if (!isObj(lotRaw)) throw new UserError('scenario.lottery', 'an object', lotRaw);
   const lp = 'scenario.lottery';
-  checkKeys(lotRaw, lp, ['mode', 'suite', 'c', 'epochSlots', 'lookbackEpochs', 'windowEpochs']);
+  checkKeys(lotRaw, lp, ['mode', 'suite', 'c', 'epochSlots', 'lookbackEpochs', 'windowEpochs', 'faultEpochs']);
   const lottery: LotteryScenario = {
     mode: oneOf(lotRaw, 'mode', lp, d.lottery.mode, ['fast', 'ecvrf'] as const),
     suite: oneOf(lotRaw, 'suite', lp, d.lottery.suite, ['tai', 'ell2'] as const),
@@ -318,6 +344,7 @@ export function resolveScenario(raw: unknown, over: ScenarioOverrides = {}): Sce
     epochSlots: numberAt(lotRaw, 'epochSlots', lp, d.lottery.epochSlots, 1, 1e9, true),
     lookbackEpochs: numberAt(lotRaw, 'lookbackEpochs', lp, d.lottery.lookbackEpochs, 0, 1e6, true),
     windowEpochs: numberAt(lotRaw, 'windowEpochs', lp, d.lottery.windowEpochs, 0, 1e6, true),
+    faultEpochs: numberAt(lotRaw, 'faultEpochs', lp, d.lottery.faultEpochs, 0, 1e6, true),
   };
 
   const s: Scenario = {
@@ -352,12 +379,37 @@ function applyOverrides(s: Scenario, o: ScenarioOverrides): void {
     s.pod.sampleP = o.sampleP;
     s.pod.mode = 'spot-check';
   }
-  if (o.cheaters !== undefined || o.cheatRate !== undefined) {
+  if (o.quarantine !== undefined) s.pod.quarantine = o.quarantine;
+  if (o.jobUnits !== undefined) s.pod.jobUnits = o.jobUnits;
+  if (o.faultEpochs !== undefined) s.lottery.faultEpochs = o.faultEpochs;
+  if (o.colluders !== undefined) {
+    splitCheaters(s, o.colluders, o.cheaters, o.cheatRate);
+  } else if (o.cheaters !== undefined || o.cheatRate !== undefined) {
     let b = s.behaviours.find((x): x is Extract<Behaviour, { kind: 'cheater' }> => x.kind === 'cheater');
     if (!b) s.behaviours.push((b = { kind: 'cheater', fraction: 0, cheatRate: 1 }));
     if (o.cheaters !== undefined) b.fraction = o.cheaters;
     if (o.cheatRate !== undefined) b.cheatRate = o.cheatRate;
   }
+}
+
+/**
+ * Split the cheaters into colluders and independent random cheaters (`--colluders F`): a share
+ * F of them form one colluding group (one shared wrong answer), the rest cheat independently.
+ * The cheater share is `cheaters` if given, else the scenario's cheater and colluder fractions
+ * together; the cheat rate is `cheatRate` if given, else the scenario's (cheater first, then
+ * colluder; 1 if neither). Replaces the scenario's cheater and colluder behaviours (a
+ * colluder behaviour keeps its group count). Modifies `s`.
+ */
+export function splitCheaters(s: Scenario, colluders: number, cheaters?: number, cheatRate?: number): void {
+  const ch = s.behaviours.find((x): x is Extract<Behaviour, { kind: 'cheater' }> => x.kind === 'cheater');
+  const co = s.behaviours.find((x): x is Extract<Behaviour, { kind: 'colluder' }> => x.kind === 'colluder');
+  const total = cheaters ?? (ch?.fraction ?? 0) + (co?.fraction ?? 0);
+  const rate = cheatRate ?? ch?.cheatRate ?? co?.cheatRate ?? 1;
+  const rest = s.behaviours.filter((x) => x.kind !== 'cheater' && x.kind !== 'colluder');
+  const out: Behaviour[] = [];
+  if (total * (1 - colluders) > 0) out.push({ kind: 'cheater', fraction: total * (1 - colluders), cheatRate: rate });
+  if (total * colluders > 0) out.push({ kind: 'colluder', fraction: total * colluders, groups: co?.groups ?? 1, cheatRate: rate });
+  s.behaviours = [...out, ...rest];
 }
 
 function checkConsistency(s: Scenario): void {

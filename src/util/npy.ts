@@ -357,6 +357,17 @@ function checkSize(path: string, h: NpyHeader, size: number): void {
 }
 
 /**
+ * Read and size-check the header of a `.npy` file already open (e.g. opened once and kept).
+ * @throws DrillError NPY_* as parseNpy (NPY_TRUNCATED / NPY_TRAILING when the file's size is
+ *   not what the header announces)
+ */
+export async function readNpyHeaderFrom(fh: FileHandle, path: string): Promise<NpyHeader> {
+  const { header, size } = await readHeaderFrom(fh, path);
+  checkSize(path, header, size);
+  return header;
+}
+
+/**
  * Read only the header of a `.npy` file (and check the file is as long as it announces).
  * @throws DrillError NPY_* as parseNpy, NPY_FILE
  */

@@ -6,27 +6,32 @@
  * round has committed).
  */
 import { randomBytes } from 'node:crypto';
-import { readFile, open } from 'node:fs/promises';
-import type { FileHandle } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
+import { constants as fsc } from 'node:fs';
 import { EventEmitter } from 'node:events';
 import type { DrillNode } from '../net/node.ts';
 import { fetchBlob } from '../net/blobs.ts';
 import type { Logger } from '../util/log.ts';
 import { silentLogger } from '../util/log.ts';
-import { isDrillError } from '../util/errors.ts';
+import { DrillError, isDrillError } from '../util/errors.ts';
 import type { HostTensor } from '../util/tensor.ts';
-import { BYTES_PER_ELEMENT, elementCount, typedView } from '../util/tensor.ts';
 import { commitment, resultDigest } from '../pod/commit.ts';
 import {
   PROTOCOL, UNITS_TOPIC, helloCodec, helloAckCodec, claimCodec, decodeClaimReply, commitCodec, ackCodec,
   revealRequestCodec, encodeRevealReply, unitErrorCodec, decodeCommitReply, MAX_UNIT_BYTES, MAX_CONTROL_BYTES,
 } from '../protocol/grid.ts';
 import type { CommitReply, LeaseInfo, InputFileRange } from '../protocol/grid.ts';
+import { addNoise, corrupt, zeros, StaleCache, CHEAT_ERROR_MESSAGE } from './cheat.ts';
+import type { CheatMode } from './cheat.ts';
+import { MAX_MODEL_BYTES, FS_PROBE_MAX_BYTES, parseFsProbe } from '../protocol/grid.ts';
+import type { InferencePool } from './pool.ts';
+import type { ModelCache } from './models.ts';
+import { PendingResults, defaultPendingLimits } from './pending.ts';
+import type { PendingLimits } from './pending.ts';
+import { LeaseInputFiles } from './lease-inputs.ts';
 
 /** Input files kept open for same-filesystem leases: a worker serves one or two jobs at a time. */
 const MAX_OPEN_INPUT_FILES = 16;
-import type { InferencePool } from './pool.ts';
-import type { ModelCache } from './models.ts';
 
 export interface WorkerNodeOptions {
   /**
@@ -43,18 +48,31 @@ export interface WorkerNodeOptions {
   /** Device Share benchmark score in GFLOP/s (a hint, never credit). */
   score?: number;
   /**
-   * DEMO ONLY: corrupt every result, so a report shows Proof of Drilling catching a cheater.
-   * The worker says so in its hello; it earns no credit either way.
+   * DEMO AND TESTS ONLY: answer like a cheater (cheat.ts), so a report shows Proof of Drilling
+   * catching it. Nothing on the wire says so; it earns no credit either way.
    */
-  cheat?: boolean;
-  /** Results waiting to be revealed are dropped after this long (the coordinator gave up). 10 min. */
+  cheat?: CheatMode | null;
+  /** Results waiting to be revealed are dropped after this long (see pending.ts for the default's reason). */
   revealTtlMs?: number;
+  /** Results waiting to be revealed, at most (count and output bytes; the oldest of the biggest holder go first). */
+  maxPendingResults?: number;
+  maxPendingBytes?: number;
+  /**
+   * Coordinators this worker serves besides those it joins explicitly (`join()` adds its
+   * target): peer ids, e.g. a genesis's coordinators. A unit announcement from any other peer is
+   * ignored — a worker never joins a stranger because it announced work.
+   */
+  coordinators?: Iterable<string>;
+  /** Largest model a lease may name (bytes); the blob fetch refuses more. */
+  maxModelBytes?: number;
   /**
    * Read input rows straight from the coordinator's files when we share its filesystem (proved by
-   * reading a random token it wrote), instead of receiving them over the network. Off by
-   * default: a coordinator could then name any file this worker can read as a unit's input, so
-   * only enable it for a coordinator you trust with this machine's files — an embedded grid (one
-   * process) or your own cluster with a shared filesystem.
+   * reading a random token it wrote next to its own peer id), instead of receiving them over the
+   * network. Off by default. Even on, a lease may only name rows inside the data section of a
+   * `.npy` file whose header matches the lease (lease-inputs.ts), and only the coordinator whose
+   * peer id the probe file names gets this trust — but that is still reading this machine's
+   * files at a coordinator's word, so enable it only for a coordinator you trust: an embedded
+   * grid (one process) or your own cluster with a shared filesystem.
    */
   sharedFs?: boolean;
   logger?: Logger;
@@ -64,13 +82,8 @@ export interface WorkerEvents {
   registered: [string];
   unit: [{ lease: string; rows: number; runMs: number }];
   error: [{ lease: string; message: string }];
-}
-
-interface Pending {
-  coordinator: string;
-  salt: string;
-  outputs: Record<string, HostTensor>;
-  expires: number;
+  /** A unit announcement from a coordinator this worker does not serve (ignored). */
+  ignored: [string];
 }
 
 export class WorkerNode {
@@ -78,12 +91,16 @@ export class WorkerNode {
   readonly #node: DrillNode;
   readonly #pool: InferencePool;
   readonly #models: ModelCache;
-  readonly #opts: Required<Omit<WorkerNodeOptions, 'logger'>>;
+  readonly #opts: Required<Omit<WorkerNodeOptions, 'logger' | 'coordinators'>>;
   readonly #log: Logger;
   readonly #coordinators = new Map<string, { maxInflight: number; fsToken?: string }>();
-  /** Open input files of same-filesystem leases, by path (a few jobs at a time). */
-  readonly #inputFiles = new Map<string, Promise<FileHandle>>();
-  readonly #pending = new Map<string, Pending>();
+  /** Coordinators this worker serves (peer ids): the configured ones and those it joined. */
+  readonly #allowed: Set<string>;
+  /** Open input files of same-filesystem leases (a few jobs at a time). */
+  readonly #inputFiles = new LeaseInputFiles(MAX_OPEN_INPUT_FILES);
+  readonly #pending: PendingResults;
+  /** Unit announcements ignored because their coordinator is not one this worker serves. */
+  ignoredAnnouncements = 0;
   readonly #fetching = new Map<string, Promise<string>>();
   #inflight = 0;
   #filling = new Set<string>();
@@ -98,8 +115,24 @@ export class WorkerNode {
     this.#node = node;
     this.#pool = pool;
     this.#models = models;
-    this.#opts = { capacity: 2 * opts.threads, score: 0, cheat: false, revealTtlMs: 600_000, sharedFs: false, ...opts };
-    this.#log = (opts.logger ?? silentLogger).child('worker');
+    const { coordinators, logger, ...rest } = opts;
+    this.#opts = {
+      capacity: 2 * opts.threads, score: 0, cheat: null, revealTtlMs: defaultPendingLimits.ttlMs, maxPendingResults: defaultPendingLimits.maxCount,
+      maxPendingBytes: defaultPendingLimits.maxBytes, sharedFs: false, maxModelBytes: MAX_MODEL_BYTES, ...rest,
+    };
+    this.#allowed = new Set(coordinators ?? []);
+    this.#pending = new PendingResults({ maxCount: this.#opts.maxPendingResults, maxBytes: this.#opts.maxPendingBytes, ttlMs: this.#opts.revealTtlMs });
+    this.#log = (logger ?? silentLogger).child('worker');
+  }
+
+  /** Results held for reveals (count, bytes) and how many were dropped unasked. */
+  pendingStats(): { count: number; bytes: number; dropped: number } {
+    return { count: this.#pending.size, bytes: this.#pending.bytes, dropped: this.#pending.dropped };
+  }
+
+  /** Coordinators currently joined (peer ids). */
+  joined(): string[] {
+    return [...this.#coordinators.keys()];
   }
 
   get peerId(): string {
@@ -117,45 +150,50 @@ export class WorkerNode {
 
   async start(): Promise<void> {
     await this.#node.handle(PROTOCOL.reveal, (req, from) => this.#onReveal(req, from), { maxRequestBytes: 4096 });
-    this.#node.subscribe(UNITS_TOPIC, (a, from) => {
-      if (!this.#coordinators.has(from)) {
-        void this.join(from).catch((e) => this.#log.debug('cannot join announcing coordinator', { from, error: String(e) }));
+    this.#node.subscribe(UNITS_TOPIC, (_a, from) => {
+      if (this.#coordinators.has(from)) return void this.#fill(from);
+      // Only a coordinator we were given (--join, a genesis) may wake us; anyone can announce.
+      if (!this.#allowed.has(from)) {
+        this.ignoredAnnouncements++;
+        this.events.emit('ignored', from);
+        this.#log.debug('unit announcement from a coordinator this worker does not serve; ignored', { from });
         return;
       }
-      void this.#fill(from);
+      void this.join(from).catch((e) => this.#log.debug('cannot join announcing coordinator', { from, error: String(e) }));
     });
     this.#offPeer = this.#node.onPeer('disconnect', (peer) => {
       if (this.#coordinators.delete(peer)) {
         this.#log.warn('coordinator disconnected', { peer });
-        for (const [k, p] of this.#pending) if (p.coordinator === peer) this.#pending.delete(k);
+        this.#pending.dropCoordinator(peer);
       }
     });
-    this.#sweep = setInterval(() => {
-      const now = Date.now();
-      for (const [k, p] of this.#pending) if (p.expires < now) this.#pending.delete(k);
-    }, 30_000);
+    // Expired results are swept every 30 s (their TTL is minutes), and on every new one.
+    this.#sweep = setInterval(() => this.#pending.sweep(Date.now()), 30_000);
     this.#sweep.unref();
   }
 
-  /** Register with a coordinator (peer id or multiaddr) and start claiming its units. */
+  /**
+   * Register with a coordinator (peer id or multiaddr ending in /p2p/<peer id>) and start
+   * claiming its units; it becomes one this worker serves.
+   * @throws DrillError BAD_COORDINATOR when the address names no peer id or the peer answering
+   *   claims another identity; request errors.
+   */
   async join(coordinator: string): Promise<string> {
+    const peer = coordinatorPeerId(coordinator);
     if (coordinator.startsWith('/')) await this.#node.dial(coordinator);
     const reply = helloAckCodec.decode(
       await this.#node.request(coordinator, PROTOCOL.hello, helloCodec.encode({
-        threads: this.#opts.threads, device: this.#opts.device, score: this.#opts.score, cheater: this.#opts.cheat, profile: JSON.stringify(this.#pool.profile ?? {}),
+        threads: this.#opts.threads, device: this.#opts.device, score: this.#opts.score, profile: JSON.stringify(this.#pool.profile ?? {}),
       })),
     );
-    let fsToken: string | undefined;
-    if (this.#opts.sharedFs && reply.fsProbe) {
-      // Reading the coordinator's random token proves we share its filesystem.
-      const t = await readFile(reply.fsProbe, 'utf8').catch(() => '');
-      if (/^[0-9a-f]{64}$/.test(t)) fsToken = t;
-    }
-    this.#coordinators.set(reply.coordinator, { maxInflight: reply.maxInflight, ...(fsToken ? { fsToken } : {}) });
-    this.#log.info('registered with coordinator', { coordinator: reply.coordinator, maxInflight: reply.maxInflight, sharedFs: Boolean(fsToken) });
-    this.events.emit('registered', reply.coordinator);
-    void this.#fill(reply.coordinator);
-    return reply.coordinator;
+    if (reply.coordinator !== peer) throw new DrillError('BAD_COORDINATOR', `coordinator ${peer} answered hello as ${reply.coordinator.slice(0, 60)}`);
+    this.#allowed.add(peer);
+    const fsToken = this.#opts.sharedFs && reply.fsProbe ? await readFsProbe(reply.fsProbe, peer) : undefined;
+    this.#coordinators.set(peer, { maxInflight: reply.maxInflight, ...(fsToken ? { fsToken } : {}) });
+    this.#log.info('registered with coordinator', { coordinator: peer, maxInflight: reply.maxInflight, sharedFs: Boolean(fsToken) });
+    this.events.emit('registered', peer);
+    void this.#fill(peer);
+    return peer;
   }
 
   async stop(): Promise<void> {
@@ -164,36 +202,13 @@ export class WorkerNode {
     if (this.#sweep) clearInterval(this.#sweep);
     await this.#node.unhandle(PROTOCOL.reveal).catch(() => undefined);
     this.#node.unsubscribe(UNITS_TOPIC.name);
-    for (const fh of this.#inputFiles.values()) await fh.then((f) => f.close()).catch(() => undefined);
-    this.#inputFiles.clear();
+    await this.#inputFiles.close();
   }
 
-  /** Same-filesystem lease: read each input's rows from the file and offset the lease names. */
-  async #readInputFiles(files: Record<string, InputFileRange>): Promise<Record<string, HostTensor>> {
+  /** Same-filesystem lease: each input's rows, read from the file the lease names once it passes lease-inputs.ts's checks. */
+  async #readInputFiles(files: Record<string, InputFileRange>, rows: number): Promise<Record<string, HostTensor>> {
     const out: Record<string, HostTensor> = {};
-    for (const [name, f] of Object.entries(files)) {
-      let fh = this.#inputFiles.get(f.path);
-      if (!fh) {
-        if (this.#inputFiles.size >= MAX_OPEN_INPUT_FILES) {
-          const [oldest, h] = this.#inputFiles.entries().next().value as [string, Promise<FileHandle>];
-          this.#inputFiles.delete(oldest);
-          void h.then((x) => x.close()).catch(() => undefined);
-        }
-        fh = open(f.path, 'r');
-        this.#inputFiles.set(f.path, fh);
-        fh.catch(() => this.#inputFiles.delete(f.path));
-      }
-      const len = elementCount(f.dims) * BYTES_PER_ELEMENT[f.dtype];
-      const buf = new Uint8Array(len);
-      const handle = await fh;
-      let off = 0;
-      while (off < len) {
-        const { bytesRead } = await handle.read(buf, off, len - off, f.offset + off);
-        if (bytesRead === 0) throw new Error(`input ${name}: ${f.path} ended before the leased rows`);
-        off += bytesRead;
-      }
-      out[name] = { dtype: f.dtype, dims: f.dims, data: typedView(f.dtype, buf) };
-    }
+    for (const [name, f] of Object.entries(files)) out[name] = await this.#inputFiles.read(name, f, rows);
     return out;
   }
 
@@ -227,13 +242,15 @@ export class WorkerNode {
     }
   }
 
+  /** The model's path in the cache, fetched from `coordinator` when missing. The caller has pinned `hash`. */
   async #model(coordinator: string, hash: string, bytes: number): Promise<string> {
     if (this.#models.has(hash)) return this.#models.path(hash);
     let p = this.#fetching.get(hash);
     if (!p) {
       p = (async () => {
         this.#log.info('fetching model', { hash: hash.slice(0, 12), bytes });
-        const data = await fetchBlob(this.#node, coordinator, hash, { maxBytes: bytes });
+        // The lease's size is the coordinator's claim: never above our own model limit.
+        const data = await fetchBlob(this.#node, coordinator, hash, { maxBytes: Math.min(bytes, this.#opts.maxModelBytes) });
         return this.#models.putVerified(hash, data);
       })();
       this.#fetching.set(hash, p);
@@ -259,18 +276,24 @@ export class WorkerNode {
 
   /** Run one unit and commit to its result. Returns the next lease when the commit reply carried one. */
   async #runUnit(coordinator: string, lease: LeaseInfo, inputs: Record<string, HostTensor>): Promise<{ lease: LeaseInfo; inputs: Record<string, HostTensor> } | null> {
+    let pinned = false;
     try {
+      this.#models.pin(lease.modelHash); // throws for a malformed hash (then nothing is pinned)
+      pinned = true;
       const modelPath = await this.#model(coordinator, lease.modelHash, lease.modelBytes);
       if (lease.inputFiles) {
         if (!this.#coordinators.get(coordinator)?.fsToken) throw new Error('lease names input files, but this worker did not agree to read them');
-        inputs = await this.#readInputFiles(lease.inputFiles);
+        inputs = await this.#readInputFiles(lease.inputFiles, lease.rows);
         this.#unitsFromFiles++;
       }
-      const r = await this.#pool.run({ modelHash: lease.modelHash, modelPath, inputs, outputNames: lease.outputNames });
-      const outputs = this.#opts.cheat ? corrupt(r.outputs) : r.outputs;
+      const r = await this.#runOrCheat(lease, modelPath, inputs);
+      const outputs = r.outputs;
       const salt = randomBytes(32).toString('hex');
       const c = commitment(this.#node.peerId, lease.lease, salt, resultDigest(outputs));
-      this.#pending.set(lease.lease, { coordinator, salt, outputs, expires: Date.now() + this.#opts.revealTtlMs });
+      const now = Date.now();
+      this.#pending.sweep(now);
+      const evicted = this.#pending.add(lease.lease, { coordinator, salt, outputs }, now);
+      if (evicted.length) this.#log.warn('results waiting for reveals over their bounds; dropped the oldest', { evicted: evicted.length, pending: this.#pending.size, bytes: this.#pending.bytes });
       // Ask for the next lease with the commit unless stopping: this slot frees up once committed.
       const claim = !this.#stopped && this.#coordinators.has(coordinator);
       const fsToken = this.#coordinators.get(coordinator)?.fsToken;
@@ -294,39 +317,76 @@ export class WorkerNode {
     } catch (e) {
       const message = e instanceof Error ? e.message : String(e);
       this.#log.warn('unit failed', { lease: lease.lease, error: message });
-      this.events.emit('error', { lease: lease.lease, message });
+      // 'error' is special to EventEmitter (it throws without a listener): only emit when heard.
+      if (this.events.listenerCount('error') > 0) this.events.emit('error', { lease: lease.lease, message });
       await this.#node.request(coordinator, PROTOCOL.error, unitErrorCodec.encode({ lease: lease.lease, message: message.slice(0, 4000) })).catch(() => undefined);
       return null;
+    } finally {
+      if (pinned) this.#models.unpin(lease.modelHash);
     }
+  }
+
+  readonly #stale = new StaleCache();
+
+  /** Run the unit — or, for a demo cheater, answer the way its mode says (cheat.ts). */
+  async #runOrCheat(lease: LeaseInfo, modelPath: string, inputs: Record<string, HostTensor>): ReturnType<InferencePool['run']> {
+    const mode = this.#opts.cheat;
+    if (mode === 'error') throw new Error(CHEAT_ERROR_MESSAGE);
+    if (mode === 'stale') {
+      const old = this.#stale.get(lease.job, lease.rows);
+      if (old) return { outputs: old, runMs: 0, profile: this.#pool.profile ?? { device: 'cpu', ep: 'cpu', intraOpThreads: 1 } } as Awaited<ReturnType<InferencePool['run']>>;
+    }
+    const r = await this.#pool.run({ modelHash: lease.modelHash, modelPath, inputs, outputNames: lease.outputNames });
+    if (mode === 'stale') this.#stale.put(lease.job, lease.rows, r.outputs);
+    if (mode === 'corrupt') return { ...r, outputs: corrupt(r.outputs) };
+    if (mode === 'noise') return { ...r, outputs: addNoise(r.outputs) };
+    if (mode === 'lazy') return { ...r, outputs: zeros(r.outputs) };
+    return r;
   }
 
   async #onReveal(req: Uint8Array, from: string): Promise<Uint8Array> {
     const { lease } = revealRequestCodec.decode(req);
-    const p = this.#pending.get(lease);
     // Only the coordinator that leased the unit may see the result.
-    if (!p || p.coordinator !== from) return encodeRevealReply({ ok: false, reason: 'no such result' });
-    this.#pending.delete(lease);
+    const p = this.#pending.take(lease, from);
+    if (!p) return encodeRevealReply({ ok: false, reason: 'no such result' });
     return encodeRevealReply({ ok: true, salt: p.salt, outputs: p.outputs });
   }
 }
 
 /**
- * What a cheating (demo) worker returns: every value visibly wrong and the order of values
- * reversed (floats x → 1 − x/2, integers x → 1 − x, uint8 x → 255 − x, bool flipped), same
- * shapes — the kind of result a worker that skipped the compute would have to invent. Reversing
- * the order matters: an order-preserving change (x/2 + 1, x + 1) keeps every argmax/top-k, so
- * under an `argmax` policy the cheater agreed with honest workers and was credited.
+ * The peer id a coordinator address names (the last /p2p/ component), or the peer id itself.
+ * @throws DrillError BAD_COORDINATOR when a multiaddr names none.
  */
-export function corrupt(outputs: Record<string, HostTensor>): Record<string, HostTensor> {
-  const out: Record<string, HostTensor> = {};
-  for (const [k, t] of Object.entries(outputs)) {
-    const d = t.data;
-    let data: HostTensor['data'];
-    if (d instanceof Float32Array || d instanceof Float64Array) data = d.map((x) => 1 - x * 0.5);
-    else if (d instanceof BigInt64Array) data = d.map((x) => 1n - x);
-    else if (d instanceof Int32Array) data = d.map((x) => 1 - x);
-    else data = (d as Uint8Array).map((x) => (t.dtype === 'bool' ? x ^ 1 : 255 - x));
-    out[k] = { ...t, data };
+export function coordinatorPeerId(coordinator: string): string {
+  if (!coordinator.startsWith('/')) return coordinator;
+  const m = /\/p2p\/([^/]+)\/?$/.exec(coordinator);
+  if (!m) throw new DrillError('BAD_COORDINATOR', `coordinator address: expected a multiaddr ending in /p2p/<peer id>, received ${JSON.stringify(coordinator.slice(0, 200))}`);
+  return m[1]!;
+}
+
+/**
+ * Read a coordinator's filesystem probe: the token, when the file is a small regular file naming
+ * `peer` (the coordinator we are talking to) — a peer that relays another coordinator's probe
+ * path gets nothing. Opened non-blocking and size-checked (the path is the coordinator's word:
+ * it could name a FIFO or /dev/zero).
+ */
+async function readFsProbe(path: string, peer: string): Promise<string | undefined> {
+  let fh;
+  try {
+    fh = await open(path, fsc.O_RDONLY | fsc.O_NONBLOCK);
+  } catch {
+    return undefined;
   }
-  return out;
+  try {
+    const st = await fh.stat();
+    if (!st.isFile() || st.size > FS_PROBE_MAX_BYTES) return undefined;
+    const buf = new Uint8Array(st.size);
+    const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
+    const probe = parseFsProbe(new TextDecoder().decode(buf.subarray(0, bytesRead)));
+    return probe && probe.coordinator === peer ? probe.token : undefined;
+  } catch {
+    return undefined;
+  } finally {
+    await fh.close().catch(() => undefined);
+  }
 }

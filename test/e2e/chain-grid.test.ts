@@ -111,7 +111,7 @@ describe('hashrate chain on a multi-process grid', () => {
     expect(g2.coordinators[0]).toBe(summary.coordinator);
 
     // 3. The grid, with the chain.
-    const coordArgs = ['coordinator', '--listen', '/ip4/127.0.0.1/tcp/0', '--data-dir', join(tmp, 'coord'), '--genesis', genesisPath];
+    const coordArgs = ['coordinator', '--listen', '/ip4/127.0.0.1/tcp/0', '--data-dir', join(tmp, 'coord'), '--genesis', genesisPath, '--open-intake'];
     const coord = start(coordArgs);
     const [, storePath] = await coord.waitFor(/chain \S+ \(genesis \S+\): following, head #0, .*store (\S+)/);
     const [, addr] = await coord.waitFor(/listening: (\S+)/);
@@ -122,7 +122,7 @@ describe('hashrate chain on a multi-process grid', () => {
 
     // 4. A job: its credit records are published and carried by blocks.
     const out = join(tmp, 'out');
-    const submit = start(['submit', '--to', addr!, '--job', join(ROOT, 'workloads/mlp/job.json'), '--out', out, '--json'], { DRILL_PROGRESS_MS: '0' });
+    const submit = start(['submit', '--to', addr!, '--job', join(ROOT, 'workloads/mlp/job.json'), '--out', out, '--json', '--data-dir', join(tmp, 'partner')], { DRILL_PROGRESS_MS: '0' });
     expect(await submit.exited, submit.output()).toBe(0);
     const report = JSON.parse(await readFile(join(out, 'report.json'), 'utf8')) as JobReport;
     expect(report.status).toBe('done');

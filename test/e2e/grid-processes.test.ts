@@ -33,9 +33,17 @@ afterAll(async () => {
   await rm(tmp, { recursive: true, force: true });
 });
 
+/** The partner identity `drill submit` uses (its own data dir), allowed by the coordinators below. */
+async function partnerId(): Promise<string> {
+  const p = drill(['submit', '--show-id', '--data-dir', join(tmp, 'partner')]);
+  procs.push(p);
+  expect(await p.exited, p.output()).toBe(0);
+  return p.output().match(/^(12D3KooW\w+)$/m)![1]!;
+}
+
 /** A coordinator and `n` workers as child processes; resolves once every worker has joined. */
 async function startGrid(dir: string, n: number, workerFlags: string[] = []): Promise<{ coord: Proc; addr: string; workers: Proc[] }> {
-  const coord = drill(['coordinator', '--listen', '/ip4/127.0.0.1/tcp/0', '--data-dir', join(dir, 'coord')]);
+  const coord = drill(['coordinator', '--listen', '/ip4/127.0.0.1/tcp/0', '--data-dir', join(dir, 'coord'), '--allow-partner', await partnerId()]);
   procs.push(coord);
   const [, addr] = await coord.waitFor(/listening: (\S+)/);
   const workers = Array.from({ length: n }, (_, i) => drill(['worker', '--join', addr!, '--threads', '1', '--data-dir', join(dir, `w${i}`), '--listen', '/ip4/127.0.0.1/tcp/0', ...workerFlags]));
@@ -46,7 +54,7 @@ async function startGrid(dir: string, n: number, workerFlags: string[] = []): Pr
 
 /** `drill submit` of the CNN slice: 16 units of 8 rows, 2 replicas; progress printed per event. */
 function submitSlice(addr: string, out: string): Proc {
-  const p = drill(['submit', '--to', addr, '--model', 'workloads/cnn/model.onnx', '--input', `image=${join(tmp, 'image.npy')}`, '--out', out, '--unit-rows', '8', '--replicas', '2', '--compare', POLICY, '--json'], { DRILL_PROGRESS_MS: '0' });
+  const p = drill(['submit', '--to', addr, '--model', 'workloads/cnn/model.onnx', '--input', `image=${join(tmp, 'image.npy')}`, '--out', out, '--unit-rows', '8', '--replicas', '2', '--compare', POLICY, '--json', '--data-dir', join(tmp, 'partner')], { DRILL_PROGRESS_MS: '0' });
   procs.push(p);
   return p;
 }
@@ -92,7 +100,7 @@ describe('coordinator crash', () => {
     await submit.waitFor(/units ([3-9]|1[0-5])\/16/);
     coord.child.kill('SIGKILL');
     await coord.exited;
-    const again = drill(['coordinator', '--listen', `/ip4/127.0.0.1/tcp/${port}`, '--data-dir', join(dir, 'coord')]);
+    const again = drill(['coordinator', '--listen', `/ip4/127.0.0.1/tcp/${port}`, '--data-dir', join(dir, 'coord'), '--allow-partner', await partnerId()]);
     procs.push(again);
     await again.waitFor(/resumed job/);
 

@@ -50,6 +50,30 @@ describe('drill sim', () => {
     for (const f of ['detection-overhead.svg', 'sybil.svg']) expect(existsSync(join(dir, f))).toBe(true);
   }, 60_000);
 
+  it('--colluders, --no-quarantine and --cross quarantine=0,1: catch rate in the JSON, the defences chart', async () => {
+    const base = ['--trainers', '60', '--slots', '300', '--replicas', '2', '--cheaters', '0.2', '--colluders', '1', '--job-units', '200', '--seed', '4', '--json'];
+    const on = JSON.parse((await drill(base)).stdout);
+    const off = JSON.parse((await drill([...base, '--no-quarantine'])).stdout);
+    expect(on.scenario.behaviours).toEqual([{ kind: 'colluder', fraction: 0.2, groups: 1, cheatRate: 1 }]);
+    expect([on.pod.quarantine, off.pod.quarantine]).toEqual([true, false]);
+    expect(typeof on.pod.catchRate).toBe('number');
+    expect(on.pod.catchRateSamples).toBeGreaterThan(0);
+    expect(on.pod.wrongAccepted).toBeLessThan(off.pod.wrongAccepted);
+    const dir = mkdtempSync(join(tmpdir(), 'drill-sim-'));
+    const r = await drill([...base.slice(0, -1), '--sweep', 'replicas=2,3', '--sweep', 'sample-p=0.5', '--cross', 'quarantine=0,1', '--out', dir, '--json']);
+    expect(r.code).toBe(0);
+    const rows = JSON.parse(r.stdout).sweep as Array<{ cross: string; crossValue: number; param: string; value: number; quarantine: boolean }>;
+    expect(rows.map((x) => `${x.crossValue}:${x.param}=${x.value}:${x.quarantine}`)).toEqual(['0:replicas=2:false', '0:replicas=3:false', '0:sample-p=0.5:false', '1:replicas=2:true', '1:replicas=3:true', '1:sample-p=0.5:true']);
+    for (const f of ['defences.svg', 'detection-overhead.svg']) expect(readFileSync(join(dir, f), 'utf8')).toMatch(/^<svg[\s\S]*<\/svg>$/);
+    expect(readFileSync(join(dir, 'sweep.csv'), 'utf8').split('\n')[0]).toMatch(/^cross,crossValue,param,value,mode,c,quarantine,catchRate,/);
+    const bad = await drill(['--quarantine', 'maybe']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--quarantine: expected on or off/);
+    const bad2 = await drill(['--cross', 'quarantine=0,1']);
+    expect(bad2.code).toBe(2);
+    expect(bad2.stderr).toMatch(/--cross/);
+  }, 60_000);
+
   it('--lottery ecvrf runs real proofs through the CLI', async () => {
     const r = await drill(['--trainers', '4', '--slots', '16', '--c', '0.9', '--lottery', 'ecvrf', '--json']);
     expect(r.code).toBe(0);

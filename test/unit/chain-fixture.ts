@@ -3,6 +3,9 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { utf8ToBytes } from '../../src/util/bytes.ts';
 import { signCreditRecord } from '../../src/pod/credit.ts';
 import type { CreditRecord } from '../../src/pod/credit.ts';
+import { signFaultRecord } from '../../src/pod/fault.ts';
+import type { FaultRecord } from '../../src/pod/fault.ts';
+import type { ChainFault } from '../../src/chain/faults.ts';
 import { makeDevGenesis } from '../../src/chain/devgenesis.ts';
 import type { DevGenesisOptions } from '../../src/chain/devgenesis.ts';
 import { producerKeyFromSeed, slotTicket, buildBlock } from '../../src/chain/produce.ts';
@@ -42,15 +45,20 @@ export function credit(workers: string[], flops = 100, coordSeed = COORD_SEED): 
   );
 }
 
-/** A block by `key` at `slot` on `parent` carrying `credits`, with a real VRF proof. */
-export function makeBlock(state: ChainState, key: ProducerKey, slot: number, parent: string = state.head.hash, credits: CreditRecord[] = []): Block {
+/** A coordinator's fault record against `worker` in `job`. */
+export function fault(worker: string, job = 'job-test', reasons = ['minority:0'], coordSeed = COORD_SEED): FaultRecord {
+  return signFaultRecord({ job, worker, reasons, time: 1 }, coordSeed);
+}
+
+/** A block by `key` at `slot` on `parent` carrying `credits` and `faults`, with a real VRF proof. */
+export function makeBlock(state: ChainState, key: ProducerKey, slot: number, parent: string = state.head.hash, credits: CreditRecord[] = [], faults: ChainFault[] = []): Block {
   const t = slotTicket(state, key, slot, parent);
-  return buildBlock(state, key, slot, parent, t, credits);
+  return buildBlock(state, key, slot, parent, t, credits, faults);
 }
 
 /** Change header fields and re-sign with `key` (so only the changed rule breaks). */
-export function resign(b: Block, key: ProducerKey, change: Partial<BlockHeader>, credits: CreditRecord[] = b.credits): Block {
-  return signBlock({ ...b.header, ...change }, credits, key.seed);
+export function resign(b: Block, key: ProducerKey, change: Partial<BlockHeader>, credits: CreditRecord[] = b.credits, faults: ChainFault[] = b.faults): Block {
+  return signBlock({ ...b.header, ...change }, credits, faults, key.seed);
 }
 
 /** Time (ms) inside `slot` for the test genesis. */

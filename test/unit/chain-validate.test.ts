@@ -2,12 +2,13 @@ import { describe, it, expect } from 'vitest';
 import { ChainState } from '../../src/chain/state.ts';
 import { validateBlock } from '../../src/chain/validate.ts';
 import { BlockErrorCode, BLOCK_ERROR_VERDICTS } from '../../src/chain/errors.ts';
-import { creditRootOf, blockHash } from '../../src/chain/block.ts';
+import { creditRootOf, blockHash, faultRootOf } from '../../src/chain/block.ts';
+import { makeEquivocation } from '../../src/chain/faults.ts';
 import type { Block } from '../../src/chain/block.ts';
 import { slotTicket } from '../../src/chain/produce.ts';
 import { bytesToHex } from '../../src/util/bytes.ts';
 import { verdictFor, registerVerdicts } from '../../src/net/topics.ts';
-import { KEYS, OUTSIDER, OTHER_COORD_SEED, testGenesis, credit, makeBlock, resign, at } from './chain-fixture.ts';
+import { KEYS, OUTSIDER, OTHER_COORD_SEED, testGenesis, credit, fault, makeBlock, resign, at } from './chain-fixture.ts';
 
 const [A, B] = KEYS as [(typeof KEYS)[0], (typeof KEYS)[0]];
 
@@ -87,6 +88,25 @@ describe('validateBlock', () => {
       s.add(p);
       return { block: makeBlock(s, B, 2, blockHash(p.header), [r]) };
     }],
+    [BlockErrorCode.TOO_MANY_FAULTS, (s) => ({ block: makeBlock(s, A, 1, undefined, [], [fault(A.peerId, 'j1'), fault(A.peerId, 'j2'), fault(A.peerId, 'j3')]) })],
+    [BlockErrorCode.FAULT_ROOT_MISMATCH, (s) => {
+      const b = makeBlock(s, A, 1, undefined, [], [fault(B.peerId)]);
+      return { block: resign(b, A, { faultRoot: faultRootOf([]) }) };
+    }],
+    [BlockErrorCode.BAD_FAULT, (s) => {
+      // A fault record by a coordinator the genesis does not list.
+      return { block: makeBlock(s, A, 1, undefined, [], [fault(B.peerId, 'job-test', ['minority:0'], OTHER_COORD_SEED)]) };
+    }],
+    [BlockErrorCode.DUPLICATE_FAULT, (s) => {
+      const f = fault(B.peerId);
+      return { block: makeBlock(s, A, 1, undefined, [], [f, f]) };
+    }],
+    [BlockErrorCode.FAULT_REPLAYED, (s) => {
+      const f = fault(B.peerId);
+      const p = makeBlock(s, A, 1, undefined, [], [f]);
+      s.add(p);
+      return { block: makeBlock(s, B, 2, blockHash(p.header), [], [f]) };
+    }],
   ];
 
   for (const [code, build] of cases) {
@@ -99,7 +119,8 @@ describe('validateBlock', () => {
 
   it('has a test case and a verdict for every error code', () => {
     const codes = Object.values(BlockErrorCode);
-    expect(new Set(cases.map((c) => c[0]))).toEqual(new Set(codes));
+    // EQUIVOCATION depends on what a node saw first, so ChainService checks it (chain-service.test.ts).
+    expect(new Set(cases.map((c) => c[0]))).toEqual(new Set(codes.filter((c) => c !== BlockErrorCode.EQUIVOCATION)));
     for (const c of codes) expect(['ignore', 'reject']).toContain(BLOCK_ERROR_VERDICTS[c]);
   });
 
@@ -136,6 +157,18 @@ describe('validateBlock', () => {
     // B forks from genesis at slot 2 and includes the same record: not a replay on its branch.
     const b1 = makeBlock(s, B, 2, s.genesisHash, [r]);
     expect(validateBlock(s, b1, at(2)).hash).toBe(blockHash(b1.header));
+  });
+
+  it('equivocation evidence is valid only for two different headers of one producer and slot, each signed by it', () => {
+    const s = fresh();
+    const b1 = makeBlock(s, A, 1);
+    const b2 = makeBlock(s, A, 1, undefined, [credit([A.peerId])]); // same slot, other contents
+    const ev = makeEquivocation(b1, b2);
+    expect(validateBlock(s, makeBlock(s, B, 2, undefined, [], [ev]), at(2)).block.faults).toHaveLength(1);
+    const forged = { ...ev, b: { ...ev.b, sig: ev.a.sig } }; // B's header with A's signature of another header
+    expect(codeOf(() => validateBlock(s, makeBlock(s, B, 2, undefined, [], [forged]), at(2)))).toBe(BlockErrorCode.BAD_FAULT);
+    expect(() => makeEquivocation(b1, b1)).toThrow(RangeError);
+    expect(() => makeEquivocation(b1, makeBlock(s, A, 2))).toThrow(RangeError);
   });
 
   it('a block of slot s passes when now is in slot s minus the drift allowance', () => {

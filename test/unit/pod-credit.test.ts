@@ -38,7 +38,7 @@ describe('CreditLedger', () => {
     l.apply({ credited: ['a'], faulty: [], flops: 5 }, 2);
     expect(l.weights()).toEqual(new Map([['a', 15n], ['b', 10n]]));
     expect(l.weights(2, 2)).toEqual(new Map([['a', 5n]]));
-    expect(l.window().get('c')).toEqual({ credit: 0n, unitsAgreed: 0, unitsFaulty: 1 });
+    expect(l.window().get('c')).toEqual({ credit: 0n, unitsAgreed: 0, unitsFaulty: 1, faults: 0 });
     l.revert({ credited: ['a'], faulty: [], flops: 5 }, 2);
     l.revert({ credited: ['a', 'b'], faulty: ['c'], flops: 10 }, 1);
     expect(l.window().size).toBe(0);

@@ -91,7 +91,7 @@ describe('settle store and receipts', async () => {
   it('blockStoreSource yields the head branch down to `confirmations` deep, never a fork', async () => {
     const mk = (height: number, hash: string, parent: string): { hash: string; block: Block } => ({
       hash,
-      block: { header: { v: 1, chainId: 'c', height, slot: height, parent, producer: 'p', vrfProof: '', vrfOutput: '', creditRoot: 'r'.repeat(64), creditCount: 0 }, credits: [], sig: '' },
+      block: { header: { v: 2, chainId: 'c', height, slot: height, parent, producer: 'p', vrfProof: '', vrfOutput: '', creditRoot: 'r'.repeat(64), creditCount: 0, faultRoot: 'f'.repeat(64), faultCount: 0 }, credits: [], faults: [], sig: '' },
     });
     const rows = [mk(0, 'g', ''), mk(1, 'a1', 'g'), mk(2, 'a2', 'a1'), mk(2, 'b2', 'a1'), mk(3, 'a3', 'a2'), mk(4, 'a4', 'a3')];
     const src = blockStoreSource({ blocks: () => rows, head: () => 'a4' }, { confirmations: 2 });

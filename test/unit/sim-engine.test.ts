@@ -10,6 +10,7 @@ import { resolveScenario } from '../../src/sim/scenario.ts';
 import { runSimulation } from '../../src/sim/engine.ts';
 import { summarize, summaryJson } from '../../src/sim/report.ts';
 import { Rng, seedToInt } from '../../src/sim/rng.ts';
+import { buildPopulation, KIND } from '../../src/sim/population.ts';
 import { AliasTable, FenwickSampler } from '../../src/sim/sampling.ts';
 import { binnedChi2, chi2Sf, gammaQ, pearson } from '../../src/sim/stats.ts';
 import { applySweepValue, parseSweep } from '../../src/sim/sweep.ts';
@@ -32,12 +33,19 @@ describe('reproducibility', () => {
       { kind: 'sybil', count: 2, identities: 5 },
     ],
   };
-  it('the same seed gives the same JSON, bit for bit, in both PoD modes', () => {
-    for (const over of [{ seed: 42 }, { seed: 'abc', sampleP: 0.2 }]) {
-      const a = jsonOf(raw, over);
-      expect(jsonOf(raw, over)).toBe(a);
-      expect(JSON.parse(a).elapsedMs).toBe(0);
+  it('the same seed gives the same JSON, bit for bit, in both PoD modes, with and without quarantine', () => {
+    const small = { ...raw, pod: { jobUnits: 50 } }; // several quarantines, releases and reopenings per run
+    for (const over of [{ seed: 42 }, { seed: 'abc', sampleP: 0.2 }, { seed: 5, replicas: 2, cheaters: 0.3, colluders: 0.5 }, { seed: 5, replicas: 2, cheaters: 0.3, colluders: 0.5, quarantine: false }]) {
+      const a = jsonOf(small, over);
+      expect(jsonOf(small, over)).toBe(a);
+      const j = JSON.parse(a);
+      expect(j.elapsedMs).toBe(0);
+      if (j.pod.quarantine) {
+        expect(j.pod.quarantined).toBeGreaterThan(0);
+        expect(j.pod.reopenedUnits).toBeGreaterThan(0);
+      }
     }
+    expect(JSON.parse(jsonOf(small, { seed: 5, replicas: 2, cheaters: 0.3, colluders: 0.5 })).pod.released).toBeGreaterThan(0);
   });
   it('a different seed gives different results', () => {
     expect(jsonOf(raw, { seed: 1 })).not.toBe(jsonOf(raw, { seed: 2 }));
@@ -46,7 +54,10 @@ describe('reproducibility', () => {
     const s = JSON.parse(jsonOf(raw, { seed: 3 }));
     for (const k of ['emptySlotRate', 'multiLeaderRate', 'elapsedMs']) expect(typeof s[k]).toBe('number');
     for (const k of ['pearson', 'chi2p']) expect(typeof s.fairness[k]).toBe('number');
-    for (const k of ['detectionRate', 'honestFalsePenaltyRate', 'cheaterCreditShare', 'verificationOverhead']) expect(typeof s.pod[k]).toBe('number');
+    for (const k of ['catchRate', 'catchRateSamples', 'catchRateCaught', 'detectionRate', 'honestFalsePenaltyRate', 'cheaterCreditShare', 'verificationOverhead', 'quarantined', 'released', 'reopenedUnits', 'wrongAccepted', 'wrongAcceptedRate', 'faultBans', 'jobs']) expect(typeof s.pod[k]).toBe('number');
+    expect(s.pod.quarantine).toBe(true);
+    expect(s.scenario.pod).toMatchObject({ quarantine: true, jobUnits: 64 });
+    expect(s.scenario.lottery.faultEpochs).toBe(2);
     expect(s.pod.missedDeadlines).toBeGreaterThan(0); // flaky trainers
     expect(s.fairness.sybils).toHaveLength(2);
   });
@@ -118,6 +129,9 @@ describe('scenario checks', () => {
     expect(field({ behaviours: [{ fraction: 0.1 }] })).toBe('scenario.behaviours[0].kind');
     expect(field({ pod: { sampleRate: 0.1 } })).toBe('scenario.pod.sampleRate');
     expect(field({ trainers: 20_000, lottery: { mode: 'ecvrf' } })).toBe('scenario.lottery.mode');
+    expect(field({ pod: { jobUnits: 0 } })).toBe('scenario.pod.jobUnits');
+    expect(field({ pod: { quarantine: 'yes' } })).toBe('scenario.pod.quarantine');
+    expect(field({ lottery: { faultEpochs: -1 } })).toBe('scenario.lottery.faultEpochs');
     expect(field(['x'])).toBe('scenario');
   });
   it('flags override the file: --cheaters adds a cheater group, --sample-p selects spot-check', () => {
@@ -126,6 +140,21 @@ describe('scenario checks', () => {
     expect(s.pod.mode).toBe('spot-check');
     expect(s.pod.sampleP).toBe(0.05);
     expect([s.trainers, s.lottery.c, s.noiseUlp, s.seed]).toEqual([7, 0.5, 3, 'x']);
+  });
+  it('--colluders splits the cheaters into one colluding group and independent cheaters', () => {
+    const a = resolveScenario({ behaviours: [{ kind: 'lazy', fraction: 0.01 }] }, { cheaters: 0.2, colluders: 0.25, cheatRate: 0.5 });
+    expect(a.behaviours).toEqual([
+      { kind: 'cheater', fraction: 0.2 * 0.75, cheatRate: 0.5 },
+      { kind: 'colluder', fraction: 0.2 * 0.25, groups: 1, cheatRate: 0.5 },
+      { kind: 'lazy', fraction: 0.01 },
+    ]);
+    // Without --cheaters: the scenario's cheaters and colluders together, its rate and group count.
+    const b = resolveScenario({ behaviours: [{ kind: 'cheater', fraction: 0.1, cheatRate: 0.3 }, { kind: 'colluder', fraction: 0.1, groups: 2, cheatRate: 1 }] }, { colluders: 1, quarantine: false, faultEpochs: 0, jobUnits: 9 });
+    expect(b.behaviours).toEqual([{ kind: 'colluder', fraction: 0.2, groups: 2, cheatRate: 0.3 }]);
+    expect([b.pod.quarantine, b.lottery.faultEpochs, b.pod.jobUnits]).toEqual([false, 0, 9]);
+    const pop = buildPopulation(resolveScenario({ trainers: 1000 }, { cheaters: 0.2, colluders: 0.5 }), new Rng(1));
+    expect(pop.kind.filter((k) => k === KIND.colluder).length).toBe(100);
+    expect(pop.kind.filter((k) => k === KIND.cheater).length).toBe(100);
   });
   it('every example scenario in scenarios/ resolves', () => {
     const dir = join(import.meta.dirname, '../../scenarios');
@@ -141,6 +170,13 @@ describe('scenario checks', () => {
     expect(parseSweep('sample-p=0.1,0.5')).toEqual({ param: 'sample-p', values: [0.1, 0.5] });
     expect(() => parseSweep('replicas=1.5')).toThrow(/--sweep/);
     expect(() => parseSweep('speed=1')).toThrow(/--sweep/);
+    expect(parseSweep('quarantine=0,1')).toEqual({ param: 'quarantine', values: [0, 1] });
+    expect(() => parseSweep('quarantine=2')).toThrow(/--sweep/);
+    expect(() => parseSweep('colluders=1.5', '--cross')).toThrow(/--cross/);
+    const ch = resolveScenario({ behaviours: [{ kind: 'cheater', fraction: 0.2, cheatRate: 1 }] });
+    expect(applySweepValue(ch, 'colluders', 1).behaviours).toEqual([{ kind: 'colluder', fraction: 0.2, groups: 1, cheatRate: 1 }]);
+    expect(applySweepValue(ch, 'quarantine', 0).pod.quarantine).toBe(false);
+    expect(ch.pod.quarantine).toBe(true);
     const base = resolveScenario({ behaviours: [{ kind: 'sybil', count: 1, identities: 2 }] });
     expect(applySweepValue(base, 'identities', 50).behaviours[0]).toMatchObject({ identities: 50 });
     expect(base.behaviours[0]).toMatchObject({ identities: 2 });

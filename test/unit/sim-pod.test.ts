@@ -108,11 +108,11 @@ describe('cheaters under replication', () => {
     expect(sum.fairness.byBehaviour.lazy!.winShare).toBe(0);
   });
 
-  it('R = 1 accepts unverified and credits nobody; colluders can outvote honest replicas at R = 3', () => {
+  it('R = 1 accepts unverified and credits nobody; without quarantine colluders can outvote honest replicas at R = 3', () => {
     const r1 = summarize(runSimulation(resolveScenario({ seed: 9, trainers: 100, slots: 300 }, { replicas: 1 })));
     expect(r1.pod!.unverifiedUnits).toBe(r1.pod!.units);
     expect(r1.blocks).toBe(0); // no verified credit → no lottery weight
-    const col = summarize(runSimulation(resolveScenario({ seed: 10, trainers: 300, slots: 3000, behaviours: [{ kind: 'colluder', fraction: 0.4, groups: 1, cheatRate: 1 }] })));
+    const col = summarize(runSimulation(resolveScenario({ seed: 10, trainers: 300, slots: 3000, behaviours: [{ kind: 'colluder', fraction: 0.4, groups: 1, cheatRate: 1 }], pod: { quarantine: false } })));
     expect(col.pod!.wrongAcceptedRate).toBeGreaterThan(0.1);
     expect(col.pod!.detectionRate).toBeLessThan(1);
   });

@@ -1,6 +1,8 @@
 /**
  * `drill coordinator`: a long-running coordinator. Prints its multiaddrs (give one to workers:
- * `drill worker --join ADDR`) and accepts jobs from `drill submit --to ADDR ...`.
+ * `drill worker --join ADDR`) and accepts jobs from `drill submit --to ADDR ...` — from the
+ * partners it knows (`--allow-partner`, `--partners FILE`), or from anyone with `--open-intake`,
+ * each under the per-partner limits (`--max-partner-jobs`, `--max-job-bytes`, …).
  *
  * With `--genesis FILE` (written by `drill genesis`) it also follows the hashrate chain: a
  * non-producing ChainService (block store in its data dir, so a restart resumes) and every
@@ -12,13 +14,14 @@ import { join, resolve } from 'node:path';
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { multiaddr } from '@multiformats/multiaddr';
 import type { Command } from '../command.ts';
-import { parseArgs, str, int, bool, list, helpText } from '../args.ts';
+import { parseArgs, str, int, bool, list, size, duration, helpText } from '../args.ts';
 import type { FlagSpec } from '../args.ts';
 import { createLogger } from '../../util/log.ts';
 import { createDrillNode } from '../../net/node.ts';
 import { loadOrCreateIdentity, defaultDataDir } from '../../worker/identity.ts';
 import { Coordinator, defaultCoordinatorOptions } from '../../coordinator/service.ts';
-import { JobIntake } from '../../coordinator/intake.ts';
+import { IntakeCore, IntakeServer, defaultIntakeLimits, partnerPolicy } from '../../coordinator/intake/index.ts';
+import type { IntakeLimits } from '../../coordinator/intake/index.ts';
 import { UserError, isDrillError } from '../../util/errors.ts';
 import { bytesToHex } from '../../util/bytes.ts';
 import type { Logger } from '../../util/log.ts';
@@ -40,11 +43,34 @@ const FLAGS: Record<string, FlagSpec> = {
   'lease-ms': { type: 'string', help: 'time a worker has to commit a leased unit', default: String(defaultCoordinatorOptions.leaseMs) },
   genesis: { type: 'string', help: "genesis file of the hashrate chain (from 'drill genesis'): follow the chain and publish credit records for the workers' blocks" },
   'stall-ms': { type: 'string', help: 'fail a disputed unit no connected worker may re-run after this long', default: String(defaultCoordinatorOptions.stallMs) },
+  'max-worker-threads': { type: 'string', help: "threads a worker's hello may claim (each earns 2 leases; more are clamped)", default: String(defaultCoordinatorOptions.maxWorkerThreads) },
+  'allow-partner': { type: 'string', multiple: true, help: "accept jobs from this partner peer id (printed by 'drill submit --show-id'); repeatable" },
+  partners: { type: 'string', multiple: true, help: 'file of partner peer ids, one per line (# comments); repeatable' },
+  'open-intake': { type: 'boolean', help: 'accept jobs from anyone (each peer id under the per-partner limits)' },
+  'max-partner-jobs': { type: 'string', help: 'jobs one partner may run or upload at once', default: String(defaultIntakeLimits.maxJobsPerPartner) },
+  'max-intake-jobs': { type: 'string', help: 'partner jobs running or uploading at once, all partners together', default: String(defaultIntakeLimits.maxJobsTotal) },
+  'max-job-bytes': { type: 'string', help: 'bytes one job may upload (model + inputs; streamed to disk)', default: '1G' },
+  'min-unit-bytes': { type: 'string', help: 'input bytes a unit must carry at least (jobs of at most 64 units are exempt)', default: '4K' },
+  'max-job-units': { type: 'string', help: 'units one job may have at most', default: String(defaultIntakeLimits.maxUnitsPerJob) },
+  'output-ttl': { type: 'string', help: "a finished job's files are deleted this long after it ended unless fetched and released sooner (status and report stay)", default: '24h' },
   announce: { type: 'string', multiple: true, help: 'address workers should dial when the listening ones are not reachable as such, e.g. /dns4/coordinator/tcp/9360 (/p2p/<peer id> is appended): shown in the join hint and written to --address-file' },
   'address-file': { type: 'string', help: "once ready, write the address workers join (each --announce, else the listening addresses, with /p2p/<peer id>; one per line) to this file, for 'drill worker --join-file'" },
   'log-format': LOG_FORMAT_FLAG,
   help: { type: 'boolean', help: 'show this help' },
 };
+
+/** The intake limits from the flags. @throws UserError naming the flag. */
+export function intakeLimitsFrom(p: ReturnType<typeof parseArgs>): IntakeLimits {
+  return {
+    ...defaultIntakeLimits,
+    maxJobsPerPartner: int(p, 'max-partner-jobs', 1, 1_000_000) ?? defaultIntakeLimits.maxJobsPerPartner,
+    maxJobsTotal: int(p, 'max-intake-jobs', 1, 1_000_000) ?? defaultIntakeLimits.maxJobsTotal,
+    maxJobBytes: size(p, 'max-job-bytes', 1) ?? defaultIntakeLimits.maxJobBytes,
+    minUnitBytes: size(p, 'min-unit-bytes', 0) ?? defaultIntakeLimits.minUnitBytes,
+    maxUnitsPerJob: int(p, 'max-job-units', 1, 10_000_000) ?? defaultIntakeLimits.maxUnitsPerJob,
+    outputTtlMs: duration(p, 'output-ttl', 1000) ?? defaultIntakeLimits.outputTtlMs,
+  };
+}
 
 /** The block store of a chain inside a node's data dir: one file per genesis (so a node given a
  * new genesis starts a new chain instead of failing on the old store); a restart resumes. */
@@ -157,9 +183,11 @@ export const command: Command = {
   async run(argv) {
     const p = parseArgs(argv, FLAGS);
     if (bool(p, 'help')) {
-      process.stdout.write(helpText('usage: drill coordinator [--listen MULTIADDR] [--data-dir DIR] [--genesis FILE] [--announce MULTIADDR] [--address-file FILE]', FLAGS));
+      process.stdout.write(helpText('usage: drill coordinator [--listen MULTIADDR] [--data-dir DIR] [--genesis FILE] [--allow-partner PEER_ID ... | --partners FILE | --open-intake] [--announce MULTIADDR] [--address-file FILE]', FLAGS));
       return 0;
     }
+    const policy = partnerPolicy({ open: bool(p, 'open-intake'), allow: list(p, 'allow-partner'), files: list(p, 'partners') });
+    const limits = intakeLimitsFrom(p);
     const listen = p.flags.listen as string[] | string;
     const dataDir = str(p, 'data-dir') ?? join(defaultDataDir(), 'coordinator');
     const format = logFormatOf(p);
@@ -168,6 +196,7 @@ export const command: Command = {
     const genesis = genesisFile === undefined ? null : readGenesisFlag(genesisFile);
     const leaseMs = int(p, 'lease-ms', 1000);
     const stallMs = int(p, 'stall-ms', 0);
+    const maxWorkerThreads = int(p, 'max-worker-threads', 1, 1024);
     const announce = list(p, 'announce').map(checkAnnounce);
     const addressFile = str(p, 'address-file');
     // Listen for the stop signal before start-up, not after the ready lines: a supervisor may
@@ -206,9 +235,11 @@ export const command: Command = {
       c.on('reorg', (r) => say(`reorg: ${r.depth} block(s) replaced, head ${shortId(r.to)}`, { depth: r.depth, head: r.to }));
     }
     const pub = publisher;
-    const coord = new Coordinator(node, { dataDir, leaseMs, stallMs, logger: log, ...(pub ? { onCredit: (r: CreditRecord) => pub.publish(r) } : {}) });
+    const coord = new Coordinator(node, { dataDir, leaseMs, stallMs, maxWorkerThreads, logger: log, ...(pub ? { onCredit: (r: CreditRecord) => pub.publish(r) } : {}) });
     await coord.start();
-    const intake = new JobIntake(node, coord, dataDir, log);
+    const intakeCore = new IntakeCore(coord, { dataDir, policy, limits, logger: log });
+    await intakeCore.start();
+    const intake = new IntakeServer(node, intakeCore, log);
     await intake.start();
     const addrs = node.multiaddrs().map(String);
     const joinAddrs = announce.length ? announce.map((a) => `${a}/p2p/${node.peerId}`) : addrs;
@@ -220,6 +251,12 @@ export const command: Command = {
     }
     if (!failure) {
       say(`coordinator ${node.peerId} (data dir ${dataDir}${id.created ? ', new identity' : ''})`, { peer: node.peerId, dataDir, newIdentity: id.created });
+      say(
+        policy.open
+          ? `intake: open to anyone (${limits.maxJobsPerPartner} jobs per partner)`
+          : `intake: ${policy.partners.size} partner(s)${policy.partners.size === 0 ? ' — nobody can submit jobs; add partners with --allow-partner PEER_ID or --partners FILE (or --open-intake)' : ''}`,
+        { intakeOpen: policy.open, partners: policy.partners.size },
+      );
       for (const a of addrs) say(`listening: ${a}`, { addr: a });
       if (announce.length) for (const a of joinAddrs) say(`announced: ${a}`, { announce: a });
       if (addressFile !== undefined) say(`address file: ${addressFile}`, { addressFile });
@@ -230,6 +267,7 @@ export const command: Command = {
       say(`${format === 'human' ? '\n' : ''}${sig}: stopping (workers: ${connected} connected)`, { signal: sig, workersConnected: connected });
     }
     await intake.stop();
+    await intakeCore.stop();
     await coord.stop();
     publisher?.stop();
     if (chain) {

@@ -7,14 +7,14 @@ import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { existsSync } from 'node:fs';
 import type { Command } from '../command.ts';
-import { parseArgs, str, int, bool, helpText } from '../args.ts';
+import { parseArgs, str, int, num, bool, helpText } from '../args.ts';
 import type { FlagSpec } from '../args.ts';
 import { UserError } from '../../util/errors.ts';
 import { readNpy } from '../../util/npy.ts';
 import { readJobManifest } from '../../coordinator/job.ts';
 import { outputFileName } from '../../coordinator/job.ts';
 import { parsePolicy, tensorsAgree, DEFAULT_POLICY } from '../../pod/policy.ts';
-import { runOnLocalGrid } from './run.ts';
+import { runOnLocalGrid, cheatFlag } from './run.ts';
 import { shortPeer } from '../progress.ts';
 import { LOG_FORMAT_FLAG, cliOutput, logFormatOf } from '../output.ts';
 
@@ -25,7 +25,10 @@ const FLAGS: Record<string, FlagSpec> = {
   out: { type: 'string', help: 'output directory', default: 'drill-out/demo' },
   workers: { type: 'string', help: 'honest workers', default: '3' },
   cheaters: { type: 'string', help: 'cheating workers to add (PoD catches them)', default: '0' },
-  replicas: { type: 'string', help: 'replicas per unit', default: '2' },
+  cheat: { type: 'string', help: 'how the cheaters cheat: corrupt | noise | lazy | error | stale', default: 'corrupt' },
+  replicas: { type: 'string', help: 'replicas per unit (default 2, or 1 with --audit)' },
+  audit: { type: 'string', help: 'spot checks: one replica per unit, this fraction re-run by a second random worker' },
+  'fault-epochs': { type: 'string', help: "epochs a fault record bans a faulty worker's lottery weight", default: '2' },
   json: { type: 'boolean', help: 'print report.json to stdout' },
   'no-chain': { type: 'boolean', help: 'do not run the hashrate lottery chain on the workers' },
   'log-format': LOG_FORMAT_FLAG,
@@ -53,8 +56,8 @@ export const command: Command = {
     let height = 0;
     let records = 0;
     const report = await runOnLocalGrid(
-      { model: m.model, inputs: m.inputs, outDir, replicas: int(p, 'replicas', 1, 16), unitRows: m.unitRows, policy: m.policy, name: m.name, flopsPerRow: m.flopsPerRow },
-      { workers: int(p, 'workers', 1, 64), cheaters: int(p, 'cheaters', 0, 64), logger: out.log, chain: withChain },
+      { model: m.model, inputs: m.inputs, outDir, replicas: int(p, 'replicas', 1, 16), audit: num(p, 'audit', 0, 1), unitRows: m.unitRows, policy: m.policy, name: m.name, flopsPerRow: m.flopsPerRow },
+      { workers: int(p, 'workers', 1, 64), cheaters: int(p, 'cheaters', 0, 64), cheat: cheatFlag(p), logger: out.log, chain: withChain ? { faultEpochs: int(p, 'fault-epochs', 0, 1_000_000)! } : false },
       {
         json,
         quiet: false,

@@ -1,13 +1,16 @@
 /**
  * `drill run`: a partner's batch job on an embedded local grid.
  *   drill run --model M.onnx --input NAME=X.npy [...] --out DIR [--workers N] [--replicas R]
- *             [--unit-rows B] [--compare POLICY] [--cheaters K] [--threads T] [--json]
+ *             [--audit P] [--unit-rows B] [--compare POLICY] [--cheaters K [--cheat MODE]]
+ *             [--threads T] [--seed S] [--json]
  *   drill run --job job.json --out DIR [...]
  */
 import type { Command } from '../command.ts';
-import { parseArgs, str, list, int, bool, helpText } from '../args.ts';
+import { parseArgs, str, list, int, num, bool, helpText } from '../args.ts';
 import type { FlagSpec, ParsedArgs } from '../args.ts';
 import { UserError } from '../../util/errors.ts';
+import { CHEAT_MODES, parseCheatMode } from '../../worker/cheat.ts';
+import type { CheatMode } from '../../worker/cheat.ts';
 import { DEFAULT_POLICY } from '../../pod/policy.ts';
 import { prepareJob, readJobManifest, DEFAULT_REPLICAS } from '../../coordinator/job.ts';
 import type { JobRequest } from '../../coordinator/job.ts';
@@ -24,10 +27,13 @@ export const RUN_FLAGS: Record<string, FlagSpec> = {
   job: { type: 'string', help: 'a job manifest (JSON: model, inputs, policy, replicas, unitRows) instead of --model/--input' },
   out: { type: 'string', help: 'output directory: <output name>.npy per model output, plus report.json', default: 'drill-out' },
   workers: { type: 'string', help: 'honest workers in the embedded grid', default: '3' },
-  replicas: { type: 'string', help: 'workers that run each unit', default: String(DEFAULT_REPLICAS) },
+  replicas: { type: 'string', help: `workers that run each unit (default ${DEFAULT_REPLICAS}, or 1 with --audit)` },
+  audit: { type: 'string', help: 'spot checks: run each unit once (--replicas 1) and re-run this fraction of units, chosen at random after the result is committed, on a second random worker (e.g. 0.1)' },
   'unit-rows': { type: 'string', help: 'rows per work unit (default: ~40 GFLOP of work, at most 16 MiB of input and 1/32 of the rows)' },
   compare: { type: 'string', help: 'PoD comparison policy: exact | argmax | allclose:RTOL,ATOL', default: DEFAULT_POLICY },
-  cheaters: { type: 'string', help: 'extra workers that return corrupted results, to watch PoD catch them', default: '0' },
+  cheaters: { type: 'string', help: 'extra workers that cheat, to watch PoD catch them', default: '0' },
+  cheat: { type: 'string', help: `how the cheaters cheat: ${CHEAT_MODES.join(' | ')} (corrupt: one shared wrong answer, so they agree with each other; noise: each its own; lazy: zeros; error: fail every unit; stale: replay an earlier result)`, default: 'corrupt' },
+  seed: { type: 'string', help: 'seed of the replica draws and audit coins, for a reproducible experiment (default: unpredictable)' },
   threads: { type: 'string', help: 'ONNX Runtime threads per worker (default: cores / workers)' },
   json: { type: 'boolean', help: 'print report.json to stdout instead of the summary table' },
   quiet: { type: 'boolean', help: 'no progress bar' },
@@ -51,6 +57,7 @@ export async function jobRequestFrom(p: ParsedArgs): Promise<JobRequest> {
   }
   const flags = {
     replicas: int(p, 'replicas', 1, 16),
+    audit: num(p, 'audit', 0, 1),
     unitRows: int(p, 'unit-rows', 1),
     policy: p.flags.compare !== RUN_FLAGS.compare!.default ? str(p, 'compare') : undefined,
   };
@@ -61,7 +68,8 @@ export async function jobRequestFrom(p: ParsedArgs): Promise<JobRequest> {
       model: m.model,
       inputs: Object.keys(inputs).length ? inputs : m.inputs,
       outDir: str(p, 'out')!,
-      replicas: p.flags.replicas !== RUN_FLAGS.replicas!.default ? flags.replicas : (m.replicas ?? flags.replicas),
+      replicas: flags.replicas ?? m.replicas,
+      audit: flags.audit ?? m.audit,
       unitRows: flags.unitRows ?? m.unitRows,
       policy: flags.policy ?? m.policy,
       name: m.name,
@@ -71,7 +79,12 @@ export async function jobRequestFrom(p: ParsedArgs): Promise<JobRequest> {
   const model = str(p, 'model');
   if (!model) throw new UserError('--model', 'a path to an .onnx file (or --job FILE.json)', undefined);
   if (Object.keys(inputs).length === 0) throw new UserError('--input', 'at least one NAME=FILE.npy', undefined);
-  return { model, inputs, outDir: str(p, 'out')!, replicas: flags.replicas, unitRows: flags.unitRows, policy: flags.policy };
+  return { model, inputs, outDir: str(p, 'out')!, replicas: flags.replicas, audit: flags.audit, unitRows: flags.unitRows, policy: flags.policy };
+}
+
+/** The --cheat flag. @throws UserError for an unknown mode. */
+export function cheatFlag(p: ParsedArgs): CheatMode {
+  return parseCheatMode(str(p, 'cheat') ?? 'corrupt');
 }
 
 export interface RunUi {
@@ -99,10 +112,13 @@ export async function runOnLocalGrid(req: JobRequest, gridOpts: LocalGridOptions
     outputs: spec.outputNames,
     flopsPerRow: spec.flopsPerRow,
   });
-  say(`starting an embedded grid: 1 coordinator + ${workers} workers${cheaters ? ` + ${cheaters} cheating worker(s)` : ''} on 127.0.0.1; ${spec.replicas} replicas per unit, policy ${req.policy ?? DEFAULT_POLICY}`, {
+  const checking = spec.audit > 0 ? `1 replica per unit, ${Math.round(spec.audit * 1000) / 10}% of units audited by a second worker` : `${spec.replicas} replicas per unit`;
+  say(`starting an embedded grid: 1 coordinator + ${workers} workers${cheaters ? ` + ${cheaters} cheating worker(s) (${gridOpts.cheat ?? 'corrupt'})` : ''} on 127.0.0.1; ${checking}, policy ${req.policy ?? DEFAULT_POLICY}`, {
     workers,
     cheaters,
+    ...(cheaters ? { cheat: gridOpts.cheat ?? 'corrupt' } : {}),
     replicas: spec.replicas,
+    audit: spec.audit,
     policy: req.policy ?? DEFAULT_POLICY,
   });
   const grid = new LocalGrid(gridOpts);
@@ -144,9 +160,10 @@ export const command: Command = {
     const json = bool(p, 'json');
     const out = cliOutput('run', logFormatOf(p), { stream: json ? process.stderr : process.stdout });
     const req = await jobRequestFrom(p);
+    const seed = str(p, 'seed');
     const report = await runOnLocalGrid(
       req,
-      { workers: int(p, 'workers', 1, 64), cheaters: int(p, 'cheaters', 0, 64), threadsPerWorker: int(p, 'threads', 1, 256), logger: out.log },
+      { workers: int(p, 'workers', 1, 64), cheaters: int(p, 'cheaters', 0, 64), cheat: cheatFlag(p), threadsPerWorker: int(p, 'threads', 1, 256), logger: out.log, ...(seed !== undefined ? { coordinator: { seed } } : {}) },
       { json, quiet: bool(p, 'quiet'), out },
     );
     if (report.status !== 'done') {

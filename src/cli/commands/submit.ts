@@ -1,18 +1,23 @@
 /**
  * `drill submit --to MULTIADDR ...`: hand a job to a running coordinator, follow its progress,
  * and download the outputs and report.json into --out. Same flags and the same input checks
- * as `drill run` (done locally first, so mistakes are reported before any upload).
+ * as `drill run` (done locally first, so mistakes are reported before any upload). The files
+ * are uploaded in chunks read from disk. The partner identity (an Ed25519 libp2p key, which the
+ * coordinator's operator allows with `--allow-partner`) lives in `$DRILL_HOME/partner`;
+ * `drill submit --show-id` prints it. A coordinator that refuses the partner or a limit gets
+ * one clear line and exit 2.
  */
-import { readFile, open, rename, mkdir } from 'node:fs/promises';
+import { stat, mkdir } from 'node:fs/promises';
 import { join, basename } from 'node:path';
 import type { Command } from '../command.ts';
 import { parseArgs, str, bool, helpText } from '../args.ts';
 import type { FlagSpec } from '../args.ts';
 import { UserError, DrillError, isDrillError } from '../../util/errors.ts';
 import { createDrillNode } from '../../net/node.ts';
+import { loadOrCreateIdentity, defaultDataDir } from '../../worker/identity.ts';
 import { prepareJob } from '../../coordinator/job.ts';
-import { INTAKE_PROTOCOL, MAX_SUBMIT_BYTES, submitHeadCodec, submitReplyCodec, jobQueryCodec, jobStatusCodec, outputQueryCodec, frameWithHead, POLL_MS } from '../../coordinator/intake.ts';
-import type { SubmitFile } from '../../coordinator/intake.ts';
+import { IntakeClient } from '../../coordinator/intake/index.ts';
+import type { ClientFile } from '../../coordinator/intake/index.ts';
 import type { JobReport } from '../../coordinator/service.ts';
 import { RUN_FLAGS, jobRequestFrom } from './run.ts';
 import { ProgressBar, formatSummary } from '../progress.ts';
@@ -24,10 +29,13 @@ const FLAGS: Record<string, FlagSpec> = {
   job: RUN_FLAGS.job!,
   out: RUN_FLAGS.out!,
   replicas: RUN_FLAGS.replicas!,
+  audit: RUN_FLAGS.audit!,
   'unit-rows': RUN_FLAGS['unit-rows']!,
   compare: RUN_FLAGS.compare!,
   json: RUN_FLAGS.json!,
   quiet: RUN_FLAGS.quiet!,
+  'data-dir': { type: 'string', help: 'the partner identity key (default $DRILL_HOME/partner or ~/.matrix-drill/partner)' },
+  'show-id': { type: 'boolean', help: "print this partner's peer id (creating its identity) and exit: what the coordinator's operator passes to --allow-partner" },
   help: RUN_FLAGS.help!,
 };
 
@@ -49,7 +57,14 @@ export const command: Command = {
   async run(argv) {
     const p = parseArgs(argv, FLAGS);
     if (bool(p, 'help')) {
-      process.stdout.write(helpText('usage: drill submit --to MULTIADDR --model M.onnx --input NAME=X.npy [...] --out DIR [flags]', FLAGS));
+      process.stdout.write(helpText('usage: drill submit --to MULTIADDR --model M.onnx --input NAME=X.npy [...] --out DIR [flags]\n       drill submit --show-id [--data-dir DIR]', FLAGS));
+      return 0;
+    }
+    const dataDir = str(p, 'data-dir') ?? join(defaultDataDir(), 'partner');
+    if (bool(p, 'show-id')) {
+      const id = await loadOrCreateIdentity(dataDir);
+      process.stdout.write(`${id.peerId}\n`);
+      if (id.created) process.stderr.write(`new partner identity in ${id.path}\n`);
       return 0;
     }
     const to = str(p, 'to');
@@ -58,62 +73,62 @@ export const command: Command = {
     const spec = await prepareJob(req); // every input check, locally, before uploading
     const say = (s: string): void => void (bool(p, 'json') ? process.stderr : process.stdout).write(s + '\n');
 
-    const files: SubmitFile[] = [];
-    const parts: Uint8Array[] = [];
-    const model = await readFile(spec.modelPath);
-    files.push({ role: 'model', name: basename(spec.modelPath), bytes: model.length });
-    parts.push(model);
-    for (const [name, inp] of Object.entries(spec.inputs)) {
-      const b = await readFile(inp.path);
-      files.push({ role: 'input', name, bytes: b.length });
-      parts.push(b);
-    }
-    const total = parts.reduce((a, b) => a + b.length, 0);
-    if (total > MAX_SUBMIT_BYTES) throw new UserError('--input', `model + inputs of at most ${MAX_SUBMIT_BYTES} bytes per submit`, `${total} bytes`);
-    const head = submitHeadCodec.encode({ name: spec.name, replicas: spec.replicas, unitRows: spec.unitRows, policy: req.policy, files });
+    const files: ClientFile[] = [{ role: 'model', name: basename(spec.modelPath), path: spec.modelPath, bytes: (await stat(spec.modelPath)).size }];
+    for (const [name, inp] of Object.entries(spec.inputs)) files.push({ role: 'input', name, path: inp.path, bytes: (await stat(inp.path)).size });
+    const total = files.reduce((a, f) => a + f.bytes, 0);
 
-    const node = await createDrillNode({});
+    const id = await loadOrCreateIdentity(dataDir);
+    const node = await createDrillNode({ privateKey: id.privateKey });
+    const client = new IntakeClient(node, to);
     try {
-      say(`uploading ${(total / 1e6).toFixed(1)} MB to ${to}`);
-      const reply = submitReplyCodec.decode(await node.request(to, INTAKE_PROTOCOL.submit, frameWithHead(head, parts), { timeoutMs: 600_000 }));
-      if (!reply.ok) throw new DrillError('JOB_REJECTED', `the coordinator rejected the job: ${reply.error}`);
+      say(`uploading ${(total / 1e6).toFixed(1)} MB to ${to} as partner ${id.peerId}`);
+      const upload = await client.upload(files);
+      const reply = await client.submit(upload, { name: spec.name, replicas: spec.replicas, audit: spec.audit, unitRows: req.unitRows, policy: req.policy });
       say(`job ${reply.job}: ${reply.rows} rows in ${reply.units} units`);
       const bar = bool(p, 'quiet') ? null : new ProgressBar(reply.rows);
       let report: JobReport | undefined;
       let seen = 0;
       let unreachableSince = 0;
       while (!report) {
-        let bytes: Uint8Array;
+        let st;
         try {
-          bytes = await node.request(to, INTAKE_PROTOCOL.job, jobQueryCodec.encode({ job: reply.job, seen }), { timeoutMs: POLL_MS + 30_000 });
+          st = await client.status(reply.job, seen);
         } catch (e) {
           // The coordinator may be restarting: it resumes the job from its store, so keep asking.
           const now = Date.now();
           unreachableSince ||= now;
-          if (!isNetError(e) || now - unreachableSince > RECONNECT_FOR_MS) throw e;
+          if (!isNetError(e) || now - unreachableSince > RECONNECT_FOR_MS) {
+            if (isDrillError(e, 'NET_REMOTE_ERROR') && e.meta.remoteCode === 'JOB_UNKNOWN') throw new DrillError('JOB_LOST', `the coordinator no longer knows job ${reply.job}`);
+            throw e;
+          }
           bar?.log(`coordinator unreachable (${(e as Error).message}); retrying`);
           await new Promise((r) => setTimeout(r, RETRY_MS));
           continue;
         }
         unreachableSince = 0;
-        const st = jobStatusCodec.decode(bytes);
-        if (st.status === 'unknown') throw new DrillError('JOB_LOST', `the coordinator no longer knows job ${reply.job} (restarted?)`);
         if (st.progress) {
           seen = st.progress.done;
           bar?.update(st.progress);
         }
-        report = st.report;
+        if (st.status !== 'running') {
+          if (!st.report) throw new DrillError('JOB_FAILED', `job ${reply.job} ${st.status}${st.error ? `: ${st.error}` : ''}`);
+          report = st.report;
+        }
       }
       bar?.done();
       if (report.status === 'done') {
         await mkdir(spec.outDir, { recursive: true });
         const local: Record<string, string> = {};
         for (const [name, remote] of Object.entries(report.outputs)) {
-          local[name] = await download(node, to, reply.job, basename(remote), spec.outDir);
+          const file = basename(remote);
+          await client.download(reply.job, file, join(spec.outDir, file));
+          local[name] = join(spec.outDir, file);
         }
         report = { ...report, outputs: local };
+        await client.download(reply.job, 'report.json', join(spec.outDir, 'report.json')).catch(() => undefined);
+        // Everything is here: the coordinator may free the job's files now.
+        await client.release(reply.job).catch(() => undefined);
       }
-      await download(node, to, reply.job, 'report.json', spec.outDir).catch(() => undefined);
       if (bool(p, 'json')) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
       else say('\n' + formatSummary(report, spec.outDir));
       if (report.status !== 'done') {
@@ -126,23 +141,3 @@ export const command: Command = {
     }
   },
 };
-
-async function download(node: Awaited<ReturnType<typeof createDrillNode>>, to: string, job: string, file: string, dir: string): Promise<string> {
-  const path = join(dir, file);
-  const fh = await open(`${path}.partial`, 'w');
-  try {
-    let offset = 0;
-    for (;;) {
-      const chunk = await node.request(to, INTAKE_PROTOCOL.output, outputQueryCodec.encode({ job, file, offset }), { maxResponseBytes: 8 * 1024 * 1024 });
-      const size = Number(new DataView(chunk.buffer, chunk.byteOffset, 8).getBigUint64(0, false));
-      const data = chunk.subarray(8);
-      await fh.write(data, 0, data.length, offset);
-      offset += data.length;
-      if (offset >= size || data.length === 0) break;
-    }
-  } finally {
-    await fh.close();
-  }
-  await rename(`${path}.partial`, path);
-  return path;
-}

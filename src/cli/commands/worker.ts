@@ -12,7 +12,12 @@
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import type { Command } from '../command.ts';
-import { parseArgs, str, int, bool, list, helpText } from '../args.ts';
+import { parseCheatMode } from '../../worker/cheat.ts';
+import { parseArgs, str, int, bool, list, size, helpText } from '../args.ts';
+import { publicKeyFromRaw } from '@libp2p/crypto/keys';
+import { peerIdFromPublicKey } from '@libp2p/peer-id';
+import { hexToBytes } from '../../util/bytes.ts';
+import type { GenesisConfig } from '../../chain/genesis.ts';
 import type { FlagSpec } from '../args.ts';
 import { DrillError, UserError, isDrillError } from '../../util/errors.ts';
 import { createDrillNode } from '../../net/node.ts';
@@ -21,7 +26,7 @@ import { InferencePool } from '../../worker/pool.ts';
 import type { Device } from '../../worker/pool.ts';
 import { ModelCache } from '../../worker/models.ts';
 import { runDeviceBenchmark } from '../../worker/benchmark.ts';
-import { WorkerNode } from '../../worker/node.ts';
+import { WorkerNode, coordinatorPeerId } from '../../worker/node.ts';
 import { chainStorePath, readGenesisFlag } from './coordinator.ts';
 import { untilSignal } from '../signals.ts';
 import { LOG_FORMAT_FLAG, cliOutput, logFormatOf } from '../output.ts';
@@ -40,20 +45,27 @@ const FLAGS: Record<string, FlagSpec> = {
   listen: { type: 'string', help: 'multiaddr to listen on', default: '/ip4/0.0.0.0/tcp/0' },
   rebench: { type: 'boolean', help: 'run the device benchmark again instead of using the cached score' },
   verbose: { type: 'boolean', help: 'print a line for every unit run' },
+  'cache-max': { type: 'string', help: 'model cache size; least recently used models past it are deleted (never one in use)', default: '4G' },
   'shared-fs': { type: 'boolean', help: "read input rows from the coordinator's files when on its filesystem (only for a coordinator you trust with this machine's files)" },
-  cheat: { type: 'boolean', help: 'DEMO ONLY: return corrupted results (PoD gives this worker no credit)' },
+  // Tests of PoD against separate-process cheaters only: never shown in --help.
+  cheat: { type: 'string', help: 'TESTS ONLY: answer like a cheater (corrupt | noise | lazy | error | stale)', hidden: true },
   genesis: { type: 'string', help: "genesis file of the hashrate chain (from 'drill genesis'): produce blocks when this worker wins the VRF lottery" },
   'show-id': { type: 'boolean', help: "print this worker's peer id (creating its identity in --data-dir) and exit" },
   'log-format': LOG_FORMAT_FLAG,
   help: { type: 'boolean', help: 'show this help' },
 };
 
+/** The peer ids of a genesis's coordinators (its `coordinators` are raw Ed25519 public keys, hex). */
+export function genesisCoordinatorPeers(genesis: GenesisConfig): string[] {
+  return genesis.coordinators.map((k) => peerIdFromPublicKey(publicKeyFromRaw(hexToBytes(k, 'genesis coordinators'))).toString());
+}
+
 /**
  * A coordinator address given by a person or read from a join file.
  * @throws UserError naming `field` unless it is a multiaddr ending in /p2p/<peer id>.
  */
 function checkJoinAddr(a: string, field: string): string {
-  if (!a.startsWith('/') || !a.includes('/p2p/')) throw new UserError(field, 'a multiaddr ending in /p2p/<peer id>', a);
+  if (!a.startsWith('/') || !/\/p2p\/[^/]+\/?$/.test(a)) throw new UserError(field, 'a multiaddr ending in /p2p/<peer id>', a);
   return a;
 }
 
@@ -105,6 +117,7 @@ export const command: Command = {
     const device = str(p, 'device')!;
     if (device !== 'cpu' && device !== 'cuda') throw new UserError('--device', 'cpu or cuda', device);
     const dataDir = str(p, 'data-dir') ?? join(defaultDataDir(), 'worker');
+    const cacheMax = size(p, 'cache-max', 1)!;
     const genesisFile = str(p, 'genesis');
     const genesis = genesisFile === undefined ? null : readGenesisFlag(genesisFile); // fail before the slow start-up
     const out = cliOutput('worker', logFormatOf(p), { defaultLevel: 'warn' });
@@ -127,9 +140,12 @@ export const command: Command = {
     say(`Device Share benchmark: ${bench.score.toFixed(1)} GFLOP/s${bench.cached ? ` (cached from ${bench.at}; --rebench to measure again)` : ''} — a scheduling hint, never credit`, { gflops: bench.score, cached: bench.cached, at: bench.at });
 
     const node = await createDrillNode({ privateKey: id.privateKey, listen: [str(p, 'listen')!], logger: log });
-    const worker = new WorkerNode(node, pool, new ModelCache(join(dataDir, 'models')), { threads: pool.threads, device: prof.device, score: bench.score, cheat: bool(p, 'cheat'), sharedFs: bool(p, 'shared-fs'), logger: log });
+    // The worker serves the coordinators it was given, and nobody else who announces units.
+    const coordinators = [...joins.map(coordinatorPeerId), ...(genesis ? genesisCoordinatorPeers(genesis) : [])];
+    const models = new ModelCache(join(dataDir, 'models'), { maxBytes: cacheMax });
+    const worker = new WorkerNode(node, pool, models, { threads: pool.threads, device: prof.device, score: bench.score, cheat: str(p, 'cheat') === undefined ? null : parseCheatMode(str(p, 'cheat')!), sharedFs: bool(p, 'shared-fs'), coordinators, logger: log });
     await worker.start();
-    if (bool(p, 'cheat')) warn('WARNING: --cheat: this worker corrupts its results on purpose (demo); it will earn no credit');
+    if (str(p, 'cheat') !== undefined) warn(`WARNING: --cheat ${str(p, 'cheat')}: this worker cheats on purpose (tests); it will earn no credit`, { cheat: str(p, 'cheat') });
 
     let chain: ChainService | null = null;
     if (genesis) {
