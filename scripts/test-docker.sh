@@ -78,7 +78,14 @@ node scripts/check-golden.ts "$TMP/demo/drill-out/demo" workloads/cnn || fail "d
 export DRILL_P2P_PORT
 DRILL_P2P_PORT="$(node -e "const s = require('node:net').createServer().listen(0, () => { console.log(s.address().port); s.close(); })")"
 dc down -v --remove-orphans >/dev/null 2>&1 || true
-say "compose up: coordinator + 3 workers (host port $DRILL_P2P_PORT)"
+# A partner identity in the coordinator's volume, allowed through the partners file, as the
+# README shows.
+export DRILL_PARTNERS_FILE="$TMP/partners.txt"
+: >"$DRILL_PARTNERS_FILE"
+PARTNER="$(dc run --rm --no-deps coordinator submit --show-id 2>/dev/null | grep -Eo '12D3Koo[1-9A-HJ-NP-Za-km-z]+' | tail -n 1)"
+[ -n "$PARTNER" ] || fail "drill submit --show-id printed no peer id"
+echo "$PARTNER test-docker" >"$DRILL_PARTNERS_FILE"
+say "compose up: coordinator + 3 workers (host port $DRILL_P2P_PORT, partner $PARTNER)"
 dc up -d --no-build >/dev/null 2>&1 || { dc up -d --no-build; fail "compose up"; }
 
 # Wait until `worker` has logged "joined coordinator" `n` times.
