@@ -31,6 +31,8 @@ export interface LeaseHost {
   unitError(job: RunningJob, leaseId: string, worker: string, message: string): Promise<boolean>;
   /** The IP address a peer connects from (null when unknown). */
   remoteIp(peer: string): string | null;
+  /** Carry out what the scheduler decided (its events) after a commit. */
+  process(job: RunningJob): void;
 }
 
 export interface LeaseDeskOptions {
@@ -132,6 +134,7 @@ export class LeaseDesk {
     const reveal = job.sched.commit(c.lease, from, c.commitment, this.#host.now());
     if (reveal === null) return { ok: false, reason: 'not your lease, or already committed' };
     for (const l of reveal) this.#host.reveal(job, l);
+    this.#host.process(job);
     return { ok: true };
   }
 }

@@ -181,6 +181,7 @@ export class Coordinator {
       reveal: (job: RunningJob, l: Lease) => void reveals.reveal(job, l),
       unitError: (job, lease, worker, message) => reveals.error(job, lease, worker, message),
       remoteIp: (peer) => this.#node.remoteIp(peer),
+      process: (job) => void reveals.process(job),
     }, { inflightPerThread: this.#opts.inflightPerThread, maxWorkerThreads: this.#opts.maxWorkerThreads, fsProbe: this.#fsProbe });
     // Subscribing makes us a mesh member of the units topic, so our announcements propagate.
     this.#node.subscribe(UNITS_TOPIC, () => undefined);
