@@ -4,8 +4,11 @@
  * A UserError (a person's mistake) prints one clear line and exits 2; anything else is a bug
  * or an environment failure and prints its code and message (stack with DRILL_LOG=debug).
  */
+import { readFileSync } from 'node:fs';
 import type { Command } from './command.ts';
 import { isDrillError } from '../util/errors.ts';
+import { createLogger, envLogFormat, envLogLevel, parseLogFormat } from '../util/log.ts';
+import type { LogFormat } from '../util/log.ts';
 
 const COMMANDS: Record<string, { summary: string; load: () => Promise<{ command: Command }> }> = {
   demo: { summary: 'run the sample job on an embedded local grid (what `npm start` does)', load: () => import('./commands/demo.ts') },
@@ -21,9 +24,15 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ command:
   'verify-credit': { summary: "prove a trainer's credit against an anchor on a Substrate chain", load: () => import('./commands/verify-credit.ts') },
 };
 
+/** `drill --version`: the package version and the Node that runs it. */
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return `drill ${pkg.version} (node ${process.version})\n`;
+}
+
 function usage(): string {
   const rows = Object.entries(COMMANDS).map(([k, c]) => `  ${k.padEnd(15)} ${c.summary}`);
-  return `usage: drill <command> [flags]   (drill <command> --help for its flags)\n\ncommands:\n${rows.join('\n')}\n`;
+  return `usage: drill <command> [flags]   (drill <command> --help for its flags; drill --version)\n\ncommands:\n${rows.join('\n')}\n`;
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -32,25 +41,56 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(usage());
     return name ? 0 : 2;
   }
+  if (name === '--version' || name === '-V') {
+    process.stdout.write(version());
+    return 0;
+  }
   const entry = COMMANDS[name];
   if (!entry) {
     process.stderr.write(`drill: unknown command ${JSON.stringify(name)}\n\n${usage()}`);
     return 2;
   }
+  let format: LogFormat = 'human';
   try {
+    format = requestedFormat(rest);
+    envLogLevel(); // an unknown DRILL_LOG is a mistake to report, not a level to guess
     const { command } = await entry.load();
     return await command.run(rest);
   } catch (e) {
-    if (isDrillError(e, 'USER_INPUT')) {
-      process.stderr.write(`drill ${name}: ${e.message}\n`);
-      return 2;
-    }
-    if (isDrillError(e)) {
-      process.stderr.write(`drill ${name}: ${e.message} [${e.code}]\n`);
-      if (process.env.DRILL_LOG === 'debug') process.stderr.write(`${e.stack}\n`);
-      return 1;
-    }
-    process.stderr.write(`drill ${name}: internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    return report(name, e, format);
+  }
+}
+
+/** The --log-format a command was given (else DRILL_LOG_FORMAT): how to report its errors. */
+function requestedFormat(argv: string[]): LogFormat {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--') break;
+    if (a.startsWith('--log-format=')) return parseLogFormat(a.slice('--log-format='.length), '--log-format') ?? envLogFormat();
+    if (a === '--log-format') return parseLogFormat(argv[i + 1], '--log-format') ?? envLogFormat();
+  }
+  return envLogFormat();
+}
+
+/** Print an error the command threw; returns the exit code (2 for a person's mistake, else 1). */
+function report(name: string, e: unknown, format: LogFormat): number {
+  const user = isDrillError(e, 'USER_INPUT');
+  const code = user ? 2 : 1;
+  if (format === 'json') {
+    const log = createLogger({ level: 'error', format: 'json', module: `drill:cli:${name}` });
+    if (isDrillError(e)) log.error(e.message, { code: e.code, exitCode: code, ...e.meta, ...(user ? {} : { stack: (e as Error).stack }) });
+    else log.error(`internal error: ${e instanceof Error ? e.message : String(e)}`, { exitCode: code, stack: (e as Error | undefined)?.stack });
+    return code;
+  }
+  if (user) {
+    process.stderr.write(`drill ${name}: ${(e as Error).message}\n`);
+    return 2;
+  }
+  if (isDrillError(e)) {
+    process.stderr.write(`drill ${name}: ${e.message} [${e.code}]\n`);
+    if (process.env.DRILL_LOG === 'debug') process.stderr.write(`${e.stack}\n`);
     return 1;
   }
+  process.stderr.write(`drill ${name}: internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  return 1;
 }

@@ -1,7 +1,8 @@
 /**
  * Terminal progress for long jobs and the end-of-job summary table. On a TTY the bar redraws
  * in place (stderr, at most ~10 times a second); otherwise a plain line every few seconds, so
- * CI logs and pipes stay readable.
+ * CI logs and pipes stay readable. With a `record` sink (--log-format json) each of those lines
+ * is a log record with the figures as fields instead.
  */
 import type { Progress } from '../coordinator/scheduler.ts';
 import type { JobReport } from '../coordinator/service.ts';
@@ -12,6 +13,8 @@ export interface ProgressOptions {
   ttyMs?: number;
   /** Minimum ms between lines when not a TTY. */
   lineMs?: number;
+  /** Emit structured records (message + fields) instead of writing to the stream. */
+  record?: (msg: string, fields: Record<string, unknown>) => void;
 }
 
 export class ProgressBar {
@@ -21,13 +24,15 @@ export class ProgressBar {
   readonly #totalRows: number;
   readonly #ttyMs: number;
   readonly #lineMs: number;
+  readonly #record: ProgressOptions['record'];
   #last = 0;
   #drawn = false;
   extra = '';
 
   constructor(totalRows: number, opts: ProgressOptions = {}) {
     this.#out = opts.stream ?? process.stderr;
-    this.#tty = Boolean(this.#out.isTTY);
+    this.#record = opts.record;
+    this.#tty = !this.#record && Boolean(this.#out.isTTY);
     this.#totalRows = totalRows;
     this.#ttyMs = opts.ttyMs ?? 100;
     // DRILL_PROGRESS_MS overrides the non-TTY line interval (tests follow progress line by line).
@@ -39,7 +44,8 @@ export class ProgressBar {
     if (!force && now - this.#last < (this.#tty ? this.#ttyMs : this.#lineMs)) return;
     this.#last = now;
     const line = formatProgress(p, this.#totalRows, now - this.#start) + (this.extra ? `  ${this.extra}` : '');
-    if (this.#tty) {
+    if (this.#record) this.#record(`progress ${p.total ? Math.floor((p.done / p.total) * 100) : 100}%: units ${p.done}/${p.total}, rows ${p.rowsDone}/${this.#totalRows}`, progressFields(p, this.#totalRows, now - this.#start));
+    else if (this.#tty) {
       this.#out.write(`\r\x1b[2K${line}`);
       this.#drawn = true;
     } else this.#out.write(line + '\n');
@@ -47,6 +53,7 @@ export class ProgressBar {
 
   /** Print a message above the bar. */
   log(msg: string): void {
+    if (this.#record) return this.#record(msg.trim(), {});
     if (this.#tty && this.#drawn) this.#out.write('\r\x1b[2K');
     this.#out.write(msg + '\n');
     this.#drawn = false;
@@ -70,6 +77,21 @@ export function formatProgress(p: Progress, totalRows: number, elapsedMs: number
   const q = p.quarantined ? `  quarantined ${p.quarantined}` : '';
   const ro = p.reopened ? `  reopened ${p.reopened}` : '';
   return `[${'#'.repeat(fill)}${'.'.repeat(width - fill)}] ${(frac * 100).toFixed(0).padStart(3)}%  units ${p.done}/${p.total}  rows ${p.rowsDone}/${totalRows}  ${fmtNum(rate)} rows/s  ETA ${eta}${disputes}${q}${ro}${re}`;
+}
+
+/** The figures of a progress line, for a log record. */
+export function progressFields(p: Progress, totalRows: number, elapsedMs: number): Record<string, unknown> {
+  const rate = elapsedMs > 0 ? (p.rowsDone * 1000) / elapsedMs : 0;
+  return {
+    unitsDone: p.done,
+    units: p.total,
+    rowsDone: p.rowsDone,
+    rows: totalRows,
+    rowsPerSecond: Math.round(rate * 10) / 10,
+    etaMs: rate > 0 ? Math.round(((totalRows - p.rowsDone) / rate) * 1000) : null,
+    disputed: p.disputed,
+    reissued: p.reissued,
+  };
 }
 
 export function formatMs(ms: number): string {
@@ -118,6 +140,27 @@ export function formatSummary(r: JobReport, outDir: string): string {
   }
   lines.push(`  report: ${outDir}/report.json`);
   return lines.join('\n');
+}
+
+/** The summary's figures, for a log record (the full report is in report.json). */
+export function summaryFields(r: JobReport, outDir: string): Record<string, unknown> {
+  return {
+    job: r.job,
+    name: r.name,
+    status: r.status,
+    ...(r.error ? { error: r.error } : {}),
+    rows: r.rows,
+    unitRows: r.unitRows,
+    replicas: r.replicas,
+    policy: r.policy,
+    units: r.units,
+    rowsPerSecond: r.rowsPerSecond,
+    elapsedMs: r.elapsedMs,
+    totalCredit: r.totalCredit,
+    workers: r.workers.map((w) => ({ peer: w.peer, cheater: w.cheater, unitsRun: w.unitsRun, unitsAgreed: w.unitsAgreed, unitsFaulty: w.unitsFaulty, credit: w.credit })),
+    outputs: r.outputs,
+    report: `${outDir}/report.json`,
+  };
 }
 
 export function shortPeer(p: string): string {

@@ -1,10 +1,10 @@
 /**
  * Test harness for settlement: a real Substrate runtime (solochain-template, from the raw chain
- * spec in ../shared/chain/) under @acala-network/chopsticks, in-process, on 127.0.0.1 with port 0,
+ * spec in test/fixtures/chain/, provenance in its SOURCE.md) under @acala-network/chopsticks, in-process, on 127.0.0.1 with port 0,
  * building a block per extrinsic (Instant mode). With `db` the chain is kept in a SQLite file,
  * so a stopped chain can be started again (same port) with its blocks and state.
  *
- * Chopsticks quirks handled here (see ../shared/chain/SOURCE.md):
+ * Chopsticks quirks handled here:
  * - on a fresh chain `chain_getBlockHash(0)` and `System.BlockHash(0)` are both the 0x45…45
  *   placeholder; after a resume from the db the first reads as the real hash of block 0 while
  *   storage keeps the placeholder, so signatures made by a fresh ApiPromise fail (`badProof`).
@@ -26,16 +26,13 @@ import { merkleRoot } from '../../src/util/merkle.ts';
 import type { SettleBlock } from '../../src/settle/source.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
-/** The small node-template spec (2022): boots in ~1 s, but see SOLOCHAIN_SPEC. */
-export const NODE_TEMPLATE_SPEC = resolve(HERE, '../../../shared/chain/node-template-v0.9.28.raw.json');
 /**
- * The solochain-template spec (polkadot-sdk stable2503), the default here. Under chopsticks the
- * 2022 node-template runtime rejects every extrinsic whose signing payload exceeds 256 bytes
- * (signed as its blake2_256 hash) with `1010 badProof`, measured with @polkadot/api 16.5.6 —
- * and an anchor is usually longer. The 2025 runtime accepts them (checked up to 3 KB remarks);
- * it boots slower (~2-10 s on this 2-core machine).
+ * The solochain-template spec (polkadot-sdk stable2503), vendored with its provenance. Not the
+ * smaller 2022 node-template: under chopsticks that runtime rejects every extrinsic whose signing
+ * payload exceeds 256 bytes with `1010 badProof` (measured with @polkadot/api 16.5.6), and an
+ * anchor is usually longer (see test/fixtures/chain/SOURCE.md). Boots in ~2-10 s on 2 cores.
  */
-export const SOLOCHAIN_SPEC = resolve(HERE, '../../../shared/chain/solochain-template-stable2503.raw.json');
+export const SOLOCHAIN_SPEC = resolve(HERE, '../fixtures/chain/solochain-template-stable2503.raw.json');
 
 export interface ChopsticksChain {
   url: string;

@@ -11,7 +11,8 @@
  * refused: its credit records would be ignored by every node.
  */
 import { join, resolve } from 'node:path';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { multiaddr } from '@multiformats/multiaddr';
 import type { Command } from '../command.ts';
 import { parseArgs, str, int, bool, list, size, duration, helpText } from '../args.ts';
 import type { FlagSpec } from '../args.ts';
@@ -34,6 +35,8 @@ import { publishCreditRecord, publishFault } from '../../chain/topics.ts';
 import { ChainErrorCode } from '../../chain/errors.ts';
 import { shortId } from '../../chain/block.ts';
 import { slotAt } from '../../chain/epoch.ts';
+import { untilSignal } from '../signals.ts';
+import { LOG_FORMAT_FLAG, cliOutput, logFormatOf } from '../output.ts';
 
 const FLAGS: Record<string, FlagSpec> = {
   listen: { type: 'string', multiple: true, help: 'multiaddr to listen on (repeatable)', default: '/ip4/0.0.0.0/tcp/9360' },
@@ -51,6 +54,9 @@ const FLAGS: Record<string, FlagSpec> = {
   'min-unit-bytes': { type: 'string', help: 'input bytes a unit must carry at least (jobs of at most 64 units are exempt)', default: '4K' },
   'max-job-units': { type: 'string', help: 'units one job may have at most', default: String(defaultIntakeLimits.maxUnitsPerJob) },
   'output-ttl': { type: 'string', help: "a finished job's files are deleted this long after it ended unless fetched and released sooner (status and report stay)", default: '24h' },
+  announce: { type: 'string', multiple: true, help: 'address workers should dial when the listening ones are not reachable as such, e.g. /dns4/coordinator/tcp/9360 (/p2p/<peer id> is appended): shown in the join hint and written to --address-file' },
+  'address-file': { type: 'string', help: "once ready, write the address workers join (each --announce, else the listening addresses, with /p2p/<peer id>; one per line) to this file, for 'drill worker --join-file'" },
+  'log-format': LOG_FORMAT_FLAG,
   help: { type: 'boolean', help: 'show this help' },
 };
 
@@ -152,17 +158,33 @@ export class RecordPublisher {
   }
 }
 
-/** Wait for SIGINT/SIGTERM. */
-export function untilSignal(): Promise<string> {
-  return new Promise((resolve) => {
-    const on = (sig: string): void => {
-      process.off('SIGINT', on);
-      process.off('SIGTERM', on);
-      resolve(sig);
-    };
-    process.on('SIGINT', on);
-    process.on('SIGTERM', on);
-  });
+/**
+ * An --announce value: a multiaddr without /p2p/ (this coordinator's id is appended).
+ * @throws UserError naming --announce otherwise.
+ */
+function checkAnnounce(a: string): string {
+  try {
+    multiaddr(a);
+  } catch {
+    throw new UserError('--announce', 'a multiaddr like /dns4/coordinator/tcp/9360', a);
+  }
+  if (!a.startsWith('/') || a.includes('/p2p/')) throw new UserError('--announce', 'a multiaddr without /p2p/ (the peer id is appended)', a);
+  return a.replace(/\/+$/, '');
+}
+
+/**
+ * Write the join addresses, one per line, replacing the file in one step (a worker polling it
+ * never reads half a line).
+ * @throws UserError naming --address-file when it cannot be written.
+ */
+export function writeAddressFile(path: string, addrs: string[]): void {
+  const tmp = `${path}.${process.pid}.tmp`;
+  try {
+    writeFileSync(tmp, addrs.join('\n') + '\n', { mode: 0o644 });
+    renameSync(tmp, path);
+  } catch (e) {
+    throw new UserError('--address-file', 'a file path in a writable folder', path, (e as Error).message);
+  }
 }
 
 export const command: Command = {
@@ -171,19 +193,25 @@ export const command: Command = {
   async run(argv) {
     const p = parseArgs(argv, FLAGS);
     if (bool(p, 'help')) {
-      process.stdout.write(helpText('usage: drill coordinator [--listen MULTIADDR] [--data-dir DIR] [--genesis FILE] [--allow-partner PEER_ID ... | --partners FILE | --open-intake]', FLAGS));
+      process.stdout.write(helpText('usage: drill coordinator [--listen MULTIADDR] [--data-dir DIR] [--genesis FILE] [--allow-partner PEER_ID ... | --partners FILE | --open-intake] [--announce MULTIADDR] [--address-file FILE]', FLAGS));
       return 0;
     }
     const policy = partnerPolicy({ open: bool(p, 'open-intake'), allow: list(p, 'allow-partner'), files: list(p, 'partners') });
     const limits = intakeLimitsFrom(p);
     const listen = p.flags.listen as string[] | string;
     const dataDir = str(p, 'data-dir') ?? join(defaultDataDir(), 'coordinator');
-    const log = createLogger({ level: (process.env.DRILL_LOG as 'info' | undefined) ?? 'info' });
+    const format = logFormatOf(p);
+    const { log, say } = cliOutput('coordinator', format, { defaultLevel: 'info' });
     const genesisFile = str(p, 'genesis');
     const genesis = genesisFile === undefined ? null : readGenesisFlag(genesisFile);
     const leaseMs = int(p, 'lease-ms', 1000);
     const stallMs = int(p, 'stall-ms', 0);
     const maxWorkerThreads = int(p, 'max-worker-threads', 1, 1024);
+    const announce = list(p, 'announce').map(checkAnnounce);
+    const addressFile = str(p, 'address-file');
+    // Listen for the stop signal before start-up, not after the ready lines: a supervisor may
+    // send SIGTERM as soon as it reads them (or during start-up: then stop once started).
+    const stopSignal = untilSignal();
     const id = await loadOrCreateIdentity(dataDir, { logger: log });
     if (genesis) {
       const key = bytesToHex(id.privateKey.publicKey.raw);
@@ -192,25 +220,29 @@ export const command: Command = {
       }
     }
     const node = await createDrillNode({ privateKey: id.privateKey, listen: Array.isArray(listen) ? listen : [listen], logger: log });
-    const out = process.stdout;
     let chain: ChainService | null = null;
     let publisher: RecordPublisher | null = null;
     if (genesis) {
       const storePath = chainStorePath(dataDir, genesis);
       // The block lines below replace the chain's own info log (DRILL_LOG=info shows both).
-      const chainLog = process.env.DRILL_LOG ? log : createLogger({ level: 'warn' });
+      const chainLog = process.env.DRILL_LOG ? log : createLogger({ level: 'warn', format });
       chain = new ChainService({ node, genesis, logger: chainLog }, { storePath, produce: false });
       await chain.start();
       publisher = new RecordPublisher(node, genesis.slotMs, log);
       const st = chain.status();
       const now = Date.now();
-      out.write(`chain ${genesis.chainId} (genesis ${shortId(genesisHash(genesis))}): following, head #${st.height}, ${now < genesis.genesisTime ? `slot 0 in ${((genesis.genesisTime - now) / 1000).toFixed(1)} s` : `slot ${slotAt(genesis, now)}`}, store ${storePath}\n`);
+      say(`chain ${genesis.chainId} (genesis ${shortId(genesisHash(genesis))}): following, head #${st.height}, ${now < genesis.genesisTime ? `slot 0 in ${((genesis.genesisTime - now) / 1000).toFixed(1)} s` : `slot ${slotAt(genesis, now)}`}, store ${storePath}`, {
+        chainId: genesis.chainId,
+        genesis: genesisHash(genesis),
+        height: st.height,
+        store: storePath,
+      });
       const c = chain;
       c.on('head', (h) => {
         const n = c.state.getNode(h.hash);
-        out.write(`block #${h.height} slot ${h.slot} by ${shortId(n?.producer ?? '?')}: ${n?.creditIds.length ?? 0} credit records (head ${shortId(h.hash)})\n`);
+        say(`block #${h.height} slot ${h.slot} by ${shortId(n?.producer ?? '?')}: ${n?.creditIds.length ?? 0} credit records (head ${shortId(h.hash)})`, { height: h.height, slot: h.slot, producer: n?.producer, credits: n?.creditIds.length ?? 0, hash: h.hash });
       });
-      c.on('reorg', (r) => out.write(`reorg: ${r.depth} block(s) replaced, head ${shortId(r.to)}\n`));
+      c.on('reorg', (r) => say(`reorg: ${r.depth} block(s) replaced, head ${shortId(r.to)}`, { depth: r.depth, head: r.to }));
     }
     const pub = publisher;
     const coord = new Coordinator(node, { dataDir, leaseMs, stallMs, maxWorkerThreads, logger: log, ...(pub ? { onCredit: (r: CreditRecord) => pub.credit(r), onFault: (r: FaultRecord) => pub.fault(r) } : {}) });
@@ -219,25 +251,42 @@ export const command: Command = {
     await intakeCore.start();
     const intake = new IntakeServer(node, intakeCore, log);
     await intake.start();
-    out.write(`coordinator ${node.peerId} (data dir ${dataDir}${id.created ? ', new identity' : ''})\n`);
-    out.write(policy.open
-      ? `intake: open to anyone (${limits.maxJobsPerPartner} jobs per partner)\n`
-      : `intake: ${policy.partners.size} partner(s)${policy.partners.size === 0 ? ' — nobody can submit jobs; add partners with --allow-partner PEER_ID or --partners FILE (or --open-intake)' : ''}\n`);
-    for (const a of node.multiaddrs()) out.write(`listening: ${a}\n`);
-    out.write(`workers join with:  npx drill worker --join ${node.multiaddrs()[0]}${genesisFile ? ` --genesis ${resolve(genesisFile)}` : ''}\n`);
-    out.write(`partners submit with: npx drill submit --to ${node.multiaddrs()[0]} --model M.onnx --input NAME=X.npy --out DIR\n`);
-    const sig = await untilSignal();
-    out.write(`\n${sig}: stopping (workers: ${coord.workers().filter((w) => w.connected).length} connected)\n`);
+    const addrs = node.multiaddrs().map(String);
+    const joinAddrs = announce.length ? announce.map((a) => `${a}/p2p/${node.peerId}`) : addrs;
+    let failure: unknown = null;
+    try {
+      if (addressFile !== undefined) writeAddressFile(addressFile, joinAddrs);
+    } catch (e) {
+      failure = e; // stop what was started, then report it
+    }
+    if (!failure) {
+      say(`coordinator ${node.peerId} (data dir ${dataDir}${id.created ? ', new identity' : ''})`, { peer: node.peerId, dataDir, newIdentity: id.created });
+      say(
+        policy.open
+          ? `intake: open to anyone (${limits.maxJobsPerPartner} jobs per partner)`
+          : `intake: ${policy.partners.size} partner(s)${policy.partners.size === 0 ? ' — nobody can submit jobs; add partners with --allow-partner PEER_ID or --partners FILE (or --open-intake)' : ''}`,
+        { intakeOpen: policy.open, partners: policy.partners.size },
+      );
+      for (const a of addrs) say(`listening: ${a}`, { addr: a });
+      if (announce.length) for (const a of joinAddrs) say(`announced: ${a}`, { announce: a });
+      if (addressFile !== undefined) say(`address file: ${addressFile}`, { addressFile });
+      say(`workers join with:  npx drill worker --join ${joinAddrs[0]}${genesisFile ? ` --genesis ${resolve(genesisFile)}` : ''}`, { join: joinAddrs[0] });
+      say(`partners submit with: npx drill submit --to ${joinAddrs[0]} --model M.onnx --input NAME=X.npy --out DIR`, { submitTo: joinAddrs[0] });
+      const sig = await stopSignal;
+      const connected = coord.workers().filter((w) => w.connected).length;
+      say(`${format === 'human' ? '\n' : ''}${sig}: stopping (workers: ${connected} connected)`, { signal: sig, workersConnected: connected });
+    }
     await intake.stop();
     await intakeCore.stop();
     await coord.stop();
     publisher?.stop();
     if (chain) {
       const st = chain.status();
-      out.write(`chain head #${st.height} ${shortId(st.head)}${publisher?.unsent ? `; ${publisher.unsent} records never reached a producer` : ''}\n`);
+      say(`chain head #${st.height} ${shortId(st.head)}${publisher?.unsent ? `; ${publisher.unsent} records never reached a producer` : ''}`, { height: st.height, head: st.head, unsentRecords: publisher?.unsent ?? 0 });
       await chain.stop();
     }
     await node.stop();
+    if (failure) throw failure;
     return 0;
   },
 };

@@ -10,13 +10,13 @@ import type { Command } from '../command.ts';
 import { parseArgs, str, int, num, bool, helpText } from '../args.ts';
 import type { FlagSpec } from '../args.ts';
 import { UserError } from '../../util/errors.ts';
-import { createLogger } from '../../util/log.ts';
 import { readNpy } from '../../util/npy.ts';
 import { readJobManifest } from '../../coordinator/job.ts';
 import { outputFileName } from '../../coordinator/job.ts';
 import { parsePolicy, tensorsAgree, DEFAULT_POLICY } from '../../pod/policy.ts';
 import { runOnLocalGrid, cheatFlag } from './run.ts';
 import { shortPeer } from '../progress.ts';
+import { LOG_FORMAT_FLAG, cliOutput, logFormatOf } from '../output.ts';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
@@ -31,6 +31,7 @@ const FLAGS: Record<string, FlagSpec> = {
   'fault-epochs': { type: 'string', help: "epochs a fault record bans a faulty worker's lottery weight", default: '2' },
   json: { type: 'boolean', help: 'print report.json to stdout' },
   'no-chain': { type: 'boolean', help: 'do not run the hashrate lottery chain on the workers' },
+  'log-format': LOG_FORMAT_FLAG,
   help: { type: 'boolean', help: 'show this help' },
 };
 
@@ -43,6 +44,8 @@ export const command: Command = {
       process.stdout.write(helpText('usage: drill demo [flags]   (npm start)', FLAGS));
       return 0;
     }
+    const json = bool(p, 'json');
+    const out = cliOutput('demo', logFormatOf(p), { stream: json ? process.stderr : process.stdout });
     const name = str(p, 'workload')!;
     const manifest = join(ROOT, 'workloads', name, 'job.json');
     if (!existsSync(manifest)) throw new UserError('--workload', 'one of cnn, mlp, encoder, upscale, rowwise', name);
@@ -54,10 +57,11 @@ export const command: Command = {
     let records = 0;
     const report = await runOnLocalGrid(
       { model: m.model, inputs: m.inputs, outDir, replicas: int(p, 'replicas', 1, 16), audit: num(p, 'audit', 0, 1), unitRows: m.unitRows, policy: m.policy, name: m.name, flopsPerRow: m.flopsPerRow },
-      { workers: int(p, 'workers', 1, 64), cheaters: int(p, 'cheaters', 0, 64), cheat: cheatFlag(p), logger: createLogger(), chain: withChain ? { faultEpochs: int(p, 'fault-epochs', 0, 1_000_000)! } : false },
+      { workers: int(p, 'workers', 1, 64), cheaters: int(p, 'cheaters', 0, 64), cheat: cheatFlag(p), logger: out.log, chain: withChain ? { faultEpochs: int(p, 'fault-epochs', 0, 1_000_000)! } : false },
       {
-        json: bool(p, 'json'),
+        json,
         quiet: false,
+        out,
         status: () => (withChain ? `chain height ${height}` : ''),
         onGrid: (grid, bar) => {
           // The workers produce blocks by the VRF lottery; show each block the coordinator imports.
@@ -66,34 +70,43 @@ export const command: Command = {
             records += b.credits;
             blocks.set(b.producer, (blocks.get(b.producer) ?? 0) + 1);
             const line = `  block #${b.height} slot ${b.slot} by ${shortPeer(b.producer)}: ${b.credits} PoD credit record(s)`;
-            if (bar) bar.log(line);
-            else if (!bool(p, 'json')) process.stdout.write(line + '\n');
+            if (out.format === 'json') out.say(line.trim(), { height: b.height, slot: b.slot, producer: b.producer, credits: b.credits });
+            else if (bar) bar.log(line);
+            else if (!json) process.stdout.write(line + '\n');
           });
         },
       },
     );
     if (report.status !== 'done') {
-      process.stderr.write(`drill demo: job failed: ${report.error}\n`);
+      if (out.format === 'json') out.log.error(`job failed: ${report.error}`, { job: report.job });
+      else process.stderr.write(`drill demo: job failed: ${report.error}\n`);
       return 1;
     }
-    const say0 = (s: string): void => void (bool(p, 'json') ? process.stderr : process.stdout).write(s + '\n');
+    const human = out.format === 'human';
+    const say = out.say;
     if (withChain) {
       const seen = [...blocks.values()].reduce((a, b) => a + b, 0);
-      say0(`\nhashrate chain: head at height ${height}; ${seen} blocks seen (${seen - height > 0 ? `${seen - height} competing ones settled by fork choice, ` : ''}${records} PoD credit records carried); blocks by producer: ${[...blocks].map(([k, v]) => `${shortPeer(k)} ${v}`).join(', ') || 'none yet'}`);
+      say(`${human ? '\n' : ''}hashrate chain: head at height ${height}; ${seen} blocks seen (${seen - height > 0 ? `${seen - height} competing ones settled by fork choice, ` : ''}${records} PoD credit records carried); blocks by producer: ${[...blocks].map(([k, v]) => `${shortPeer(k)} ${v}`).join(', ') || 'none yet'}`, {
+        height,
+        blocksSeen: seen,
+        creditRecords: records,
+        blocksByProducer: Object.fromEntries(blocks),
+      });
     }
     // Check against the golden outputs computed by a direct ONNX Runtime run, value by value
     // (the default allclose tolerance even when the job's own policy is argmax).
     const checkPolicy = m.policy?.startsWith('allclose') || m.policy === 'exact' ? m.policy : DEFAULT_POLICY;
     const policy = parsePolicy(checkPolicy);
-    const say = (s: string): void => void (bool(p, 'json') ? process.stderr : process.stdout).write(s + '\n');
-    for (const out of Object.keys(report.outputs)) {
-      const golden = join(m.baseDir, 'golden', outputFileName(out));
+    for (const o of Object.keys(report.outputs)) {
+      const golden = join(m.baseDir, 'golden', outputFileName(o));
       if (!existsSync(golden)) continue;
-      const ok = tensorsAgree(policy, await readNpy(report.outputs[out]!), await readNpy(golden));
-      say(`  ${out}: ${ok ? 'matches' : 'DOES NOT MATCH'} the golden output of a direct ONNX Runtime run (${checkPolicy})`);
+      const ok = tensorsAgree(policy, await readNpy(report.outputs[o]!), await readNpy(golden));
+      const line = `${o}: ${ok ? 'matches' : 'DOES NOT MATCH'} the golden output of a direct ONNX Runtime run (${checkPolicy})`;
+      if (ok) say(`${human ? '  ' : ''}${line}`, { output: o, golden: true, policy: checkPolicy });
+      else out.warn(`${human ? '  ' : ''}${line}`, { output: o, golden: false, policy: checkPolicy });
       if (!ok) return 1;
     }
-    if (!Number(str(p, 'cheaters'))) say('\nNext: watch Proof of Drilling catch a cheater:  npx drill run --job workloads/cnn/job.json --cheaters 1 --out drill-out/cheat');
+    if (!Number(str(p, 'cheaters')) && human) say('\nNext: watch Proof of Drilling catch a cheater:  npx drill run --job workloads/cnn/job.json --cheaters 1 --out drill-out/cheat');
     return 0;
   },
 };

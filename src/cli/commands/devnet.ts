@@ -14,7 +14,7 @@ import type { Command } from '../command.ts';
 import { mkdirSync } from 'node:fs';
 import { parseArgs, bool, int, num, str, helpText } from '../args.ts';
 import type { FlagSpec } from '../args.ts';
-import { createLogger } from '../../util/log.ts';
+import { LOG_FORMAT_FLAG, cliOutput, logFormatOf } from '../output.ts';
 import { UserError } from '../../util/errors.ts';
 import { runDevnet, defaultDevnetOptions } from '../../chain/devnet.ts';
 import type { DevnetReport } from '../../chain/devnet.ts';
@@ -29,6 +29,7 @@ const FLAGS: Record<string, FlagSpec> = {
   'credits-per-slot': { type: 'string', help: 'credit records the devnet coordinator publishes per slot', default: String(defaultDevnetOptions.creditsPerSlot) },
   'store-dir': { type: 'string', help: "directory for the nodes' SQLite block stores (for drill settle --chain-store); default in memory" },
   json: { type: 'boolean', help: 'print one JSON object on stdout instead of the table' },
+  'log-format': LOG_FORMAT_FLAG,
   help: { type: 'boolean', help: 'show this help' },
 };
 
@@ -68,7 +69,8 @@ export const command: Command = {
     const json = bool(p, 'json');
     // N nodes share this process: per-node block logs would repeat every block N times, so the
     // table and the onBlock lines are the output; DRILL_LOG=info shows the nodes' own logs.
-    const logger = createLogger();
+    const out = cliOutput('devnet', logFormatOf(p));
+    const logger = out.log;
     const report = await runDevnet({
       nodes: int(p, 'nodes', 1, 32)!,
       slots: int(p, 'slots', 1, 100_000)!,
@@ -78,9 +80,11 @@ export const command: Command = {
       creditsPerSlot: int(p, 'credits-per-slot', 0, 64)!,
       storeDir: storeDir(p),
       logger,
-      onBlock: json ? undefined : (b) => process.stdout.write(`block #${b.height} by ${shortId(b.producer)} (slot ${b.slot}, ${b.credits} credit records)\n`),
+      onBlock: json ? undefined : (b) => out.say(`block #${b.height} by ${shortId(b.producer)} (slot ${b.slot}, ${b.credits} credit records)`, { height: b.height, producer: b.producer, slot: b.slot, credits: b.credits }),
     });
-    process.stdout.write(json ? JSON.stringify(report) + '\n' : table(report));
+    if (json) process.stdout.write(JSON.stringify(report) + '\n');
+    else if (out.format === 'json') out.say(`devnet ${report.chainId}: ${report.agreed ? 'all nodes agree on the head' : 'NODES DISAGREE on the head'}`, { ...report });
+    else process.stdout.write(table(report));
     return report.agreed ? 0 : 1;
   },
 };

@@ -5,21 +5,21 @@
  *             [--cheaters K [--cheat MODE]] [--threads T] [--seed S] [--json]
  *   drill run --job job.json --out DIR [...]
  */
-import { resolve } from 'node:path';
 import type { Command } from '../command.ts';
 import { parseArgs, str, list, int, num, bool, helpText } from '../args.ts';
 import type { FlagSpec, ParsedArgs } from '../args.ts';
 import { UserError } from '../../util/errors.ts';
 import { CHEAT_MODES, parseCheatMode } from '../../worker/cheat.ts';
 import type { CheatMode } from '../../worker/cheat.ts';
-import { createLogger } from '../../util/log.ts';
 import { DEFAULT_POLICY } from '../../pod/policy.ts';
 import { prepareJob, readJobManifest, DEFAULT_REPLICAS, inputAxis, outputAxis } from '../../coordinator/job.ts';
 import type { JobRequest, JobSpec } from '../../coordinator/job.ts';
 import type { JobReport } from '../../coordinator/service.ts';
 import { LocalGrid } from '../../node/local-grid.ts';
 import type { LocalGridOptions } from '../../node/local-grid.ts';
-import { ProgressBar, formatSummary } from '../progress.ts';
+import { ProgressBar, formatSummary, summaryFields } from '../progress.ts';
+import { LOG_FORMAT_FLAG, cliOutput, logFormatOf } from '../output.ts';
+import type { CliOutput } from '../output.ts';
 
 export const RUN_FLAGS: Record<string, FlagSpec> = {
   model: { type: 'string', help: 'the ONNX model file' },
@@ -43,6 +43,7 @@ export const RUN_FLAGS: Record<string, FlagSpec> = {
   threads: { type: 'string', help: 'ONNX Runtime threads per worker (default: cores / workers)' },
   json: { type: 'boolean', help: 'print report.json to stdout instead of the summary table' },
   quiet: { type: 'boolean', help: 'no progress bar' },
+  'log-format': LOG_FORMAT_FLAG,
   help: { type: 'boolean', help: 'show this help' },
 };
 
@@ -132,8 +133,11 @@ export function cheatFlag(p: ParsedArgs): CheatMode {
 }
 
 export interface RunUi {
+  /** Print report.json on stdout (the human lines then go to stderr). */
   json: boolean;
   quiet: boolean;
+  /** Where the lines go; default human lines on stdout (stderr with `json`). */
+  out?: CliOutput;
   /** Extra status text for the progress line (e.g. chain height). */
   status?: () => string;
   onGrid?: (grid: LocalGrid, bar: ProgressBar | null) => void | Promise<void>;
@@ -142,17 +146,32 @@ export interface RunUi {
 /** Prepare, run on a fresh embedded grid, print, return the report. */
 export async function runOnLocalGrid(req: JobRequest, gridOpts: LocalGridOptions, ui: RunUi): Promise<JobReport> {
   const spec = await prepareJob(req);
-  const say = (s: string): void => void (ui.json ? process.stderr.write(s + '\n') : process.stdout.write(s + '\n'));
+  const out = ui.out ?? cliOutput('run', 'human', { stream: ui.json ? process.stderr : process.stdout });
+  const say = out.say;
   const workers = gridOpts.workers ?? 3;
   const cheaters = gridOpts.cheaters ?? 0;
-  say(`job ${spec.name}: ${spec.rows} rows, ${Object.keys(spec.inputs).length} input(s), outputs ${spec.outputNames.join(', ')}; ${(spec.flopsPerRow / 1e6).toFixed(2)} MFLOP/row${spec.rowByRow ? ', run row by row (batch fixed at 1)' : ''}`);
+  say(`job ${spec.name}: ${spec.rows} rows, ${Object.keys(spec.inputs).length} input(s), outputs ${spec.outputNames.join(', ')}; ${(spec.flopsPerRow / 1e6).toFixed(2)} MFLOP/row${spec.rowByRow ? ', run row by row (batch fixed at 1)' : ''}`, {
+    name: spec.name,
+    rows: spec.rows,
+    inputs: Object.keys(spec.inputs),
+    outputs: spec.outputNames,
+    flopsPerRow: spec.flopsPerRow,
+    rowByRow: spec.rowByRow,
+  });
   for (const line of describeBatching(spec)) say(line);
   const checking = spec.audit > 0 ? `1 replica per unit, ${Math.round(spec.audit * 1000) / 10}% of units audited by a second worker` : `${spec.replicas} replicas per unit`;
-  say(`starting an embedded grid: 1 coordinator + ${workers} workers${cheaters ? ` + ${cheaters} cheating worker(s) (${gridOpts.cheat ?? 'corrupt'})` : ''} on 127.0.0.1; ${checking}, policy ${req.policy ?? DEFAULT_POLICY}`);
+  say(`starting an embedded grid: 1 coordinator + ${workers} workers${cheaters ? ` + ${cheaters} cheating worker(s) (${gridOpts.cheat ?? 'corrupt'})` : ''} on 127.0.0.1; ${checking}, policy ${req.policy ?? DEFAULT_POLICY}`, {
+    workers,
+    cheaters,
+    ...(cheaters ? { cheat: gridOpts.cheat ?? 'corrupt' } : {}),
+    replicas: spec.replicas,
+    audit: spec.audit,
+    policy: req.policy ?? DEFAULT_POLICY,
+  });
   const grid = new LocalGrid(gridOpts);
   try {
     await grid.start();
-    const bar = ui.quiet ? null : new ProgressBar(spec.rows);
+    const bar = ui.quiet ? null : new ProgressBar(spec.rows, out.format === 'json' ? { record: say } : {});
     await ui.onGrid?.(grid, bar);
     const handle = await grid.coordinator.submit(spec);
     if (bar) {
@@ -168,7 +187,8 @@ export async function runOnLocalGrid(req: JobRequest, gridOpts: LocalGridOptions
       bar.done();
     }
     if (ui.json) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
-    else say('\n' + formatSummary(report, spec.outDir));
+    if (out.format === 'json') say(`job ${report.name} (${report.job}): ${report.status === 'done' ? 'DONE' : 'FAILED'}`, summaryFields(report, spec.outDir));
+    else if (!ui.json) say('\n' + formatSummary(report, spec.outDir));
     return report;
   } finally {
     await grid.stop();
@@ -184,18 +204,20 @@ export const command: Command = {
       process.stdout.write(helpText(USAGE, RUN_FLAGS));
       return 0;
     }
+    const json = bool(p, 'json');
+    const out = cliOutput('run', logFormatOf(p), { stream: json ? process.stderr : process.stdout });
     const req = await jobRequestFrom(p);
     const seed = str(p, 'seed');
     const report = await runOnLocalGrid(
       req,
-      { workers: int(p, 'workers', 1, 64), cheaters: int(p, 'cheaters', 0, 64), cheat: cheatFlag(p), threadsPerWorker: int(p, 'threads', 1, 256), logger: createLogger(), ...(seed !== undefined ? { coordinator: { seed } } : {}) },
-      { json: bool(p, 'json'), quiet: bool(p, 'quiet') },
+      { workers: int(p, 'workers', 1, 64), cheaters: int(p, 'cheaters', 0, 64), cheat: cheatFlag(p), threadsPerWorker: int(p, 'threads', 1, 256), logger: out.log, ...(seed !== undefined ? { coordinator: { seed } } : {}) },
+      { json, quiet: bool(p, 'quiet'), out },
     );
     if (report.status !== 'done') {
-      process.stderr.write(`drill run: job failed: ${report.error}\n`);
+      if (out.format === 'json') out.log.error(`job failed: ${report.error}`, { job: report.job });
+      else process.stderr.write(`drill run: job failed: ${report.error}\n`);
       return 1;
     }
-    void resolve;
     return 0;
   },
 };

@@ -28,6 +28,8 @@ import {
   verifyIdentityLink,
 } from '../../settle/index.ts';
 import type { AnchorSource, IdentityLink } from '../../settle/index.ts';
+import { onStopSignal } from '../signals.ts';
+import { LOG_FORMAT_FLAG, logFormatOf } from '../output.ts';
 
 /** File name of the settler's SQLite store inside --data-dir. */
 export const SETTLE_DB_FILE = 'settle.sqlite';
@@ -49,6 +51,7 @@ const SPEC: Record<string, FlagSpec> = {
   'show-identity': { type: 'boolean', help: 'print the signed link between a worker identity (--identity) and --suri, then exit' },
   identity: { type: 'string', help: `worker data folder or its ${IDENTITY_FILE} (for --show-identity); default $DRILL_HOME/worker or ~/.matrix-drill/worker (where drill worker keeps it)` },
   'log-level': { type: 'string', help: 'error | warn | info | debug', default: 'info' },
+  'log-format': LOG_FORMAT_FLAG,
   help: { type: 'boolean', help: 'show this help' },
 };
 
@@ -115,7 +118,7 @@ export const command: Command = {
     const chainStore = str(p, 'chain-store');
     if ((blocksFile === undefined) === (chainStore === undefined)) throw new UserError('--blocks / --chain-store', 'exactly one block source', blocksFile ?? chainStore ?? undefined);
 
-    const logger = createLogger({ level });
+    const logger = createLogger({ level, format: logFormatOf(p) });
     const signer = await loadSubstratePair(suri);
     const dataDir = str(p, 'data-dir') ?? join(defaultDataDir(), 'settle');
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
@@ -148,16 +151,14 @@ export const command: Command = {
       let posted = 0;
       settler.on('posted', () => posted++);
       const stop = (): void => void settler.stop();
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
+      const offSignal = onStopSignal(stop);
       if (once) settler.once('idle', stop);
       settler.start();
       try {
         await settler.done;
       } finally {
-        process.off('SIGINT', stop);
-        process.off('SIGTERM', stop);
         await settler.stop();
+        offSignal();
       }
       const anchors = store.anchors();
       process.stdout.write(
