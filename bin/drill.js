@@ -9,7 +9,7 @@
 // so that any Node >= 18 can parse it.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import module, { createRequire } from 'node:module';
 import { constants } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -36,6 +36,10 @@ if (process.pid === 1) {
     });
   }
 }
+
+// V8's compile cache on disk (Node >= 22.1; os.tmpdir()/node-compile-cache unless
+// NODE_COMPILE_CACHE says otherwise): a later start skips compiling what an earlier one did.
+module.enableCompileCache?.();
 
 // node:sqlite is stable enough for us but still prints an ExperimentalWarning on Node 22:
 // keep the CLI's output clean of it (every other warning still shows).

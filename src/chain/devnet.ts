@@ -7,7 +7,7 @@
  */
 import { join } from 'node:path';
 import { sha256 } from '@noble/hashes/sha2.js';
-import { generateKeyPairFromSeed } from '@libp2p/crypto/keys';
+import { generateKeyPairFromSeed } from '../vendor/libp2p.ts';
 import { createDrillNode } from '../net/node.ts';
 import type { DrillNode } from '../net/node.ts';
 import { signCreditRecord } from '../pod/credit.ts';

@@ -12,7 +12,7 @@
  */
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { sha256 } from '@noble/hashes/sha2.js';
-import { peerIdFromString } from '@libp2p/peer-id';
+import { peerIdFromString } from '../vendor/libp2p.ts';
 import { bytesToHex, concatBytes, hexToBytes, utf8ToBytes } from '../util/bytes.ts';
 
 /** v2: headers commit to the faults a block carries (faultRoot, faultCount). */

@@ -6,8 +6,7 @@
  * 32-byte Ed25519 seed, so the VRF public key equals the peer's public key (which the peer id
  * embeds) and is fixed before any epoch randomness exists: no key grinding.
  */
-import { publicKeyFromRaw } from '@libp2p/crypto/keys';
-import { peerIdFromPublicKey } from '@libp2p/peer-id';
+import { publicKeyFromRaw, peerIdFromPublicKey } from '../vendor/libp2p.ts';
 import type { PrivateKey } from '@libp2p/interface';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { bytesToHex } from '../util/bytes.ts';

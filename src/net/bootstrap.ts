@@ -4,7 +4,7 @@
  * not fatal.
  */
 import type { Libp2p } from 'libp2p';
-import { KEEP_ALIVE } from '@libp2p/interface';
+import { KEEP_ALIVE } from '../vendor/libp2p.ts';
 import type { Logger } from '../util/log.ts';
 import { parseAddr } from './checks.ts';
 import type { Lifecycle } from './lifecycle.ts';

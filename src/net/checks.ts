@@ -3,9 +3,8 @@
  * Each failure is a NetError NET_BAD_ARGUMENT naming the field, what was expected and what was
  * received.
  */
-import { peerIdFromString } from '@libp2p/peer-id';
+import { peerIdFromString, multiaddr } from '../vendor/libp2p.ts';
 import type { PeerId } from '@libp2p/interface';
-import { multiaddr } from '@multiformats/multiaddr';
 import type { Multiaddr } from '@multiformats/multiaddr';
 import { NetError, NetErrorCode } from './errors.ts';
 

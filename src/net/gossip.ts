@@ -6,9 +6,8 @@
  * verdicts and errors into gossipsub results (`verdictFor`) and counts them.
  */
 import { createHash } from 'node:crypto';
-import { TopicValidatorResult } from '@libp2p/gossipsub';
-import type { GossipSub, Message, TopicValidatorFn } from '@libp2p/gossipsub';
-import { createTopicScoreParams } from '@libp2p/gossipsub/score';
+import { TopicValidatorResult, createTopicScoreParams } from '../vendor/libp2p.ts';
+import type { GossipSub, Message, TopicValidatorFn, TopicValidatorResult as TopicValidatorResultType } from '@libp2p/gossipsub';
 import type { TopicScoreParams } from '@libp2p/gossipsub/score';
 import type { Logger } from '../util/log.ts';
 import { DrillError } from '../util/errors.ts';
@@ -81,7 +80,7 @@ const VALIDATE_TIMEOUT_MS = 5_000;
  * and peer id (~80 B), topic, seqno and protobuf tags. 1 KiB is ample. */
 export const RPC_OVERHEAD_BYTES = 1024;
 
-const toGossip: Record<Verdict, TopicValidatorResult> = {
+const toGossip: Record<Verdict, TopicValidatorResultType> = {
   accept: TopicValidatorResult.Accept,
   ignore: TopicValidatorResult.Ignore,
   reject: TopicValidatorResult.Reject,

@@ -6,18 +6,11 @@
  *  - bootstrap.ts  dialling the peers a node starts with;
  *  - checks.ts     argument checks; lifecycle.ts the running/stopped state shared by them.
  */
-import { createLibp2p } from 'libp2p';
+import { createLibp2p, tcp, noise, yamux, identify, gossipsub, StrictSign, generateKeyPair, peerIdFromString } from '../vendor/libp2p.ts';
 import type { Libp2p } from 'libp2p';
-import { tcp } from '@libp2p/tcp';
-import { noise } from '@chainsafe/libp2p-noise';
-import { yamux } from '@chainsafe/libp2p-yamux';
-import { identify } from '@libp2p/identify';
 import type { Identify } from '@libp2p/identify';
-import { gossipsub, StrictSign } from '@libp2p/gossipsub';
 import type { GossipSub } from '@libp2p/gossipsub';
-import { generateKeyPair } from '@libp2p/crypto/keys';
 import type { PeerId, PrivateKey } from '@libp2p/interface';
-import { peerIdFromString } from '@libp2p/peer-id';
 import type { Logger } from '../util/log.ts';
 import { silentLogger } from '../util/log.ts';
 import { NetError, NetErrorCode } from './errors.ts';

@@ -11,7 +11,7 @@
  */
 import { readFileSync, statSync } from 'node:fs';
 import type { PrivateKey } from '@libp2p/interface';
-import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id';
+import { peerIdFromPrivateKey, peerIdFromString } from '../vendor/libp2p.ts';
 import { Keyring } from '@polkadot/keyring';
 import type { KeyringPair } from '@polkadot/keyring/types';
 import { cryptoWaitReady, decodeAddress, encodeAddress, mnemonicValidate, signatureVerify } from '@polkadot/util-crypto';

@@ -12,7 +12,7 @@
  */
 import { join, resolve } from 'node:path';
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
-import { multiaddr } from '@multiformats/multiaddr';
+import { multiaddr } from '../../vendor/libp2p.ts';
 import type { Command } from '../command.ts';
 import { parseArgs, str, int, bool, list, size, duration, helpText } from '../args.ts';
 import type { FlagSpec } from '../args.ts';

@@ -16,7 +16,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { peerIdFromString } from '@libp2p/peer-id';
+import { peerIdFromString } from '../../vendor/libp2p.ts';
 import type { Command } from '../command.ts';
 import { parseArgs, str, int, bool, list, helpText } from '../args.ts';
 import type { FlagSpec } from '../args.ts';

@@ -6,7 +6,7 @@
  */
 import { mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { privateKeyFromProtobuf } from '@libp2p/crypto/keys';
+import { privateKeyFromProtobuf } from '../../vendor/libp2p.ts';
 import type { Command } from '../command.ts';
 import { bool, helpText, int, list, parseArgs, str } from '../args.ts';
 import type { FlagSpec } from '../args.ts';

@@ -4,7 +4,7 @@
  * optionally followed by a label; blank lines and `#` comments are skipped.
  */
 import { readFileSync } from 'node:fs';
-import { peerIdFromString } from '@libp2p/peer-id';
+import { peerIdFromString } from '../../vendor/libp2p.ts';
 import { UserError } from '../../util/errors.ts';
 import type { PartnerPolicy } from './limits.ts';
 
