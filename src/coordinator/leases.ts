@@ -11,6 +11,7 @@ import {
 } from '../protocol/grid.ts';
 import type { Ack, ClaimRequest, Commit, LeaseInfo } from '../protocol/grid.ts';
 import type { Lease } from './scheduler.ts';
+import type { ResultSpool } from './spool.ts';
 import type { RunningJob } from './running.ts';
 import type { WorkerRegistry } from './workers.ts';
 
@@ -42,6 +43,8 @@ export interface LeaseDeskOptions {
   maxWorkerThreads: number;
   /** The same-filesystem probe's path and token (none when the probe could not be written). */
   fsProbe: { path: string; token: string } | null;
+  /** Where workers on our filesystem write their results (with fsProbe). */
+  spool: ResultSpool | null;
 }
 
 export class LeaseDesk {
@@ -63,7 +66,8 @@ export class LeaseDesk {
     if (h.threads < said.threads) this.#host.log.warn('worker claims more threads than allowed; clamped', { peer: from, claimed: said.threads, threads: h.threads });
     this.#host.log.info('worker registered', { peer: from, threads: h.threads, device: h.device, score: h.score });
     const probe = this.#opts.fsProbe;
-    return helloAckCodec.encode({ coordinator: this.#host.peerId, maxInflight: this.maxInflight(h.threads), ...(probe ? { fsProbe: probe.path } : {}) });
+    const spool = this.#opts.spool;
+    return helloAckCodec.encode({ coordinator: this.#host.peerId, maxInflight: this.maxInflight(h.threads), ...(probe ? { fsProbe: probe.path } : {}), ...(probe && spool ? { spoolDir: spool.dir } : {}) });
   }
 
   maxInflight(threads: number): number {
@@ -113,8 +117,10 @@ export class LeaseDesk {
       try {
         const info: LeaseInfo = { lease: lease.id, job: job.spec.id, unit: lease.unit, modelHash: job.spec.modelHash, modelBytes: job.spec.modelBytes, outputNames: job.spec.outputNames, rows: lease.end - lease.start, deadlineMs: lease.deadline - host.now() };
         if (c.fsToken !== undefined && c.fsToken === this.#opts.fsProbe?.token) {
-          // A worker on our filesystem reads the rows itself: no input bytes cross the network.
-          return encodeClaimReply({ ok: true, lease: { ...info, inputFiles: await job.inputs.ranges(lease.start, lease.end) }, inputs: {} }, prefix);
+          // A worker on our filesystem reads the rows itself and writes its result into our spool:
+          // no tensor bytes cross the network either way.
+          const spool = this.#opts.spool ? { resultSpool: this.#opts.spool.pathFor(job.spec.id, lease.id) } : {};
+          return encodeClaimReply({ ok: true, lease: { ...info, inputFiles: await job.inputs.ranges(lease.start, lease.end), ...spool }, inputs: {} }, prefix);
         }
         // The rows are read from the input files straight into the reply (no intermediate copy).
         const reply = await encodeClaimReplyFilled(info, await job.inputs.shapes(lease.start, lease.end), (name, dest) => job.inputs.readInto(name, lease.start, lease.end, dest), prefix);

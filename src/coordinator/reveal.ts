@@ -25,6 +25,7 @@ import { PROTOCOL, revealRequestCodec, decodeRevealReply, MAX_UNIT_BYTES } from 
 import type { Lease, SchedulerEvent, UnitDone, HardFault } from './scheduler.ts';
 import type { RunningJob } from './running.ts';
 import type { JobStore } from './store.ts';
+import type { ResultSpool } from './spool.ts';
 import type { JobSpec } from './job.ts';
 import { unitFlops } from './job.ts';
 import { outputAxis } from './job.ts';
@@ -37,6 +38,8 @@ export interface RevealHost {
   readonly seed: Uint8Array;
   now(): number;
   store(): JobStore | null;
+  /** The result spool of workers on our filesystem (null when there is none). */
+  readonly spool: ResultSpool | null;
   announce(job: RunningJob): void;
   /** End the job as failed / done: queued behind the job's pending events (never awaited from inside them). */
   fail(job: RunningJob, message: string): void;
@@ -94,16 +97,26 @@ export class RevealDesk {
       const bytes = await host.node.request(lease.worker, PROTOCOL.reveal, revealRequestCodec.encode({ lease: lease.id }), { maxResponseBytes: MAX_UNIT_BYTES, timeoutMs: REVEAL_TIMEOUT_MS });
       const r = decodeRevealReply(bytes);
       if (!r.ok) return this.#hardFault(job, lease, 'reveal-refused', `refused to reveal a committed result: ${r.reason}`);
+      let revealed: Record<string, HostTensor>;
+      if ('spooled' in r) {
+        // A worker on our filesystem wrote its result where the lease said (spool.ts).
+        if (!host.spool) return this.#hardFault(job, lease, 'reveal-refused', 'revealed a spooled result, but this coordinator has no spool');
+        try {
+          revealed = await host.spool.take(job.spec.id, lease.id);
+        } catch (e) {
+          return this.#hardFault(job, lease, 'reveal-refused', `its spooled result cannot be read: ${(e as Error).message}`);
+        }
+      } else revealed = r.outputs;
       // The digest is kept: the accepted result is not hashed again for its credit record and
       // store row (hashing is the coordinator's main per-byte cost).
-      const digest = resultDigest(r.outputs);
+      const digest = resultDigest(revealed);
       if (commitment(lease.worker, lease.id, r.salt, digest) !== lease.commitment) {
         return this.#hardFault(job, lease, 'reveal-mismatch', 'the revealed result does not open its commitment');
       }
-      const bad = outputsProblem(job.spec, lease.end - lease.start, r.outputs);
+      const bad = outputsProblem(job.spec, lease.end - lease.start, revealed);
       if (bad !== null) return this.#hardFault(job, lease, 'bad-outputs', bad);
-      job.digests.set(r.outputs, digest);
-      outputs = r.outputs;
+      job.digests.set(revealed, digest);
+      outputs = revealed;
     } catch (e) {
       host.log.warn('reveal failed; drawing another worker', { lease: lease.id, worker: lease.worker, error: isDrillError(e) ? e.code : String(e) });
       if (job.finishing) return;

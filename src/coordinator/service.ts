@@ -30,6 +30,7 @@ import type { RunningJob, JobHandle } from './running.ts';
 import { WorkerRegistry, defaultWorkerRegistryOptions } from './workers.ts';
 import { LeaseDesk } from './leases.ts';
 import { RevealDesk } from './reveal.ts';
+import { ResultSpool } from './spool.ts';
 import { buildReport, writeReport } from './report.ts';
 
 export type { JobReport, WorkerReport } from './report.ts';
@@ -124,6 +125,8 @@ export class Coordinator {
   readonly #leaseTag = randomBytes(3).toString('hex') + '-';
   readonly #resumed: JobHandle[] = [];
   #fsProbe: { path: string; token: string } | null = null;
+  /** Results of workers on our filesystem come through here (spool.ts); null without the probe. */
+  #spool: ResultSpool | null = null;
   #blobs: BlobServer | null = null;
   #reveals: RevealDesk | null = null;
   #timer: NodeJS.Timeout | null = null;
@@ -152,8 +155,11 @@ export class Coordinator {
     try {
       await writeFile(probe, formatFsProbe(this.#node.peerId, token), { mode: 0o600 });
       this.#fsProbe = { path: probe, token };
+      const spool = new ResultSpool(resolve(this.#opts.dataDir, 'spool'));
+      await spool.start();
+      this.#spool = spool;
     } catch (e) {
-      this.#log.warn('cannot write the filesystem probe; every lease will carry its input bytes', { error: String(e) });
+      this.#log.warn('cannot write the filesystem probe or the result spool; every lease and reveal will carry its bytes', { error: String(e) });
     }
     this.#blobs = new BlobServer(this.#node);
     await this.#blobs.start();
@@ -163,6 +169,7 @@ export class Coordinator {
       seed: this.#seed,
       now: this.#now,
       store: () => this.#store,
+      spool: this.#spool,
       announce: (job) => this.#announceSoon(job),
       fail: (job, m) => void this.#fail(job, m),
       finish: (job) => void this.#finish(job),
@@ -183,7 +190,7 @@ export class Coordinator {
       unitError: (job, lease, worker, message) => reveals.error(job, lease, worker, message),
       remoteIp: (peer) => this.#node.remoteIp(peer),
       process: (job) => void reveals.process(job),
-    }, { inflightPerThread: this.#opts.inflightPerThread, maxWorkerThreads: this.#opts.maxWorkerThreads, fsProbe: this.#fsProbe });
+    }, { inflightPerThread: this.#opts.inflightPerThread, maxWorkerThreads: this.#opts.maxWorkerThreads, fsProbe: this.#fsProbe, spool: this.#spool });
     // Subscribing makes us a mesh member of the units topic, so our announcements propagate.
     this.#node.subscribe(UNITS_TOPIC, () => undefined);
     await this.#node.handle(PROTOCOL.hello, (req, from) => leases.onHello(req, from));
@@ -208,6 +215,8 @@ export class Coordinator {
     await this.#blobs?.stop();
     if (this.#fsProbe) await rm(this.#fsProbe.path, { force: true });
     this.#fsProbe = null;
+    await this.#spool?.stop();
+    this.#spool = null;
     this.#store?.close();
     this.#store = null;
   }
@@ -426,6 +435,7 @@ export class Coordinator {
       this.#log.error('cannot write report.json', { error: String(e) });
     }
     await job.inputs.close();
+    await this.#spool?.dropJob(job.spec.id);
     this.#jobs.delete(job.spec.id);
     // The model is served to workers only while a job needs it: free it with the last such job.
     if (![...this.#jobs.values()].some((j) => j.spec.modelHash === job.spec.modelHash)) this.#blobs?.remove(job.spec.modelHash);

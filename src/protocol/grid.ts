@@ -157,15 +157,29 @@ export interface HelloAck {
    * and its leases then name the input rows by file and offset instead of carrying the bytes.
    */
   fsProbe?: string;
+  /**
+   * Absolute path of the coordinator's result spool (with `fsProbe`): a worker on its filesystem
+   * writes a unit's result into this folder, at the file its lease names, and its reveal then
+   * carries no tensor bytes — the coordinator reads the file (co-located workers; see
+   * RESULT_SPOOL_NAME).
+   */
+  spoolDir?: string;
 }
 export const helloAckCodec = jsonCodec<HelloAck>({
   version: GRID_VERSION,
   maxBytes: MAX_CONTROL_BYTES,
   check: (raw) => {
     const o = obj(raw);
-    return { coordinator: s(o, 'coordinator', 128), maxInflight: int(o, 'maxInflight', 1, 4096), ...(o.fsProbe === undefined ? {} : { fsProbe: s(o, 'fsProbe', 4096) }) };
+    return {
+      coordinator: s(o, 'coordinator', 128), maxInflight: int(o, 'maxInflight', 1, 4096),
+      ...(o.fsProbe === undefined ? {} : { fsProbe: s(o, 'fsProbe', 4096) }),
+      ...(o.spoolDir === undefined ? {} : { spoolDir: s(o, 'spoolDir', 4096) }),
+    };
   },
 });
+
+/** A result spool file's name: 16 hex digits of the job's tag, a dash, 32 of the lease's, `.res`. */
+export const RESULT_SPOOL_NAME = /^[0-9a-f]{16}-[0-9a-f]{32}\.res$/;
 
 export interface ClaimRequest {
   job?: string;
@@ -196,6 +210,11 @@ export interface LeaseInfo {
    * reply then carries no tensor bytes and the worker reads exactly those bytes itself.
    */
   inputFiles?: Record<string, InputFileRange>;
+  /**
+   * Same-filesystem leases: the file (in the coordinator's spool folder, named as
+   * RESULT_SPOOL_NAME) to write the result into; the reveal then says `spooled`.
+   */
+  resultSpool?: string;
 }
 /**
  * Where a unit's tensor lies in a file: `segments` runs (default 1) of equal length, `stride`
@@ -226,7 +245,7 @@ const leaseCodec = jsonCodec<{ ok: true; lease: LeaseInfo } | { ok: false; reaso
     const l = obj(o.lease);
     return {
       ok: true,
-      lease: { lease: s(l, 'lease', 256), job: s(l, 'job', 128), unit: int(l, 'unit'), modelHash: hex(l, 'modelHash', 32), modelBytes: int(l, 'modelBytes', 1, MAX_MODEL_BYTES), outputNames: strList(l, 'outputNames'), rows: int(l, 'rows', 1), deadlineMs: int(l, 'deadlineMs', 1), ...(l.inputFiles === undefined ? {} : { inputFiles: inputFiles(l.inputFiles) }) },
+      lease: { lease: s(l, 'lease', 256), job: s(l, 'job', 128), unit: int(l, 'unit'), modelHash: hex(l, 'modelHash', 32), modelBytes: int(l, 'modelBytes', 1, MAX_MODEL_BYTES), outputNames: strList(l, 'outputNames'), rows: int(l, 'rows', 1), deadlineMs: int(l, 'deadlineMs', 1), ...(l.inputFiles === undefined ? {} : { inputFiles: inputFiles(l.inputFiles) }), ...(l.resultSpool === undefined ? {} : { resultSpool: s(l, 'resultSpool', 4096) }) },
     };
   },
 });
@@ -403,24 +422,37 @@ export const revealRequestCodec = jsonCodec<RevealRequest>({
   check: (raw) => ({ lease: s(obj(raw), 'lease') }),
 });
 
-export type RevealReply = { ok: true; salt: string; outputs: Record<string, HostTensor> } | { ok: false; reason: string };
-const revealHeadCodec = jsonCodec<{ ok: true; salt: string } | { ok: false; reason: string }>({
+/**
+ * A reveal: the result's tensors, or — for a result written to the coordinator's spool file
+ * (same filesystem, LeaseInfo.resultSpool) — `spooled` and no tensor bytes.
+ */
+export type RevealReply =
+  | { ok: true; salt: string; outputs: Record<string, HostTensor> }
+  | { ok: true; salt: string; spooled: true }
+  | { ok: false; reason: string };
+const revealHeadCodec = jsonCodec<{ ok: true; salt: string; spooled?: true } | { ok: false; reason: string }>({
   version: GRID_VERSION,
   maxBytes: MAX_CONTROL_BYTES,
   check: (raw) => {
     const o = obj(raw);
     if (o.ok === false) return { ok: false, reason: s(o, 'reason', 1024) };
-    return { ok: true, salt: hex(o, 'salt', 32) };
+    if (o.spooled !== undefined && o.spooled !== true) throw new Error('spooled: expected true when present');
+    return { ok: true, salt: hex(o, 'salt', 32), ...(o.spooled === true ? { spooled: true as const } : {}) };
   },
 });
 export function encodeRevealReply(r: RevealReply): Uint8Array {
   if (!r.ok) return frame(revealHeadCodec.encode(r));
+  if ('spooled' in r) return frame(revealHeadCodec.encode({ ok: true, salt: r.salt, spooled: true }));
   return frame(revealHeadCodec.encode({ ok: true, salt: r.salt }), r.outputs);
 }
 export function decodeRevealReply(bytes: Uint8Array): RevealReply {
   const { json, bin } = unframe(bytes);
   const head = revealHeadCodec.decode(json);
   if (!head.ok) return head;
+  if (head.spooled) {
+    if (bin.length !== 0) throw new DrillError('CODEC_MALFORMED', 'a spooled reveal carries no tensor bytes');
+    return { ok: true, salt: head.salt, spooled: true };
+  }
   return { ok: true, salt: head.salt, outputs: decodeTensors(bin) };
 }
 

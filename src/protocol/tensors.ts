@@ -27,6 +27,8 @@ export interface TensorFrameLayout {
   byteLength: number;
   /** Each tensor's data range, relative to the frame's start. */
   slots: Record<string, { offset: number; length: number }>;
+  /** The header with its padding: the frame's first bytes, up to the first tensor's data. */
+  headerBytes(): Uint8Array;
   /**
    * Write the frame's header (and zero its padding) at `out[offset..]`; the caller fills each
    * slot. Keep `offset` 8-byte aligned (relative to where the receiver's buffer starts) so the
@@ -56,6 +58,12 @@ export function layoutTensorSpecs(specs: Record<string, { dtype: Dtype; dims: nu
   return {
     byteLength: headPad + off,
     slots,
+    headerBytes(): Uint8Array {
+      const out = new Uint8Array(headPad);
+      new DataView(out.buffer).setUint32(0, header.length, false);
+      out.set(header, 4);
+      return out;
+    },
     writeHeader(out: Uint8Array, offset: number): void {
       new DataView(out.buffer, out.byteOffset + offset, 4).setUint32(0, header.length, false);
       out.set(header, offset + 4);
@@ -76,6 +84,18 @@ export function layoutTensors(tensors: Record<string, HostTensor>): TensorFrameL
       for (const [name, slot] of Object.entries(l.slots)) out.set(tensorBytes(tensors[name]!), offset + slot.offset);
     },
   };
+}
+
+/**
+ * A tensor frame as parts to write at their offsets (a file, with positional writes): the header
+ * (with its padding) at 0, then each tensor's bytes where layoutTensors puts them. The gaps are
+ * padding a reader never looks at. Same frame as layoutTensors' bytes.
+ */
+export function tensorFrameParts(tensors: Record<string, HostTensor>): { byteLength: number; parts: { offset: number; bytes: Uint8Array }[] } {
+  const l = layoutTensorSpecs(tensors);
+  const parts = [{ offset: 0, bytes: l.headerBytes() }];
+  for (const [name, slot] of Object.entries(l.slots)) parts.push({ offset: slot.offset, bytes: tensorBytes(tensors[name]!) });
+  return { byteLength: l.byteLength, parts };
 }
 
 function bad(msg: string): never {

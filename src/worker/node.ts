@@ -6,7 +6,8 @@
  * round has committed).
  */
 import { randomBytes } from 'node:crypto';
-import { open } from 'node:fs/promises';
+import { open, readFile } from 'node:fs/promises';
+import { basename, dirname, isAbsolute, normalize } from 'node:path';
 import { constants as fsc } from 'node:fs';
 import { EventEmitter } from 'node:events';
 import type { DrillNode } from '../net/node.ts';
@@ -18,7 +19,7 @@ import type { HostTensor } from '../util/tensor.ts';
 import { commitment, resultDigest } from '../pod/commit.ts';
 import {
   PROTOCOL, UNITS_TOPIC, helloCodec, helloAckCodec, claimCodec, decodeClaimReply, commitCodec, ackCodec,
-  revealRequestCodec, encodeRevealReply, unitErrorCodec, decodeCommitReply, MAX_UNIT_BYTES, MAX_CONTROL_BYTES,
+  revealRequestCodec, encodeRevealReply, unitErrorCodec, decodeCommitReply, MAX_UNIT_BYTES, MAX_CONTROL_BYTES, RESULT_SPOOL_NAME,
 } from '../protocol/grid.ts';
 import type { CommitReply, LeaseInfo, InputFileRange } from '../protocol/grid.ts';
 import { addNoise, corrupt, zeros, StaleCache, CHEAT_ERROR_MESSAGE } from './cheat.ts';
@@ -93,7 +94,8 @@ export class WorkerNode {
   readonly #models: ModelCache;
   readonly #opts: Required<Omit<WorkerNodeOptions, 'logger' | 'coordinators'>>;
   readonly #log: Logger;
-  readonly #coordinators = new Map<string, { maxInflight: number; fsToken?: string }>();
+  /** Coordinators served: their inflight limit, and on a shared filesystem the probe's token and their result spool folder. */
+  readonly #coordinators = new Map<string, { maxInflight: number; fsToken?: string; spoolDir?: string }>();
   /** Coordinators this worker serves (peer ids): the configured ones and those it joined. */
   readonly #allowed: Set<string>;
   /** Open input files of same-filesystem leases (a few jobs at a time). */
@@ -108,6 +110,7 @@ export class WorkerNode {
   #stopped = false;
   #unitsDone = 0;
   #unitsFromFiles = 0;
+  #unitsSpooled = 0;
   #offPeer: (() => void) | null = null;
   #sweep: NodeJS.Timeout | null = null;
 
@@ -148,6 +151,11 @@ export class WorkerNode {
     return this.#unitsFromFiles;
   }
 
+  /** Units whose result this worker wrote into the coordinator's spool (same filesystem). */
+  get unitsSpooled(): number {
+    return this.#unitsSpooled;
+  }
+
   async start(): Promise<void> {
     await this.#node.handle(PROTOCOL.reveal, (req, from) => this.#onReveal(req, from), { maxRequestBytes: 4096 });
     this.#node.subscribe(UNITS_TOPIC, (_a, from) => {
@@ -173,6 +181,21 @@ export class WorkerNode {
   }
 
   /**
+   * Get a job's model ready before its first lease: into the model cache from a file this worker
+   * can read (an embedded grid's workers share the coordinator's filesystem; the bytes are
+   * hash-checked as if fetched), and its session loaded on every pool thread. Best effort: the
+   * first lease fetches and loads whatever is missing.
+   */
+  async prefetch(modelHash: string, modelPath: string): Promise<void> {
+    try {
+      if (!this.#models.has(modelHash)) await this.#models.putVerified(modelHash, new Uint8Array(await readFile(modelPath)));
+      await this.#pool.warm(modelHash, this.#models.path(modelHash));
+    } catch (e) {
+      this.#log.debug('model prefetch failed; the first lease will fetch it', { hash: modelHash.slice(0, 12), error: String(e) });
+    }
+  }
+
+  /**
    * Register with a coordinator (peer id or multiaddr ending in /p2p/<peer id>) and start
    * claiming its units; it becomes one this worker serves.
    * @throws DrillError BAD_COORDINATOR when the address names no peer id or the peer answering
@@ -189,7 +212,10 @@ export class WorkerNode {
     if (reply.coordinator !== peer) throw new DrillError('BAD_COORDINATOR', `coordinator ${peer} answered hello as ${reply.coordinator.slice(0, 60)}`);
     this.#allowed.add(peer);
     const fsToken = this.#opts.sharedFs && reply.fsProbe ? await readFsProbe(reply.fsProbe, peer) : undefined;
-    this.#coordinators.set(peer, { maxInflight: reply.maxInflight, ...(fsToken ? { fsToken } : {}) });
+    // The spool folder is the coordinator's word: kept only as an absolute, normalised path on a
+    // filesystem we proved we share; every spool file a lease names must lie directly inside it.
+    const spoolDir = fsToken && reply.spoolDir && isAbsolute(reply.spoolDir) && normalize(reply.spoolDir) === reply.spoolDir ? reply.spoolDir : undefined;
+    this.#coordinators.set(peer, { maxInflight: reply.maxInflight, ...(fsToken ? { fsToken } : {}), ...(spoolDir ? { spoolDir } : {}) });
     this.#log.info('registered with coordinator', { coordinator: peer, maxInflight: reply.maxInflight, sharedFs: Boolean(fsToken) });
     this.events.emit('registered', peer);
     void this.#fill(peer);
@@ -286,13 +312,13 @@ export class WorkerNode {
         inputs = await this.#readInputFiles(lease.inputFiles, lease.rows);
         this.#unitsFromFiles++;
       }
-      const r = await this.#runOrCheat(lease, modelPath, inputs);
-      const outputs = r.outputs;
+      const spoolPath = lease.resultSpool === undefined ? undefined : this.#spoolPath(coordinator, lease.resultSpool);
+      const r = await this.#runOrCheat(lease, modelPath, inputs, spoolPath);
       const salt = randomBytes(32).toString('hex');
-      const c = commitment(this.#node.peerId, lease.lease, salt, resultDigest(outputs));
+      const c = commitment(this.#node.peerId, lease.lease, salt, r.digest ?? resultDigest(r.outputs));
       const now = Date.now();
       this.#pending.sweep(now);
-      const evicted = this.#pending.add(lease.lease, { coordinator, salt, outputs }, now);
+      const evicted = this.#pending.add(lease.lease, { coordinator, salt, outputs: r.outputs, ...(r.spooled ? { spooled: true as const } : {}) }, now);
       if (evicted.length) this.#log.warn('results waiting for reveals over their bounds; dropped the oldest', { evicted: evicted.length, pending: this.#pending.size, bytes: this.#pending.bytes });
       // Ask for the next lease with the commit unless stopping: this slot frees up once committed.
       const claim = !this.#stopped && this.#coordinators.has(coordinator);
@@ -310,6 +336,7 @@ export class WorkerNode {
         return null;
       }
       this.#unitsDone++;
+      if (r.spooled) this.#unitsSpooled++;
       this.events.emit('unit', { lease: lease.lease, rows: lease.rows, runMs: r.runMs });
       const next = ack.next;
       if (next && !next.ok && next.reason === 'not-registered') this.#coordinators.delete(coordinator);
@@ -326,15 +353,34 @@ export class WorkerNode {
     }
   }
 
+  /**
+   * The spool file a lease names, once it is one we may write: the coordinator gave us its spool
+   * folder at hello (on a filesystem we share) and the file is a spool name directly inside it.
+   * @throws Error otherwise (the unit fails; the coordinator hears why).
+   */
+  #spoolPath(coordinator: string, path: string): string {
+    const dir = this.#coordinators.get(coordinator)?.spoolDir;
+    if (dir === undefined) throw new Error('lease names a result spool file, but this worker did not agree to write one');
+    if (dirname(path) !== dir || !RESULT_SPOOL_NAME.test(basename(path))) {
+      throw new Error(`lease resultSpool: expected a spool file name directly inside ${dir}, received ${JSON.stringify(path.slice(0, 300))}`);
+    }
+    return path;
+  }
+
   readonly #stale = new StaleCache();
 
-  /** Run the unit — or, for a demo cheater, answer the way its mode says (cheat.ts). */
-  async #runOrCheat(lease: LeaseInfo, modelPath: string, inputs: Record<string, HostTensor>): ReturnType<InferencePool['run']> {
+  /**
+   * Run the unit — or, for a demo cheater, answer the way its mode says (cheat.ts). An honest
+   * run with `spoolPath` writes its result there on the pool thread, digest included; a cheater
+   * alters the tensors here and reveals them the ordinary way.
+   */
+  async #runOrCheat(lease: LeaseInfo, modelPath: string, inputs: Record<string, HostTensor>, spoolPath?: string): ReturnType<InferencePool['run']> {
     const mode = this.#opts.cheat;
+    if (!mode) return this.#pool.run({ modelHash: lease.modelHash, modelPath, inputs, outputNames: lease.outputNames, digest: true, ...(spoolPath ? { spoolPath } : {}) });
     if (mode === 'error') throw new Error(CHEAT_ERROR_MESSAGE);
     if (mode === 'stale') {
       const old = this.#stale.get(lease.job, lease.rows);
-      if (old) return { outputs: old, runMs: 0, profile: this.#pool.profile ?? { device: 'cpu', ep: 'cpu', intraOpThreads: 1 } } as Awaited<ReturnType<InferencePool['run']>>;
+      if (old) return { outputs: old, spooled: false, runMs: 0, profile: this.#pool.profile ?? { device: 'cpu', ep: 'cpu', intraOpThreads: 1 } } as Awaited<ReturnType<InferencePool['run']>>;
     }
     const r = await this.#pool.run({ modelHash: lease.modelHash, modelPath, inputs, outputNames: lease.outputNames });
     if (mode === 'stale') this.#stale.put(lease.job, lease.rows, r.outputs);
@@ -349,7 +395,7 @@ export class WorkerNode {
     // Only the coordinator that leased the unit may see the result.
     const p = this.#pending.take(lease, from);
     if (!p) return encodeRevealReply({ ok: false, reason: 'no such result' });
-    return encodeRevealReply({ ok: true, salt: p.salt, outputs: p.outputs });
+    return encodeRevealReply(p.spooled ? { ok: true, salt: p.salt, spooled: true } : { ok: true, salt: p.salt, outputs: p.outputs });
   }
 }
 

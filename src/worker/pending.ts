@@ -12,7 +12,10 @@ import type { HostTensor } from '../util/tensor.ts';
 export interface PendingResult {
   coordinator: string;
   salt: string;
+  /** The result's tensors (empty when spooled). */
   outputs: Record<string, HostTensor>;
+  /** The result lies in the coordinator's spool file (its bytes are not held here). */
+  spooled?: true;
   /** Output bytes held. */
   bytes: number;
   /** When it is dropped (ms). */

@@ -107,11 +107,24 @@ export interface RunRequest {
    * into a larger buffer are copied (moving them would move the whole buffer).
    */
   transfer?: boolean;
+  /** Compute the result's digest (pod/commit.ts resultDigest) on the thread: RunResult.digest. */
+  digest?: boolean;
+  /**
+   * Write the result's tensor frame to this new file on the thread (created exclusively, not
+   * through links) instead of returning the tensors: RunResult.outputs is then empty and
+   * `spooled` true, and `digest` is always computed. The coordinator's result spool.
+   */
+  spoolPath?: string;
 }
 
 /** One unit's outputs. */
 export interface RunResult {
+  /** The result's tensors (empty when spooled). */
   outputs: Record<string, HostTensor>;
+  /** resultDigest of the result, when asked for (or spooled). */
+  digest?: string;
+  /** Whether the tensors were written to `spoolPath` instead. */
+  spooled: boolean;
   /** ORT run time in ms (excludes queueing and session loading). */
   runMs: number;
   /** The thread (worker_threads threadId) that ran it. */
@@ -285,6 +298,19 @@ export class InferencePool {
   }
 
   /**
+   * Load a model's session on the threads ahead of its first unit (a job about to start), so
+   * the first units do not wait for it. One load task per thread; a thread that already holds
+   * the session answers at once. Best effort: a failure here resurfaces on the first run.
+   * @throws DrillError POOL_NOT_STARTED before start().
+   */
+  async warm(modelHash: string, modelPath: string): Promise<void> {
+    const piscina = this.#piscina;
+    if (!piscina) throw new DrillError('POOL_NOT_STARTED', 'InferencePool.warm: expected a started pool (call start() first)');
+    const task: ThreadTask = { kind: 'load', modelHash: modelHash.toLowerCase(), modelPath };
+    await Promise.all(Array.from({ length: this.threads }, () => piscina.run(task).catch(() => undefined)));
+  }
+
+  /**
    * Run one unit's rows on a thread.
    * @throws DrillError POOL_NOT_STARTED before start() or after stop().
    * @throws DrillError BAD_REQUEST for a malformed modelHash/modelPath.
@@ -337,7 +363,7 @@ export class InferencePool {
     // ORT. The task runs to completion (the in-flight count drops only then, so backpressure
     // stays honest) and an aborted caller is answered at once.
     const task = piscina.run(
-      { kind: 'run', modelHash: req.modelHash.toLowerCase(), modelPath: req.modelPath, inputs, outputNames: req.outputNames },
+      { kind: 'run', modelHash: req.modelHash.toLowerCase(), modelPath: req.modelPath, inputs, outputNames: req.outputNames, ...(req.digest ? { digest: true } : {}), ...(req.spoolPath ? { spoolPath: req.spoolPath } : {}) },
       { transferList: [...transferList] },
     );
     void task.then(
@@ -361,7 +387,7 @@ export class InferencePool {
     const waitMs = Math.max(0, reply.startedAt - submittedAt);
     push(this.#waits, waitMs);
     push(this.#runs, reply.runMs);
-    return { outputs: reply.outputs, runMs: reply.runMs, thread: reply.thread, profile: reply.profile, sessionLoaded: reply.sessionLoaded, loadMs: reply.loadMs, waitMs };
+    return { outputs: reply.outputs, ...(reply.digest ? { digest: reply.digest } : {}), spooled: reply.spooled, runMs: reply.runMs, thread: reply.thread, profile: reply.profile, sessionLoaded: reply.sessionLoaded, loadMs: reply.loadMs, waitMs };
   }
 
   #mapPiscinaError(e: unknown): DrillError {

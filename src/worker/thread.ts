@@ -13,7 +13,8 @@
  * handler answers `{ ok: false, error: { code, message, meta } }` and the pool rethrows a DrillError.
  */
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { constants as fsc } from 'node:fs';
+import { open, readFile, rm } from 'node:fs/promises';
 import { isMainThread, threadId, workerData } from 'node:worker_threads';
 import type { InferenceSession } from 'onnxruntime-node';
 import { move, transferableSymbol, valueSymbol } from 'piscina';
@@ -22,6 +23,36 @@ import type { HostTensor } from '../util/tensor.ts';
 import { executionProfile } from './device.ts';
 import type { DeviceSelection, ExecutionProfile } from './device.ts';
 import { inputSpecs, openSession, runChecked } from './session.ts';
+import { resultDigest } from '../pod/commit.ts';
+import { tensorFrameParts } from '../protocol/tensors.ts';
+
+/**
+ * Write a result's tensor frame to a new file: O_EXCL (never over an existing file, so never
+ * through a planted link either) and O_NOFOLLOW, positional writes of each part. A failed write
+ * removes what it created.
+ */
+async function writeSpool(path: string, outputs: Record<string, HostTensor>): Promise<void> {
+  const { byteLength, parts } = tensorFrameParts(outputs);
+  let fh;
+  try {
+    fh = await open(path, fsc.O_CREAT | fsc.O_EXCL | fsc.O_WRONLY | fsc.O_NOFOLLOW, 0o600);
+  } catch (e) {
+    // EEXIST included: a file (or link) already there is never written through or removed.
+    throw new DrillError('SPOOL_WRITE_FAILED', `spoolPath: cannot create ${path} (${(e as NodeJS.ErrnoException).code ?? String(e)})`, { field: 'spoolPath' });
+  }
+  try {
+    for (const p of parts) {
+      let off = 0;
+      while (off < p.bytes.length) off += (await fh.write(p.bytes, off, p.bytes.length - off, p.offset + off)).bytesWritten;
+    }
+    await fh.truncate(byteLength); // trailing padding of the last tensor, if any
+  } catch (e) {
+    await fh.close().catch(() => undefined);
+    await rm(path, { force: true }).catch(() => undefined);
+    throw new DrillError('SPOOL_WRITE_FAILED', `spoolPath: cannot write the result to ${path} (${e instanceof Error ? e.message : String(e)})`, { field: 'spoolPath' }, { cause: e });
+  }
+  await fh.close();
+}
 
 /** Settings every thread receives as piscina workerData. */
 export interface ThreadConfig {
@@ -39,12 +70,21 @@ export interface ThreadConfig {
 /** A task posted to a thread. */
 export type ThreadTask =
   | { kind: 'probe' }
+  /** Load a model's session ahead of its first unit (a job about to start). */
+  | { kind: 'load'; modelHash: string; modelPath: string }
   | {
       kind: 'run';
       modelHash: string;
       modelPath: string;
       inputs: Record<string, HostTensor>;
       outputNames?: string[];
+      /** Also compute the result's digest (pod/commit.ts resultDigest) here, off the main thread. */
+      digest?: boolean;
+      /**
+       * Write the result as a tensor frame to this new file (created exclusively, never through a
+       * link) and send no tensors back: the coordinator's result spool (coordinator/spool.ts).
+       */
+      spoolPath?: string;
     };
 
 /** A serialisable error (DrillError's fields). */
@@ -57,11 +97,17 @@ export interface WireError {
 /** A thread's answer. */
 export type ThreadReply =
   | { ok: true; kind: 'probe'; thread: number; profile: ExecutionProfile }
+  | { ok: true; kind: 'load'; thread: number; loaded: boolean; loadMs: number }
   | {
       ok: true;
       kind: 'run';
       thread: number;
+      /** The result's tensors; empty when they were written to `spoolPath`. */
       outputs: Record<string, HostTensor>;
+      /** resultDigest of the result (when asked for, or spooled). */
+      digest?: string;
+      /** Whether the tensors went to `spoolPath` instead of `outputs`. */
+      spooled: boolean;
       /** Wall time of the ORT run(s) in ms (excludes session loading). */
       runMs: number;
       /** Whether this task had to load the model's session (false = cache hit). */
@@ -159,14 +205,21 @@ export async function createHandler(cfg: ThreadConfig): Promise<ThreadHandler> {
         await probe();
         return { ok: true, kind: 'probe', thread: threadId, profile } satisfies ThreadReply;
       }
+      if (task.kind === 'load') {
+        const { loaded, loadMs } = await session(task.modelHash, task.modelPath);
+        return { ok: true, kind: 'load', thread: threadId, loaded, loadMs } satisfies ThreadReply;
+      }
       const { s, loaded, loadMs } = await session(task.modelHash, task.modelPath);
       const t0 = performance.now();
       const { outputs } = await runChecked(s, task.inputs, task.outputNames);
       const runMs = performance.now() - t0;
+      const digest = task.digest || task.spoolPath ? resultDigest(outputs) : undefined;
+      if (task.spoolPath) await writeSpool(task.spoolPath, outputs);
+      const sent = task.spoolPath ? {} : outputs;
       const busyMs = performance.timeOrigin + performance.now() - startedAt;
-      const reply: ThreadReply = { ok: true, kind: 'run', thread: threadId, outputs, runMs, sessionLoaded: loaded, loadMs, sessionLoads, startedAt, busyMs, profile };
+      const reply: ThreadReply = { ok: true, kind: 'run', thread: threadId, outputs: sent, ...(digest ? { digest } : {}), spooled: Boolean(task.spoolPath), runMs, sessionLoaded: loaded, loadMs, sessionLoads, startedAt, busyMs, profile };
       const buffers = new Set<ArrayBuffer>();
-      for (const t of Object.values(outputs)) if (t.data.buffer instanceof ArrayBuffer) buffers.add(t.data.buffer);
+      for (const t of Object.values(sent)) if (t.data.buffer instanceof ArrayBuffer) buffers.add(t.data.buffer);
       return move({ get [transferableSymbol]() { return [...buffers]; }, get [valueSymbol]() { return reply; } });
     } catch (e) {
       return { ok: false, thread: threadId, error: toWire(e) } satisfies ThreadReply;

@@ -78,8 +78,10 @@ describe('embedded grid', () => {
     expect(honestCredit % report.model.flopsPerRow).toBe(0);
     expect(existsSync(join(outDir, 'report.json'))).toBe(true);
     // Workers in this process share the coordinator's filesystem: they read the input rows
-    // from its files (the bytes-over-libp2p path is covered by grid-processes.test.ts).
+    // from its files and the honest ones write their results into its spool (the bytes-over-
+    // libp2p paths are covered by grid-processes.test.ts); the outputs above came through it.
     expect(grid.workers.reduce((a, w) => a + w.worker.unitsFromFiles, 0)).toBeGreaterThan(0);
+    expect(grid.workers.reduce((a, w) => a + w.worker.unitsSpooled, 0)).toBeGreaterThan(0);
   });
 
   it('a model with batch dimension fixed at 1 is run row by row', async () => {

@@ -4,11 +4,14 @@
  * worker was not given): an unlisted coordinator announcing units is ignored; a lease naming a
  * file outside the job's inputs is refused (and no byte of it is revealed); a peer relaying
  * another coordinator's probe earns no file trust; a coordinator that never asks for reveals
- * cannot grow the worker's memory; a lease claiming a huge model is refused before any fetch.
+ * cannot grow the worker's memory; a lease claiming a huge model is refused before any fetch; a
+ * lease naming a result spool file anywhere but directly inside the spool folder the coordinator
+ * gave (on a filesystem the worker proved it shares) is refused, and no link or existing file is
+ * written through.
  * Honest work completes throughout.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { mkdtemp, mkdir, rm, writeFile, readFile } from 'node:fs/promises';
+import { mkdtemp, mkdir, rm, writeFile, readFile, symlink, readdir } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -25,6 +28,7 @@ import {
 } from '../../src/protocol/grid.ts';
 import type { ClaimReply, InputFileRange, LeaseInfo } from '../../src/protocol/grid.ts';
 import { encodeNpy, readNpyHeader } from '../../src/util/npy.ts';
+import { decodeTensors } from '../../src/protocol/tensors.ts';
 import { heapUsed, writeIdentityModel, startWorker, when } from './harness.ts';
 import type { TestWorker } from './harness.ts';
 
@@ -64,7 +68,7 @@ async function identityJob(coord: Coordinator, name: string, rows: number, width
  * A scripted coordinator: answers hello (optionally pointing at a probe file), hands out the
  * leases `next()` returns, records commits, errors and the claims' fsTokens, and serves one model.
  */
-async function scripted(opts: { model: Uint8Array; fsProbe?: string; next: () => ClaimReply | null }): Promise<{
+async function scripted(opts: { model: Uint8Array; fsProbe?: string; spoolDir?: string; next: () => ClaimReply | null }): Promise<{
   node: DrillNode; commits: string[]; errors: string[]; fsTokens: (string | undefined)[]; blobs: BlobServer; modelHash: string;
 }> {
   const node = await createDrillNode();
@@ -74,7 +78,7 @@ async function scripted(opts: { model: Uint8Array; fsProbe?: string; next: () =>
   await blobs.start();
   const rec = { node, commits: [] as string[], errors: [] as string[], fsTokens: [] as (string | undefined)[], blobs, modelHash };
   const lease = (prefix?: Uint8Array): Uint8Array => encodeClaimReply(opts.next() ?? { ok: false, reason: 'no-work' }, prefix);
-  await node.handle(PROTOCOL.hello, async () => helloAckCodec.encode({ coordinator: node.peerId, maxInflight: 4, ...(opts.fsProbe ? { fsProbe: opts.fsProbe } : {}) }));
+  await node.handle(PROTOCOL.hello, async () => helloAckCodec.encode({ coordinator: node.peerId, maxInflight: 4, ...(opts.fsProbe ? { fsProbe: opts.fsProbe } : {}), ...(opts.spoolDir ? { spoolDir: opts.spoolDir } : {}) }));
   await node.handle(PROTOCOL.claim, async (req) => {
     rec.fsTokens.push(claimCodec.decode(req).fsToken);
     return lease();
@@ -180,10 +184,70 @@ describe('worker: same-filesystem leases from a hostile coordinator', () => {
     const refused = decodeRevealReply(await H.node.request(worker.node.peerId, PROTOCOL.reveal, revealRequestCodec.encode({ lease: 'bad-1' })));
     expect(refused.ok).toBe(false);
     const good = decodeRevealReply(await H.node.request(worker.node.peerId, PROTOCOL.reveal, revealRequestCodec.encode({ lease: 'good' })));
-    expect(good.ok && [...(good.outputs.y!.data as Float32Array)]).toEqual([8, 9, 10, 11]);
+    expect(good.ok && 'outputs' in good && [...(good.outputs.y!.data as Float32Array)]).toEqual([8, 9, 10, 11]);
     const job = await identityJob(honest, 'honest-2', 64, 4, 8);
     expect((await job.result).status).toBe('done');
     expect(heapUsed() - before).toBeLessThan(32 * MiB);
+  });
+
+  it('a lease naming a result spool file outside its spool folder is refused; no file is written through or over', async () => {
+    const dir = join(tmp, 'spool-fs');
+    const spoolDir = join(dir, 'spool');
+    await mkdir(spoolDir, { recursive: true });
+    const model = await writeIdentityModel(join(dir, 'id.onnx'), [4]);
+    const x = join(dir, 'x.npy');
+    await writeFile(x, encodeNpy({ dtype: 'float32', dims: [8, 4], data: new Float32Array(32).map((_, i) => i) }));
+    const h = await readNpyHeader(x);
+    const victim = join(dir, 'victim.txt');
+    await writeFile(victim, 'ORIGINAL');
+    const name = (i: number): string => `${String(i).padStart(16, '0')}-${'b'.repeat(32)}.res`;
+    await symlink(victim, join(spoolDir, name(1)));
+    await writeFile(join(spoolDir, name(2)), 'KEEP');
+    const bad: [string, string][] = [
+      ['outside the spool folder', join(dir, name(0))],
+      ['a .. path out of it', `${spoolDir}/../${name(3)}`],
+      ['not a spool file name', join(spoolDir, 'evil.sh')],
+      ['a relative path', name(4)],
+      ['a planted link to another file', join(spoolDir, name(1))],
+      ['an existing file', join(spoolDir, name(2))],
+    ];
+    const probe = join(dir, 'probe');
+    const leases: ClaimReply[] = [];
+    const modelBytes = new Uint8Array(await readFile(model));
+    const H = await scripted({ model: modelBytes, fsProbe: probe, spoolDir, next: () => leases.shift() ?? null });
+    await writeFile(probe, formatFsProbe(H.node.peerId, randomBytes(32).toString('hex')));
+    const row2 = { x: { path: x, offset: h.dataOffset + 2 * 16, dtype: 'float32', dims: [1, 4] } satisfies InputFileRange };
+    for (const [i, [, path]] of bad.entries()) leases.push({ ok: true, lease: leaseInfo(`spool-bad-${i}`, H.modelHash, modelBytes.length, 1, { inputFiles: row2, resultSpool: path }), inputs: {} });
+    const good = join(spoolDir, name(5));
+    leases.push({ ok: true, lease: leaseInfo('spool-good', H.modelHash, modelBytes.length, 1, { inputFiles: row2, resultSpool: good }), inputs: {} });
+    await worker.worker.join(H.node.multiaddrs()[0]!);
+    await seen(() => H.errors.length, bad.length, 'an error report for every bad spool lease');
+    await seen(() => H.commits.length, 1, 'the good lease committed');
+    expect(H.commits).toEqual(['spool-good']);
+    for (const m of H.errors) expect(m).toMatch(/resultSpool: expected a spool file name directly inside|spoolPath: cannot create .* \(EEXIST\)/);
+    expect(await readFile(victim, 'utf8')).toBe('ORIGINAL');
+    expect(await readFile(join(spoolDir, name(2)), 'utf8')).toBe('KEEP');
+    expect((await readdir(dir)).sort()).toEqual(['id.onnx', 'probe', 'spool', 'victim.txt', 'x.npy']);
+    // The good one: its reveal carries no bytes, and the spool file holds row 2.
+    const r = decodeRevealReply(await H.node.request(worker.node.peerId, PROTOCOL.reveal, revealRequestCodec.encode({ lease: 'spool-good' })));
+    expect(r).toMatchObject({ ok: true, spooled: true });
+    expect([...(decodeTensors(new Uint8Array(await readFile(good))).y!.data as Float32Array)]).toEqual([8, 9, 10, 11]);
+  });
+
+  it('a coordinator without file trust cannot have results written anywhere', async () => {
+    const dir = join(tmp, 'spool-untrusted');
+    await mkdir(dir, { recursive: true });
+    const model = await writeIdentityModel(join(dir, 'id.onnx'), [4]);
+    const bytes = new Uint8Array(await readFile(model));
+    const leases: ClaimReply[] = [];
+    const U = await scripted({ model: bytes, spoolDir: dir, next: () => leases.shift() ?? null });
+    const target = join(dir, `${'1'.repeat(16)}-${'2'.repeat(32)}.res`);
+    leases.push({ ok: true, lease: leaseInfo('untrusted-1', U.modelHash, bytes.length, 1, { resultSpool: target }), inputs: { x: { dtype: 'float32', dims: [1, 4], data: new Float32Array(4) } } });
+    await worker.worker.join(U.node.multiaddrs()[0]!);
+    await seen(() => U.errors.length, 1, 'the spool lease refused');
+    expect(U.errors[0]).toMatch(/did not agree to write one/);
+    expect(U.commits).toEqual([]);
+    expect(await readdir(dir)).toEqual(['id.onnx']);
   });
 
   it("a peer relaying the real coordinator's probe path earns no file trust", async () => {

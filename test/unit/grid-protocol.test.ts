@@ -44,8 +44,18 @@ describe('lease frames', () => {
 
   it('reveal replies round-trip', () => {
     const r = decodeRevealReply(encodeRevealReply({ ok: true, salt: 'b'.repeat(64), outputs: inputs }));
-    if (!r.ok) throw new Error('expected a result');
+    if (!r.ok || !('outputs' in r)) throw new Error('expected a result');
     expect([...r.outputs.x!.data]).toEqual([...inputs.x!.data]);
+  });
+
+  it('a spooled reveal carries a salt and no tensor bytes', () => {
+    const r = decodeRevealReply(encodeRevealReply({ ok: true, salt: 'c'.repeat(64), spooled: true }));
+    expect(r).toEqual({ ok: true, salt: 'c'.repeat(64), spooled: true });
+    // A spooled head with tensor bytes smuggled after it is refused.
+    const head = encodeRevealReply({ ok: true, salt: 'c'.repeat(64), spooled: true });
+    const smuggled = new Uint8Array(head.length + 8);
+    smuggled.set(head);
+    expect(() => decodeRevealReply(smuggled)).toThrow(/spooled reveal carries no tensor bytes/);
   });
 });
 
