@@ -18,9 +18,7 @@ import { InferencePool } from '../worker/pool.ts';
 import type { Device } from '../worker/pool.ts';
 import { ModelCache } from '../worker/models.ts';
 import { WorkerNode } from '../worker/node.ts';
-import { ChainService } from '../chain/service.ts';
-import { makeDevGenesis } from '../chain/devgenesis.ts';
-import { publishCreditRecord, publishFault, registerChainVerdicts } from '../chain/topics.ts';
+import type { ChainService } from '../chain/service.ts';
 import type { CheatMode } from '../worker/cheat.ts';
 import type { GenesisConfig } from '../chain/genesis.ts';
 
@@ -103,18 +101,25 @@ export class LocalGrid {
     this.dataDir = this.#opts.dataDir ?? (this.#tmp = await mkdtemp(join(tmpdir(), 'drill-grid-')));
 
     const chainOpts = this.#opts.chain === true ? {} : this.#opts.chain || null;
+    // Everything that does not depend on something else starts at once: the workers' ORT thread
+    // pools (a thread loads ONNX Runtime in ~0.1 s), every libp2p node, the coordinator.
+    const device = this.#opts.device ?? 'cpu';
+    const pools = Array.from({ length: total }, () => new InferencePool({ threads, intraOpThreads: 1, device, logger: this.#log }));
+    const poolsStarted = pools.map((p) => p.start());
+    const workerNodes = Array.from({ length: total }, () => createDrillNode({ logger: this.#log }));
     this.coordinatorNode = await createDrillNode({ logger: this.#log });
     const coordNode = this.coordinatorNode;
     const cheaterPeers = new Set<string>();
+    const topics = chainOpts ? await import('../chain/topics.ts') : null;
     this.coordinator = new Coordinator(this.coordinatorNode, {
       dataDir: join(this.dataDir, 'coordinator'),
       stallMs: 0,
       logger: this.#log,
       isCheater: (peer) => cheaterPeers.has(peer),
-      ...(chainOpts
+      ...(topics
         ? {
-            onCredit: (r) => void publishCreditRecord(coordNode, r).catch(() => undefined),
-            onFault: (r) => void publishFault(coordNode, r).catch(() => undefined),
+            onCredit: (r) => void topics.publishCreditRecord(coordNode, r).catch(() => undefined),
+            onFault: (r) => void topics.publishFault(coordNode, r).catch(() => undefined),
           }
         : {}),
       ...this.#opts.coordinator,
@@ -125,10 +130,10 @@ export class LocalGrid {
     await Promise.all(
       Array.from({ length: total }, async (_, i) => {
         const cheater = i >= honest;
-        const node = await createDrillNode({ logger: this.#log });
+        const node = await workerNodes[i]!;
         if (cheater) cheaterPeers.add(node.peerId);
-        const pool = new InferencePool({ threads, intraOpThreads: 1, device: this.#opts.device ?? 'cpu', logger: this.#log });
-        await pool.start();
+        const pool = pools[i]!;
+        await poolsStarted[i];
         const models = new ModelCache(join(this.dataDir, `worker-${i}`, 'models'));
         const worker = new WorkerNode(node, pool, models, { threads, device: pool.profile?.device ?? 'cpu', cheat: cheater ? (this.#opts.cheat ?? 'corrupt') : null, sharedFs: this.#opts.sharedFs ?? true, logger: this.#log });
         await worker.start();
@@ -140,7 +145,18 @@ export class LocalGrid {
     if (chainOpts) await this.#startChain(chainOpts);
   }
 
+  /**
+   * Get a job's model ready on every worker before the job starts: copied into each worker's
+   * model cache from the coordinator's file (they share this process's filesystem) and its
+   * sessions loaded on their threads, while the job is still being announced.
+   */
+  async warm(modelHash: string, modelPath: string): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.worker.prefetch(modelHash, modelPath)));
+  }
+
   async #startChain(o: LocalChainOptions): Promise<void> {
+    // The chain's modules load only when a grid runs one (`drill run` does not).
+    const [{ ChainService }, { makeDevGenesis }, { registerChainVerdicts }] = await Promise.all([import('../chain/service.ts'), import('../chain/devgenesis.ts'), import('../chain/topics.ts')]);
     registerChainVerdicts();
     const slotMs = o.slotMs ?? 500;
     // Every worker starts with the same bootstrap weight; from the first epochs on, the

@@ -145,7 +145,19 @@ export interface RunUi {
 
 /** Prepare, run on a fresh embedded grid, print, return the report. */
 export async function runOnLocalGrid(req: JobRequest, gridOpts: LocalGridOptions, ui: RunUi): Promise<JobReport> {
-  const spec = await prepareJob(req);
+  // The grid starts while the job is checked (ONNX Runtime opens the model meanwhile); a job
+  // that is refused stops it again before anything is printed but the refusal.
+  const grid = new LocalGrid(gridOpts);
+  const started = grid.start();
+  started.catch(() => undefined);
+  let spec: JobSpec;
+  try {
+    spec = await prepareJob(req);
+  } catch (e) {
+    await started.catch(() => undefined);
+    await grid.stop();
+    throw e;
+  }
   const out = ui.out ?? cliOutput('run', 'human', { stream: ui.json ? process.stderr : process.stdout });
   const say = out.say;
   const workers = gridOpts.workers ?? 3;
@@ -168,9 +180,10 @@ export async function runOnLocalGrid(req: JobRequest, gridOpts: LocalGridOptions
     audit: spec.audit,
     policy: req.policy ?? DEFAULT_POLICY,
   });
-  const grid = new LocalGrid(gridOpts);
   try {
-    await grid.start();
+    await started;
+    // Every worker gets the model and loads its sessions before the first lease.
+    await grid.warm(spec.modelHash, spec.modelPath);
     const bar = ui.quiet ? null : new ProgressBar(spec.rows, out.format === 'json' ? { record: say } : {});
     await ui.onGrid?.(grid, bar);
     const handle = await grid.coordinator.submit(spec);
