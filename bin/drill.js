@@ -49,7 +49,11 @@ process.emitWarning = (warning, ...rest) => {
   return emitWarning(warning, ...rest);
 };
 const { main } = await import('../src/cli/main.ts');
-process.exitCode = await main(process.argv.slice(2));
+// A command's work is over when main() resolves (services stopped, files closed, output
+// written: stdout/stderr and the logger write synchronously on Linux). Exit then, instead of
+// waiting for timers that stopped libp2p nodes leave behind (an address-update debounce and a
+// gossipsub heartbeat: ~1 s of nothing at the end of every `drill run`).
+process.exit(await main(process.argv.slice(2)));
 
 /** The pinned Node binary in node_modules (wherever npm put the `node` package), or null. */
 function pinnedNode() {

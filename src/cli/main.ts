@@ -4,11 +4,12 @@
  * A UserError (a person's mistake) prints one clear line and exits 2; anything else is a bug
  * or an environment failure and prints its code and message (stack with DRILL_LOG=debug).
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import type { Command } from './command.ts';
 import { isDrillError } from '../util/errors.ts';
 import { createLogger, envLogFormat, envLogLevel, parseLogFormat } from '../util/log.ts';
 import type { LogFormat } from '../util/log.ts';
+import { trace } from '../util/trace.ts';
 
 const COMMANDS: Record<string, { summary: string; load: () => Promise<{ command: Command }> }> = {
   demo: { summary: 'run the sample job on an embedded local grid (what `npm start` does)', load: () => import('./commands/demo.ts') },
@@ -35,7 +36,22 @@ function usage(): string {
   return `usage: drill <command> [flags]   (drill <command> --help for its flags; drill --version)\n\ncommands:\n${rows.join('\n')}\n`;
 }
 
+/**
+ * DRILL_RESOURCE_FILE=PATH: at exit, write the process's peak RSS and CPU time there as JSON
+ * (the benchmark measures `drill run` as a whole process; undocumented elsewhere).
+ */
+function reportResourcesAtExit(): void {
+  const file = process.env.DRILL_RESOURCE_FILE;
+  if (!file) return;
+  process.once('exit', () => {
+    trace('exit');
+    const r = process.resourceUsage();
+    writeFileSync(file, JSON.stringify({ maxRssBytes: r.maxRSS * 1024, cpuMs: (r.userCPUTime + r.systemCPUTime) / 1000 }) + '\n');
+  });
+}
+
 export async function main(argv: string[]): Promise<number> {
+  reportResourcesAtExit();
   const [name, ...rest] = argv;
   if (!name || name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(usage());
@@ -54,7 +70,9 @@ export async function main(argv: string[]): Promise<number> {
   try {
     format = requestedFormat(rest);
     envLogLevel(); // an unknown DRILL_LOG is a mistake to report, not a level to guess
+    trace(`main: loading ${name}`);
     const { command } = await entry.load();
+    trace(`main: ${name} loaded`);
     return await command.run(rest);
   } catch (e) {
     return report(name, e, format);

@@ -12,6 +12,7 @@ import { createDrillNode } from '../net/node.ts';
 import type { DrillNode } from '../net/node.ts';
 import type { Logger } from '../util/log.ts';
 import { silentLogger } from '../util/log.ts';
+import { trace } from '../util/trace.ts';
 import { Coordinator } from '../coordinator/service.ts';
 import type { CoordinatorOptions } from '../coordinator/service.ts';
 import { InferencePool } from '../worker/pool.ts';
@@ -105,7 +106,7 @@ export class LocalGrid {
     // pools (a thread loads ONNX Runtime in ~0.1 s), every libp2p node, the coordinator.
     const device = this.#opts.device ?? 'cpu';
     const pools = Array.from({ length: total }, () => new InferencePool({ threads, intraOpThreads: 1, device, logger: this.#log }));
-    const poolsStarted = pools.map((p) => p.start());
+    const poolsStarted = pools.map((p) => p.start().then(() => trace('grid: a worker pool started')));
     const workerNodes = Array.from({ length: total }, () => createDrillNode({ logger: this.#log }));
     this.coordinatorNode = await createDrillNode({ logger: this.#log });
     const coordNode = this.coordinatorNode;
@@ -125,6 +126,7 @@ export class LocalGrid {
       ...this.#opts.coordinator,
     });
     await this.coordinator.start();
+    trace('grid: coordinator started');
     const addr = this.coordinatorNode.multiaddrs()[0]!;
 
     await Promise.all(
@@ -139,9 +141,11 @@ export class LocalGrid {
         await worker.start();
         this.workers.push({ node, pool, worker, cheater });
         await worker.join(addr);
+        trace('grid: a worker joined');
       }),
     );
     await this.coordinator.waitForWorkers(total);
+    trace('grid: started');
     if (chainOpts) await this.#startChain(chainOpts);
   }
 
@@ -152,6 +156,7 @@ export class LocalGrid {
    */
   async warm(modelHash: string, modelPath: string): Promise<void> {
     await Promise.all(this.workers.map((w) => w.worker.prefetch(modelHash, modelPath)));
+    trace('grid: model warm on every worker');
   }
 
   async #startChain(o: LocalChainOptions): Promise<void> {
@@ -191,5 +196,6 @@ export class LocalGrid {
     await this.coordinator?.stop().catch(() => undefined);
     await this.coordinatorNode?.stop().catch(() => undefined);
     if (this.#tmp) await rm(this.#tmp, { recursive: true, force: true });
+    trace('grid: stopped');
   }
 }

@@ -20,6 +20,7 @@ import type { LocalGridOptions } from '../../node/local-grid.ts';
 import { ProgressBar, formatSummary, summaryFields } from '../progress.ts';
 import { LOG_FORMAT_FLAG, cliOutput, logFormatOf } from '../output.ts';
 import type { CliOutput } from '../output.ts';
+import { trace } from '../../util/trace.ts';
 
 export const RUN_FLAGS: Record<string, FlagSpec> = {
   model: { type: 'string', help: 'the ONNX model file' },
@@ -153,6 +154,7 @@ export async function runOnLocalGrid(req: JobRequest, gridOpts: LocalGridOptions
   let spec: JobSpec;
   try {
     spec = await prepareJob(req);
+    trace('run: job checked');
   } catch (e) {
     await started.catch(() => undefined);
     await grid.stop();
@@ -187,6 +189,7 @@ export async function runOnLocalGrid(req: JobRequest, gridOpts: LocalGridOptions
     const bar = ui.quiet ? null : new ProgressBar(spec.rows, out.format === 'json' ? { record: say } : {});
     await ui.onGrid?.(grid, bar);
     const handle = await grid.coordinator.submit(spec);
+    trace('run: job submitted');
     if (bar) {
       handle.events.on('progress', (pr) => {
         if (ui.status) bar.extra = ui.status();
@@ -194,6 +197,7 @@ export async function runOnLocalGrid(req: JobRequest, gridOpts: LocalGridOptions
       });
     }
     const report = await handle.result;
+    trace('run: job done');
     if (bar) {
       if (ui.status) bar.extra = ui.status();
       bar.update(handle.progress(), true);
