@@ -31,6 +31,8 @@ export interface LeaseHost {
   unitError(job: RunningJob, leaseId: string, worker: string, message: string): Promise<boolean>;
   /** The IP address a peer connects from (null when unknown). */
   remoteIp(peer: string): string | null;
+  /** A lease was committed `ms` after it was issued (metrics). */
+  committed?(ms: number): void;
 }
 
 export interface LeaseDeskOptions {
@@ -129,8 +131,11 @@ export class LeaseDesk {
   #commit(c: Commit, from: string): Ack {
     const job = this.#host.jobOfLease(c.lease);
     if (!job) return { ok: false, reason: 'unknown lease' };
-    const reveal = job.sched.commit(c.lease, from, c.commitment, this.#host.now());
+    const issuedAt = job.sched.lease(c.lease)?.issuedAt;
+    const now = this.#host.now();
+    const reveal = job.sched.commit(c.lease, from, c.commitment, now);
     if (reveal === null) return { ok: false, reason: 'not your lease, or already committed' };
+    if (issuedAt !== undefined) this.#host.committed?.(now - issuedAt);
     for (const l of reveal) this.#host.reveal(job, l);
     return { ok: true };
   }

@@ -7,7 +7,7 @@
  *  - checks.ts     argument checks; lifecycle.ts the running/stopped state shared by them.
  */
 import { createLibp2p } from 'libp2p';
-import type { Libp2p } from 'libp2p';
+import type { Libp2p, Libp2pOptions } from 'libp2p';
 import { tcp } from '@libp2p/tcp';
 import { noise } from '@chainsafe/libp2p-noise';
 import { yamux } from '@chainsafe/libp2p-yamux';
@@ -54,6 +54,8 @@ export interface DrillNodeOptions {
   /** Networks (multiaddr CIDRs like '/ip4/10.0.0.0/ipcidr/8') exempt from libp2p's inbound
    * connection rate limit; default loopback (see CONNECTION_ALLOW). */
   connectionAllow?: string[];
+  /** libp2p's metrics implementation (e.g. @libp2p/prometheus-metrics), for /metrics. */
+  metrics?: Libp2pOptions['metrics'];
 }
 
 export const defaultDrillNodeOptions = {
@@ -155,6 +157,7 @@ export async function createDrillNode(opts: DrillNodeOptions = {}): Promise<Dril
 
   const libp2p = await createLibp2p({
     privateKey,
+    ...(opts.metrics ? { metrics: opts.metrics } : {}),
     addresses: { listen },
     transports: [tcp()],
     connectionEncrypters: [noise()],

@@ -98,7 +98,7 @@ describe('hashrate chain on a multi-process grid', () => {
     expect({ slotMs: genesis.slotMs, epochSlots: genesis.epochSlots, c: genesis.c }).toEqual({ slotMs: 300, epochSlots: 6, c: 0.5 });
 
     // A coordinator whose key the genesis does not list is refused with one clear line.
-    const stranger = start(['coordinator', '--listen', '/ip4/127.0.0.1/tcp/0', '--data-dir', join(tmp, 'other-coord'), '--genesis', genesisPath]);
+    const stranger = start(['coordinator', '--http', 'off', '--listen', '/ip4/127.0.0.1/tcp/0', '--data-dir', join(tmp, 'other-coord'), '--genesis', genesisPath]);
     expect(await stranger.exited).toBe(2);
     expect(stranger.output()).toMatch(/--genesis: expected a genesis that lists this coordinator/);
     // ... unless it is listed with --coordinator (its identity file has the same format as a worker's).
@@ -111,7 +111,7 @@ describe('hashrate chain on a multi-process grid', () => {
     expect(g2.coordinators[0]).toBe(summary.coordinator);
 
     // 3. The grid, with the chain.
-    const coordArgs = ['coordinator', '--listen', '/ip4/127.0.0.1/tcp/0', '--data-dir', join(tmp, 'coord'), '--genesis', genesisPath, '--open-intake'];
+    const coordArgs = ['coordinator', '--http', 'off', '--listen', '/ip4/127.0.0.1/tcp/0', '--data-dir', join(tmp, 'coord'), '--genesis', genesisPath, '--open-intake'];
     const coord = start(coordArgs);
     const [, storePath] = await coord.waitFor(/chain \S+ \(genesis \S+\): following, head #0, .*store (\S+)/);
     const [, addr] = await coord.waitFor(/listening: (\S+)/);

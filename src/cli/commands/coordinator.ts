@@ -9,6 +9,10 @@
  * credit record it signs published on the credits topic for the workers to put in blocks. It
  * prints a line per new head block. A genesis that does not list this coordinator's key is
  * refused: its credit records would be ignored by every node.
+ *
+ * With `--http HOST:PORT` (default 127.0.0.1:9361; `off` to disable) it serves the HTTP API,
+ * the dashboard and /metrics (src/api/, loaded only then); `--api-tokens FILE` requires bearer
+ * tokens, without which the API stays on loopback unless `--http-insecure`.
  */
 import { join, resolve } from 'node:path';
 import { mkdirSync } from 'node:fs';
@@ -22,6 +26,7 @@ import { Coordinator, defaultCoordinatorOptions } from '../../coordinator/servic
 import { IntakeCore, IntakeServer, defaultIntakeLimits, partnerPolicy } from '../../coordinator/intake/index.ts';
 import type { IntakeLimits } from '../../coordinator/intake/index.ts';
 import { UserError, isDrillError } from '../../util/errors.ts';
+import { parseHttpAddress } from '../../api/auth.ts';
 import { bytesToHex } from '../../util/bytes.ts';
 import type { Logger } from '../../util/log.ts';
 import type { DrillNode } from '../../net/node.ts';
@@ -49,6 +54,9 @@ const FLAGS: Record<string, FlagSpec> = {
   'max-job-bytes': { type: 'string', help: 'bytes one job may upload (model + inputs; streamed to disk)', default: '1G' },
   'min-unit-bytes': { type: 'string', help: 'input bytes a unit must carry at least (jobs of at most 64 units are exempt)', default: '4K' },
   'max-job-units': { type: 'string', help: 'units one job may have at most', default: String(defaultIntakeLimits.maxUnitsPerJob) },
+  http: { type: 'string', help: 'HTTP API, dashboard and /metrics on HOST:PORT, or off (without --api-tokens only a loopback address, unless --http-insecure)', default: '127.0.0.1:9361' },
+  'api-tokens': { type: 'string', help: 'file of "TOKEN PARTNER [operator]" lines: HTTP callers need a bearer token; each token admits its partner to the intake' },
+  'http-insecure': { type: 'boolean', help: 'serve the HTTP API without tokens on a non-loopback address (anyone who reaches it may submit and cancel jobs)' },
   'output-ttl': { type: 'string', help: "a finished job's files are deleted this long after it ended unless fetched and released sooner (status and report stay)", default: '24h' },
   help: { type: 'boolean', help: 'show this help' },
 };
@@ -174,6 +182,14 @@ export const command: Command = {
     const leaseMs = int(p, 'lease-ms', 1000);
     const stallMs = int(p, 'stall-ms', 0);
     const maxWorkerThreads = int(p, 'max-worker-threads', 1, 1024);
+    // The HTTP side is loaded only when it is on (it costs ~100 ms of start-up and some memory).
+    const http = parseHttpAddress(str(p, 'http')!);
+    const tokensFile = str(p, 'api-tokens');
+    const api = http ? await import('../../api/index.ts') : null;
+    const tokens = api && tokensFile !== undefined ? api.readTokensFile(tokensFile) : null;
+    if (http && api) api.checkExposure(http.host, tokens, bool(p, 'http-insecure'));
+    const registry = http ? new (await import('prom-client')).Registry() : null;
+    const libp2pMetrics = registry ? (await import('@libp2p/prometheus-metrics')).prometheusMetrics({ registry, collectDefaultMetrics: true, preserveExistingMetrics: true }) : undefined;
     const id = await loadOrCreateIdentity(dataDir, { logger: log });
     if (genesis) {
       const key = bytesToHex(id.privateKey.publicKey.raw);
@@ -181,7 +197,7 @@ export const command: Command = {
         throw new UserError('--genesis', `a genesis that lists this coordinator (key ${key}, data dir ${dataDir}) in "coordinators"`, genesisFile, `it lists ${genesis.coordinators.map((k) => k.slice(0, 12) + '…').join(', ')}; write one with drill genesis --data-dir ${dataDir}`);
       }
     }
-    const node = await createDrillNode({ privateKey: id.privateKey, listen: Array.isArray(listen) ? listen : [listen], logger: log });
+    const node = await createDrillNode({ privateKey: id.privateKey, listen: Array.isArray(listen) ? listen : [listen], logger: log, ...(libp2pMetrics ? { metrics: libp2pMetrics } : {}) });
     const out = process.stdout;
     let chain: ChainService | null = null;
     let publisher: CreditPublisher | null = null;
@@ -209,6 +225,7 @@ export const command: Command = {
     await intakeCore.start();
     const intake = new IntakeServer(node, intakeCore, log);
     await intake.start();
+    const httpServer = http && api ? await api.ApiServer.start({ coordinator: coord, intake: intakeCore, node, chain, logger: log, ...(registry ? { registry } : {}) }, { host: http.host, port: http.port, tokens, insecure: bool(p, 'http-insecure') }) : null;
     out.write(`coordinator ${node.peerId} (data dir ${dataDir}${id.created ? ', new identity' : ''})\n`);
     out.write(policy.open
       ? `intake: open to anyone (${limits.maxJobsPerPartner} jobs per partner)\n`
@@ -216,8 +233,10 @@ export const command: Command = {
     for (const a of node.multiaddrs()) out.write(`listening: ${a}\n`);
     out.write(`workers join with:  npx drill worker --join ${node.multiaddrs()[0]}${genesisFile ? ` --genesis ${resolve(genesisFile)}` : ''}\n`);
     out.write(`partners submit with: npx drill submit --to ${node.multiaddrs()[0]} --model M.onnx --input NAME=X.npy --out DIR\n`);
+    if (httpServer) out.write(`http: ${httpServer.url} (dashboard /, API /v1, /openapi.json, /metrics; ${tokens ? `${tokens.size} token(s)` : 'no tokens: local operator only'})\n`);
     const sig = await untilSignal();
     out.write(`\n${sig}: stopping (workers: ${coord.workers().filter((w) => w.connected).length} connected)\n`);
+    await httpServer?.stop();
     await intake.stop();
     await intakeCore.stop();
     await coord.stop();
