@@ -230,7 +230,8 @@ export class ApiServer {
         for await (const part of req.parts()) {
           if (part.type === 'field') {
             if (part.fieldname !== 'options') throw new IntakeError(IntakeErrorCode.UPLOAD_BAD, `${part.fieldname.slice(0, 80)}: expected a file part (the model or a model input's .npy) or the text part options, received a text part`);
-            options = parseOptions(String(part.value));
+            // A part sent with Content-Type application/json arrives parsed (secure-json-parse).
+            options = typeof part.value === 'string' ? parseOptions(part.value) : part.value;
             continue;
           }
           if (part.fieldname === 'options') {

@@ -13,6 +13,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ command:
   coordinator: { summary: 'start a coordinator that accepts jobs and schedules work units', load: () => import('./commands/coordinator.ts') },
   worker: { summary: 'start a drilling worker that joins a coordinator and runs work units', load: () => import('./commands/worker.ts') },
   submit: { summary: 'submit a job to a running coordinator and wait for its outputs', load: () => import('./commands/submit.ts') },
+  status: { summary: 'show the network (workers, jobs, chain) from a coordinator HTTP API', load: () => import('./commands/status.ts') },
   vrf: { summary: 'RFC 9381 ECVRF: keygen, prove, verify', load: () => import('./commands/vrf.ts') },
   genesis: { summary: 'write a genesis file for a hashrate chain (coordinator-signed bootstrap credit for producers)', load: () => import('./commands/genesis.ts') },
   devnet: { summary: 'run N block-producing nodes on 127.0.0.1 and report the chain they agree on', load: () => import('./commands/devnet.ts') },
