@@ -29,6 +29,8 @@ import { runDeviceBenchmark } from '../../worker/benchmark.ts';
 import { WorkerNode, coordinatorPeerId } from '../../worker/node.ts';
 import { untilSignal, chainStorePath, readGenesisFlag } from './coordinator.ts';
 import { formatMs } from '../progress.ts';
+import { StatusLine, formatWorkerStatus } from '../status-line.ts';
+import type { WorkerStatus } from '../status-line.ts';
 import { ChainService } from '../../chain/service.ts';
 import { shortId } from '../../chain/block.ts';
 import { slotAt } from '../../chain/epoch.ts';
@@ -85,7 +87,13 @@ export const command: Command = {
     const genesisFile = str(p, 'genesis');
     const genesis = genesisFile === undefined ? null : readGenesisFlag(genesisFile); // fail before the slow start-up
     const log = createLogger({ level: (process.env.DRILL_LOG as 'info' | undefined) ?? 'warn' });
-    const say = (s: string): void => void process.stdout.write(`${new Date().toISOString().slice(11, 19)} ${s}\n`);
+    // Messages print above the status line once it runs (see below).
+    let line: StatusLine | null = null;
+    const say = (s: string): void => {
+      const msg = `${new Date().toISOString().slice(11, 19)} ${s}`;
+      if (line) line.log(msg);
+      else process.stdout.write(msg + '\n');
+    };
 
     const id = await loadOrCreateIdentity(dataDir, { logger: log });
     say(`worker ${id.peerId}${id.created ? ' (new identity)' : ''}, data dir ${dataDir}`);
@@ -138,13 +146,17 @@ export const command: Command = {
       if (verbose) say(`unit ${u.lease} done: ${u.rows} rows in ${formatMs(u.runMs)}`);
     });
     worker.events.on('error', (e) => say(`unit ${e.lease} failed: ${e.message}`));
-    const status = setInterval(() => {
-      if (units) say(`${units} units, ${rows} rows done; busy ${formatMs(runMs)} of ${formatMs(Date.now() - started)}`);
-    }, 10_000);
-    status.unref();
 
     let stopping = false;
     const connected = new Set<string>();
+    // The trainer's earnings: one line redrawn in place on a TTY, a plain line every 10 s otherwise.
+    const earnings = (): WorkerStatus => {
+      if (!chain) return { units, rows, credit: null, faults: null, weightShare: null, height: null, joined: connected.size };
+      const mine = chain.state.ledger.window().get(id.peerId);
+      const st = chain.status();
+      return { units, rows, credit: mine && mine.credit > 0n ? Number(mine.credit) : 0, faults: mine?.faults ?? 0, weightShare: st.weightShare, height: st.height, joined: connected.size };
+    };
+    line = new StatusLine(() => `${line?.tty ? '' : `${new Date().toISOString().slice(11, 19)} `}${formatWorkerStatus(earnings())}${runMs ? ` | busy ${formatMs(runMs)} of ${formatMs(Date.now() - started)}` : ''}`);
     const joinLoop = async (addr: string): Promise<void> => {
       for (let attempt = 0; !stopping; attempt++) {
         try {
@@ -172,8 +184,9 @@ export const command: Command = {
     for (const j of joins) void joinLoop(j);
     const sig = await untilSignal();
     stopping = true;
+    line.stop();
+    line = null;
     say(`${sig}: stopping after ${units} units`);
-    clearInterval(status);
     if (chain) {
       const st = chain.status();
       say(`chain head #${st.height} ${shortId(st.head)}: ${st.blocksProduced} of its blocks by this worker`);
