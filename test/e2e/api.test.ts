@@ -297,6 +297,27 @@ describe('HTTP API on a real grid', () => {
     const parsed = JSON.parse(json.output()) as { workers: unknown[]; jobs: unknown[]; chain: { height: number } };
     expect(parsed.workers.length).toBe(3);
   });
+
+  it('drill chain blocks lists the block store with the peers each block credits, as the API does', async () => {
+    const api = (await (await fetch(`${g.url}/v1/blocks?limit=500`, { headers: auth(ACME) })).json()) as { blocks: { hash: string; height: number; producer: string; credits: number; credited: Record<string, number> }[] };
+    const cli = drill(['chain', 'blocks', '--store', join(g.tmp, 'chain.sqlite'), '--from', '0', '--limit', '100000', '--json']);
+    expect(await cli.exited, cli.output()).toBe(0);
+    const listed = new Map(cli.output().trim().split('\n').map((l) => JSON.parse(l) as { hash: string; height: number; producer: string; canonical: boolean; creditRecords: number; credited: Record<string, number>; faults: unknown[] }).map((b) => [b.hash, b]));
+    const credited = api.blocks.filter((b) => b.height > 0 && b.credits > 0);
+    expect(credited.length).toBeGreaterThan(0); // the jobs above put credit records in blocks
+    for (const b of api.blocks.filter((x) => x.height > 0)) {
+      const c = listed.get(b.hash);
+      if (!c) continue; // written after the listing was read
+      expect(c).toMatchObject({ height: b.height, producer: b.producer, creditRecords: b.credits, credited: b.credited, faults: [] });
+    }
+    expect(credited.filter((b) => listed.has(b.hash)).length).toBeGreaterThan(0);
+    const text = drill(['chain', 'blocks', '--store', join(g.tmp, 'chain.sqlite')]);
+    expect(await text.exited).toBe(0);
+    expect(text.output()).toMatch(/height +slot +block +canonical +producer +records +credits \(FLOP\) +faults/);
+    const missing = drill(['chain', 'blocks', '--store', join(g.tmp, 'nope.sqlite')]);
+    expect(await missing.exited).toBe(2);
+    expect(missing.output()).toMatch(/--store: expected a node's block store file/);
+  });
 });
 
 export type { SseEvent };

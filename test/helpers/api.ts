@@ -28,7 +28,9 @@ export interface ApiGrid {
 
 export async function startApiGrid(opts: { grid?: LocalGridOptions; limits?: Partial<IntakeLimits>; api?: Partial<ApiServerOptions> } = {}): Promise<ApiGrid> {
   const tmp = await mkdtemp(join(tmpdir(), 'drill-api-'));
-  const grid = new LocalGrid({ workers: 3, threadsPerWorker: 1, dataDir: join(tmp, 'grid'), ...opts.grid });
+  // The coordinator's view of the chain is kept in a block store file (drill chain blocks reads it).
+  const chain = opts.grid?.chain ? { ...(opts.grid.chain === true ? {} : opts.grid.chain), storePath: join(tmp, 'chain.sqlite') } : undefined;
+  const grid = new LocalGrid({ workers: 3, threadsPerWorker: 1, dataDir: join(tmp, 'grid'), ...opts.grid, ...(chain ? { chain } : {}) });
   await grid.start();
   const intake = new IntakeCore(grid.coordinator, { dataDir: join(tmp, 'grid', 'coordinator'), limits: opts.limits ?? {} });
   await intake.start();
