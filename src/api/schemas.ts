@@ -87,7 +87,7 @@ export const Worker = {
     threads: { type: 'integer' },
     score: { type: 'number', description: 'Device Share benchmark (GFLOP/s; a scheduling hint, never credit)' },
     gossipScore: { type: 'number' },
-    units: { type: 'integer', description: 'units it ran whose results were compared' },
+    units: { type: 'integer', description: 'decided units whose accepted result it produced' },
     unitsCredited: { type: 'integer' },
     credit: { type: 'number', description: 'verified FLOPs credited by this coordinator (forfeits deducted)' },
     faults: { type: 'integer', description: 'fault records against it' },

@@ -22,7 +22,8 @@ describe.skipIf(!HAVE_CHROMIUM)('dashboard in chromium', () => {
   let g: ApiGrid;
   let profile: string;
   beforeAll(async () => {
-    g = await startApiGrid({ grid: { chain: { slotMs: 300 } } });
+    // Three honest workers and one that corrupts its results: the page shows disputes and faults too.
+    g = await startApiGrid({ grid: { chain: { slotMs: 300 }, cheaters: 1 } });
     profile = await mkdtemp(join(tmpdir(), 'drill-chromium-'));
   });
   afterAll(async () => {
@@ -52,10 +53,11 @@ describe.skipIf(!HAVE_CHROMIUM)('dashboard in chromium', () => {
       const { id } = (await res.json()) as { id: string };
       await page.waitForSelector(`tr[data-job="${id}"][data-status="done"]`, { timeout: 60_000 });
 
-      const job = (await (await fetch(`${g.url}/v1/jobs/${id}`)).json()) as { rowsDone: number; progress: { agreed: number } };
+      const job = (await (await fetch(`${g.url}/v1/jobs/${id}`)).json()) as { rowsDone: number; progress: { agreed: number; disputed: number } };
       const { workers } = (await (await fetch(`${g.url}/v1/workers`)).json()) as { workers: { peer: string; units: number; credit: number; faults: number }[] };
-      expect(workers.length).toBe(3);
-      expect(workers.every((w) => w.units > 0)).toBe(true);
+      expect(workers.length).toBe(4);
+      const cheater = g.grid.workers.find((w) => w.cheater)!.node.peerId;
+      expect(workers.find((w) => w.peer === cheater)!.faults).toBeGreaterThan(0);
       // The page reloads its views on 'done': wait until it shows what the API says.
       await page.waitForFunction((expected) => expected.every((w) => {
         type El = { querySelector(s: string): El | null; getAttribute(n: string): string | null };
@@ -64,11 +66,15 @@ describe.skipIf(!HAVE_CHROMIUM)('dashboard in chromium', () => {
         const v = (f: string): string | null | undefined => row?.querySelector(`[data-field="${f}"]`)?.getAttribute('data-value');
         return row && v('units') === String(w.units) && v('credit') === String(w.credit) && v('faults') === String(w.faults);
       }), workers, { timeout: 30_000 });
-      expect(await page.locator('table[data-testid="workers"] tbody tr').count()).toBe(3);
+      expect(await page.locator('table[data-testid="workers"] tbody tr').count()).toBe(4);
       const jobRow = page.locator(`tr[data-job="${id}"]`);
       expect(await jobRow.locator('[data-field="rows"]').getAttribute('data-value')).toBe(String(job.rowsDone));
       expect(await jobRow.locator('[data-field="agreed"]').getAttribute('data-value')).toBe(String(job.progress.agreed));
-      expect(await page.locator('[data-field="online"]').textContent()).toBe('3');
+      expect(await page.locator('[data-field="online"]').textContent()).toBe('4');
+      const disputed = job.progress.disputed;
+      expect(disputed).toBeGreaterThan(0);
+      expect(await page.locator('[data-testid="pod"] [data-field="disputed"]').getAttribute('data-value')).toBe(String(disputed));
+      expect(await page.locator('[data-testid="pod"] [data-field="faulty workers"]').getAttribute('data-value')).toBe('1');
       expect(await page.locator('[data-testid="pod"] [data-field="agreed"]').getAttribute('data-value')).toBe(String(job.progress.agreed));
       await page.waitForSelector('table[data-testid="blocks"] tbody tr');
       await mkdir(join(ROOT, 'test-artifacts'), { recursive: true });

@@ -28,6 +28,7 @@ function num(x) {
   if (a >= 1e4) return `${(x / 1e3).toFixed(1)} k`;
   return Number.isInteger(x) ? String(x) : x.toFixed(1);
 }
+const flop = (x) => (Math.abs(x) >= 1e4 ? `${num(x)}FLOP` : `${num(x)} FLOP`);
 const pct = (x) => (x === null || x === undefined ? '—' : `${(x * 100).toFixed(1)}%`);
 function ago(ms) {
   if (ms === undefined) return '—';
@@ -80,7 +81,7 @@ function Network({ workers }) {
       <td>${w.device ?? '—'}</td><td class="num">${w.threads ?? '—'}</td><td class="num">${w.score !== undefined ? `${num(w.score)} GFLOP/s` : '—'}</td>
       <td>${w.connected ? 'online' : ago(w.lastSeen)}</td>
       <td class="num" data-field="units" data-value=${w.units}>${w.units}</td>
-      <td class="num" data-field="credit" data-value=${w.credit}>${num(w.credit)}FLOP</td>
+      <td class="num" data-field="credit" data-value=${w.credit}>${flop(w.credit)}</td>
       <td class="num" data-field="faults" data-value=${w.faults}>${w.faults}</td></tr>`)}</tbody></table></section>`;
 }
 
@@ -173,7 +174,7 @@ function App() {
     es.addEventListener('progress', (m) => { const d = JSON.parse(m.data); rates.current.set(d.job, d.rowsPerSecond); dispatch({ type: 'progress', data: d }); });
     es.addEventListener('job', (m) => { const d = JSON.parse(m.data); line('job', `${d.name} started: ${d.rows} rows, ${d.units} units`); reload(); });
     es.addEventListener('done', (m) => { const d = JSON.parse(m.data); rates.current.delete(d.job); line('done', `${d.job} ${d.status}${d.error ? `: ${d.error}` : ''}`); reload(); });
-    es.addEventListener('unit', (m) => { const d = JSON.parse(m.data); if (d.disputed) line('dispute', `${d.job} unit ${d.unit} settled by majority; outvoted ${d.faulty.map(short).join(', ')}`); });
+    es.addEventListener('unit', (m) => { const d = JSON.parse(m.data); if (d.disputed) line('dispute', `${d.job} unit ${d.unit} settled by majority${d.faulty.length ? `; outvoted ${d.faulty.map(short).join(', ')}` : ''}`); });
     es.addEventListener('fault', (m) => { const d = JSON.parse(m.data); line(d.kind, `${short(d.worker)} in ${d.job}: ${d.reason}`); reload(); });
     es.addEventListener('worker', (m) => { const d = JSON.parse(m.data); line('worker', `${short(d.peer)} ${d.connected ? 'connected' : 'left'}`); reload(); });
     es.addEventListener('block', (m) => { const d = JSON.parse(m.data); line('block', `#${d.height} by ${short(d.producer)}: ${d.credits} credit records`); reload(); });
