@@ -18,7 +18,7 @@
  *   node bench/grid.bench.ts                      # both workloads (npm run bench)
  *   BENCH_SECONDS=5 node bench/grid.bench.ts      # shorter jobs (figures less reliable)
  *   BENCH_ONLY=mlp node bench/grid.bench.ts       # one workload
- *   BENCH_MODES=r1 node bench/grid.bench.ts       # grid modes to run (r1,r2)
+ *   BENCH_MODES=r1 node bench/grid.bench.ts       # grid modes to run (r1,r2,r1a: R=1 with --audit 0.1, cnn only)
  *   BENCH_UNIT_ROWS=4096 node bench/grid.bench.ts # override the job's unit size
  */
 import { availableParallelism, tmpdir } from 'node:os';
@@ -52,7 +52,9 @@ const NOISY_CPU_SHARE = 0.85;
 const JOB_SHARE: Record<'cnn' | 'mlp', number> = { cnn: 1, mlp: 0.5 };
 const CORES = availableParallelism();
 /** Targets from the issue: grid rows/s ÷ raw rows/s. */
-const TARGETS = { cnn: { r1: 0.9, r2: 0.45 }, mlp: { r1: 0.75, r2: 0.45 } } as const;
+const TARGETS: Record<'cnn' | 'mlp', Partial<Record<'r1' | 'r2' | 'r1a', number>>> = { cnn: { r1: 0.9, r2: 0.45, r1a: 0.8 }, mlp: { r1: 0.75, r2: 0.45 } };
+/** Spot-check probability of the `r1a` mode (issue: R=1 with --audit 0.1 on the compute-heavy workload). */
+const BENCH_AUDIT = 0.1;
 type WorkloadName = keyof typeof TARGETS;
 /**
  * Rows per ORT call in the raw runs: large enough that per-call overhead is negligible (raw is
@@ -154,10 +156,11 @@ async function rawSplit(job: Job): Promise<Sample> {
   return { workload: job.name, mode: 'raw-split', rows: job.rows, ms, rowsPerSecond: (job.rows * 1000) / ms };
 }
 
-/** The grid, R replicas, cores pool threads in total, from construction to the job report. */
-async function grid(job: Job, replicas: number): Promise<Sample> {
-  // R=1: one worker owning every core (fewest libp2p hops); R=2: two workers, cores/2 threads each.
-  const workers = Math.max(replicas, 1);
+/** The grid, R replicas (spot checks with `audit`), cores pool threads in total, from construction to the job report. */
+async function grid(job: Job, replicas: number, audit = 0): Promise<Sample> {
+  // R=1: one worker owning every core (fewest libp2p hops); R=2, or R=1 with audits (an auditor
+  // must be another worker): two workers, cores/2 threads each.
+  const workers = Math.max(replicas, audit > 0 ? 2 : 1);
   const threadsPerWorker = Math.max(1, Math.floor(CORES / workers));
   const elu0 = performance.eventLoopUtilization();
   const cpu0 = process.threadCpuUsage();
@@ -171,7 +174,7 @@ async function grid(job: Job, replicas: number): Promise<Sample> {
     await g.start();
     startMs = performance.now() - t0;
     const unitRows = process.env.BENCH_UNIT_ROWS ? Number(process.env.BENCH_UNIT_ROWS) : undefined;
-    const spec = await prepareJob({ model: job.model, inputs: job.inputs, outDir: join(job.dir, `out-grid-r${replicas}`), replicas, ...(unitRows ? { unitRows } : {}) });
+    const spec = await prepareJob({ model: job.model, inputs: job.inputs, outDir: join(job.dir, `out-grid-r${replicas}${audit ? 'a' : ''}`), replicas, audit, ...(unitRows ? { unitRows } : {}) });
     const h = await g.coordinator.submit(spec);
     report = await h.result;
     ms = performance.now() - t0; // construction → report (outputs complete on disk)
@@ -182,12 +185,12 @@ async function grid(job: Job, replicas: number): Promise<Sample> {
   const stopMs = performance.now() - t0 - ms;
   const elu = performance.eventLoopUtilization(elu0);
   const cpu = process.threadCpuUsage(cpu0);
-  if (report.status !== 'done') throw new Error(`grid R=${replicas} on ${job.name} failed: ${report.error ?? '?'}`);
+  if (report.status !== 'done') throw new Error(`grid R=${replicas}${audit ? ` audit ${audit}` : ''} on ${job.name} failed: ${report.error ?? '?'}`);
   const threads = workers * threadsPerWorker;
   const units = poolStats.reduce((a, s) => a + s.completed, 0);
   return {
     workload: job.name,
-    mode: `grid-r${replicas}`,
+    mode: `grid-r${replicas}${audit ? 'a' : ''}`,
     rows: job.rows,
     ms,
     rowsPerSecond: (job.rows * 1000) / ms,
@@ -261,7 +264,7 @@ function fmtRatio(r: number): string {
 
 async function main(): Promise<void> {
   const only = (process.env.BENCH_ONLY ?? 'cnn,mlp').split(',').map((s) => s.trim()) as WorkloadName[];
-  const modes = (process.env.BENCH_MODES ?? 'r1,r2').split(',').map((s) => s.trim());
+  const modes = (process.env.BENCH_MODES ?? 'r1,r2,r1a').split(',').map((s) => s.trim());
   const root = await mkdtemp(join(tmpdir(), 'matrix-drill-bench-'));
   const t00 = performance.now();
   console.log(`# matrix-drill grid bench: ${CORES} cores, node ${process.version}, job ≈ ${BENCH_SECONDS} s of raw ORT; ratios vs the best raw run of the same workload`);
@@ -281,6 +284,7 @@ async function main(): Promise<void> {
       const b = await measured(() => rawSplit(job));
       log(b);
       if (modes.includes('r2')) log(await measured(() => grid(job, 2)));
+      if (modes.includes('r1a') && TARGETS[name].r1a !== undefined) log(await measured(() => grid(job, 1, BENCH_AUDIT)));
       log(await measured(() => (a.rowsPerSecond >= b.rowsPerSecond ? rawIntra(job) : rawSplit(job))));
       await rm(job.dir, { recursive: true, force: true });
     }
@@ -304,8 +308,8 @@ async function main(): Promise<void> {
     for (const s of samples.filter((x) => x.workload === name)) {
       const ratio = s.rowsPerSecond / best;
       const ratioCpu = perCpu(s) / bestCpu;
-      const key = s.mode === 'grid-r1' ? 'r1' : s.mode === 'grid-r2' ? 'r2' : null;
-      const target = key ? TARGETS[name][key] : null;
+      const key = s.mode === 'grid-r1' ? 'r1' : s.mode === 'grid-r2' ? 'r2' : s.mode === 'grid-r1a' ? 'r1a' : null;
+      const target = key ? (TARGETS[name][key] ?? null) : null;
       const pass = target === null ? null : ratio >= target;
       const passCpu = target === null ? null : ratioCpu >= target;
       if (pass === false) allPass = false;

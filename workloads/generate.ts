@@ -17,10 +17,13 @@ import { mkdir, writeFile, rm } from 'node:fs/promises';
 import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
-import { inspectModel } from '../src/onnx/inspect.ts';
+import { decodeModel } from '../src/onnx/decode.ts';
+import type { DecodedModel } from '../src/onnx/decode.ts';
+import { rowCost } from '../src/onnx/inspect.ts';
 import { encodeNpy } from '../src/util/npy.ts';
 import { UserError } from '../src/util/errors.ts';
 import type { Dtype, HostTensor, TensorData } from '../src/util/tensor.ts';
+import { DTYPES } from '../src/util/tensor.ts';
 import { WORKLOADS, workloadSpec, type WorkloadSpec } from './models.ts';
 
 /** The `job.json` manifest shape the grid parses. Paths are relative to the manifest's folder. */
@@ -51,30 +54,26 @@ const BENCH_ROW_FACTOR = 4;
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 
-/** Tensor type names HostTensor and onnxruntime-node share. */
+/** HostTensor dtypes are onnxruntime-node's own names over the typed arrays it takes. */
 function toOrt(t: HostTensor): ort.Tensor {
-  switch (t.dtype) {
-    case 'float32':
-      return new ort.Tensor('float32', t.data as Float32Array, t.dims);
-    case 'float64':
-      return new ort.Tensor('float64', t.data as Float64Array, t.dims);
-    case 'int32':
-      return new ort.Tensor('int32', t.data as Int32Array, t.dims);
-    case 'int64':
-      return new ort.Tensor('int64', t.data as BigInt64Array, t.dims);
-    case 'uint8':
-      return new ort.Tensor('uint8', t.data as Uint8Array, t.dims);
-    case 'bool':
-      return new ort.Tensor('bool', t.data as Uint8Array, t.dims);
-  }
+  return new ort.Tensor(t.dtype, t.data as Float32Array, t.dims);
 }
 
 function fromOrt(t: ort.Tensor): HostTensor {
   const dtype = t.type as Dtype;
-  if (!['float32', 'float64', 'int32', 'int64', 'uint8', 'bool'].includes(dtype)) {
-    throw new UserError('output type', 'float32, float64, int32, int64, uint8 or bool', t.type);
-  }
+  if (!DTYPES.includes(dtype)) throw new UserError('output type', DTYPES.join(', '), t.type);
   return { dtype, dims: [...t.dims], data: t.data as TensorData };
+}
+
+/** A model whose every input has its first dim fixed at 1 runs one row per ORT call. */
+export function isRowByRow(m: DecodedModel): boolean {
+  return m.inputs.length > 0 && m.inputs.every((v) => v.dims?.[0] === 1);
+}
+
+/** FLOPs per row of a workload over its real inputs (every input split on axis 0). */
+export function workloadFlopsPerRow(m: DecodedModel, inputs: Record<string, HostTensor>): number {
+  const shapes = Object.fromEntries(Object.entries(inputs).map(([k, t]) => [k, { dtype: t.dtype, dims: t.dims, batchAxis: 0 }]));
+  return rowCost(m, shapes, isRowByRow(m)).flopsPerRow;
 }
 
 function sliceRows(t: HostTensor, start: number, end: number): HostTensor {
@@ -101,12 +100,12 @@ function concatRows(parts: HostTensor[]): HostTensor {
  * depend on the thread count). Fixed-batch-1 models are run row by row.
  */
 export async function runReference(model: Uint8Array, inputs: Record<string, HostTensor>): Promise<Record<string, HostTensor>> {
-  const info = inspectModel(model);
+  const rowByRow = isRowByRow(await decodeModel(model));
   const session = await ort.InferenceSession.create(model, { intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential' });
   try {
     const rows = Object.values(inputs)[0]!.dims[0]!;
     const chunks: Record<string, HostTensor[]> = {};
-    const step = info.batchDim === 'fixed1' ? 1 : rows;
+    const step = rowByRow ? 1 : rows;
     for (let r = 0; r < rows; r += step) {
       const feeds: Record<string, ort.Tensor> = {};
       for (const [k, t] of Object.entries(inputs)) feeds[k] = toOrt(step === rows ? t : sliceRows(t, r, r + step));
@@ -134,8 +133,8 @@ export function manifestJson(m: JobManifest): string {
  * @returns the manifest written
  */
 export async function generateWorkload(spec: WorkloadSpec, dir: string, opts: GenerateOptions = {}): Promise<JobManifest> {
-  const model = spec.build();
-  const info = inspectModel(model, `${spec.name}/model.onnx`);
+  const model = await spec.build();
+  const decoded = await decodeModel(model, `${spec.name}/model.onnx`);
   const inputs = spec.makeInputs(opts.rows ?? spec.rows, spec.inputSeed);
   await rm(dir, { recursive: true, force: true });
   await mkdir(join(dir, 'inputs'), { recursive: true });
@@ -147,9 +146,9 @@ export async function generateWorkload(spec: WorkloadSpec, dir: string, opts: Ge
     policy: spec.policy,
     replicas: spec.replicas,
     unitRows: spec.unitRows,
-    flopsPerRow: info.flopsPerRow,
+    flopsPerRow: workloadFlopsPerRow(decoded, inputs),
   };
-  for (const v of info.inputs) {
+  for (const v of decoded.inputs) {
     const t = inputs[v.name];
     if (!t) throw new Error(`workload ${spec.name}: makeInputs produced no ${v.name}`);
     manifest.inputs[v.name] = `inputs/${v.name}.npy`;
@@ -158,7 +157,7 @@ export async function generateWorkload(spec: WorkloadSpec, dir: string, opts: Ge
   if (opts.golden ?? true) {
     await mkdir(join(dir, 'golden'), { recursive: true });
     const outs = await runReference(model, inputs);
-    for (const v of info.outputs) await writeFile(join(dir, 'golden', `${v.name}.npy`), encodeNpy(outs[v.name]!));
+    for (const v of decoded.outputs) await writeFile(join(dir, 'golden', `${v.name}.npy`), encodeNpy(outs[v.name]!));
   }
   await writeFile(join(dir, 'job.json'), manifestJson(manifest));
   return manifest;

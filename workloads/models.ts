@@ -24,7 +24,7 @@ export interface WorkloadSpec {
   policy: string;
   /** Replicas per unit in job.json. */
   replicas: number;
-  build(): Uint8Array;
+  build(): Promise<Uint8Array>;
   makeInputs(rows: number, seed: number): Record<string, HostTensor>;
 }
 
@@ -41,7 +41,7 @@ const MLP_FEATURES = 32;
 const MLP_HIDDEN = [128, 64] as const;
 const MLP_CLASSES = 3;
 
-function buildMlp(): Uint8Array {
+async function buildMlp(): Promise<Uint8Array> {
   const g = new GraphBuilder({ name: 'mlp', seed: 101 });
   let h = g.input('features', 'float32', ['batch', MLP_FEATURES]);
   let width: number = MLP_FEATURES;
@@ -79,7 +79,7 @@ const CNN_CLASSES = 10;
 /** Half-width of the dense layer's uniform weights (~6× He): max class probabilities on the sample images span ~0.4–0.99 instead of sitting near 1/10. */
 const CNN_FC_SCALE = 1;
 
-function buildCnn(): Uint8Array {
+async function buildCnn(): Promise<Uint8Array> {
   const g = new GraphBuilder({ name: 'cnn', seed: 202 });
   const img = g.input('image', 'uint8', ['batch', CNN_C, CNN_HW, CNN_HW]);
   // Normalise pixels in-graph: x = pixel/127.5 - 1.
@@ -144,7 +144,7 @@ const ENC_HEADS = 4;
 /** FFN width: the usual 4× expansion would be 256; 128 keeps the model small. */
 const ENC_FF = 128;
 
-function buildEncoder(): Uint8Array {
+async function buildEncoder(): Promise<Uint8Array> {
   const g = new GraphBuilder({ name: 'encoder', seed: 303 });
   const dh = ENC_D / ENC_HEADS;
   const ids = g.input('input_ids', 'int64', ['batch', ENC_SEQ]);
@@ -215,7 +215,7 @@ function encoderInputs(rows: number, seed: number): Record<string, HostTensor> {
 const ROW_IN = 16;
 const ROW_OUT = 8;
 
-function buildRowwise(): Uint8Array {
+async function buildRowwise(): Promise<Uint8Array> {
   const g = new GraphBuilder({ name: 'rowwise', seed: 404 });
   // The first dimension is fixed at 1: a runner must feed this model one row at a time.
   const x = g.input('x', 'int32', [1, ROW_IN]);

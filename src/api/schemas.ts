@@ -15,6 +15,12 @@ export const JobOptions = {
     replicas: { type: 'integer', minimum: 1, maximum: 16, description: 'workers per unit (default 2)' },
     audit: { type: 'number', minimum: 0, maximum: 1, description: 'spot-check probability with replicas 1 (default 0)' },
     unitRows: { type: 'integer', minimum: 1, description: 'rows per work unit (default: ~40 GFLOP of work)' },
+    batchAxes: {
+      type: 'object', maxProperties: 256, propertyNames: { minLength: 1, maxLength: 256 },
+      additionalProperties: { type: 'integer', minimum: 0, maximum: 64 },
+      description: 'input/output name → the axis rows are split along (as drill run --batch-axis NAME=AXIS)',
+    },
+    broadcast: { type: 'array', maxItems: 256, items: { type: 'string', minLength: 1, maxLength: 256 }, description: 'inputs sent whole to every unit / outputs taken whole (as drill run --broadcast NAME)' },
   },
 } as const;
 

@@ -67,7 +67,9 @@ export function formatProgress(p: Progress, totalRows: number, elapsedMs: number
   const eta = rate > 0 ? formatMs((left / rate) * 1000) : '?';
   const disputes = p.disputed ? `  disputed ${p.disputed}` : '';
   const re = p.reissued ? `  re-issued ${p.reissued}` : '';
-  return `[${'#'.repeat(fill)}${'.'.repeat(width - fill)}] ${(frac * 100).toFixed(0).padStart(3)}%  units ${p.done}/${p.total}  rows ${p.rowsDone}/${totalRows}  ${fmtNum(rate)} rows/s  ETA ${eta}${disputes}${re}`;
+  const q = p.quarantined ? `  quarantined ${p.quarantined}` : '';
+  const ro = p.reopened ? `  reopened ${p.reopened}` : '';
+  return `[${'#'.repeat(fill)}${'.'.repeat(width - fill)}] ${(frac * 100).toFixed(0).padStart(3)}%  units ${p.done}/${p.total}  rows ${p.rowsDone}/${totalRows}  ${fmtNum(rate)} rows/s  ETA ${eta}${disputes}${q}${ro}${re}`;
 }
 
 export function formatMs(ms: number): string {
@@ -96,12 +98,19 @@ export function formatSummary(r: JobReport, outDir: string): string {
   const lines: string[] = [];
   lines.push(`job ${r.name} (${r.job}): ${r.status === 'done' ? 'DONE' : 'FAILED'}`);
   if (r.error) lines.push(`  error: ${r.error}`);
-  lines.push(`  rows ${r.rows} in ${r.units.total} units of ≤${r.unitRows} rows, ${r.replicas} replicas each, policy ${r.policy}`);
-  lines.push(`  units: ${r.units.agreed} agreed, ${r.units.disputed} disputed (settled by majority), ${r.units.failed} failed${r.units.unverified ? `, ${r.units.unverified} unverified (replicas = 1)` : ''}${r.units.reissued ? `, ${r.units.reissued} re-issued` : ''}`);
+  const checking = r.audit > 0 ? `1 replica each, ${+(r.audit * 100).toFixed(1)}% audited by a second worker` : `${r.replicas} replicas each`;
+  lines.push(`  rows ${r.rows} in ${r.units.total} units of ≤${r.unitRows} rows, ${checking}, policy ${r.policy}`);
+  const extra = [
+    r.units.unverified ? `${r.units.unverified} unverified (replicas = 1)` : '',
+    r.audit > 0 ? `${r.units.audited} audits, ${r.units.unaudited} accepted unaudited (${r.rowsUnchecked} rows checked by no second worker)` : '',
+    r.units.reopened ? `${r.units.reopened} reopened (a worker they rested on was found faulty)` : '',
+    r.units.reissued ? `${r.units.reissued} re-issued` : '',
+  ].filter((x) => x);
+  lines.push(`  units: ${r.units.agreed} agreed, ${r.units.disputed} disputed (settled by a jury), ${r.units.failed} failed${extra.map((x) => `, ${x}`).join('')}`);
   lines.push(`  throughput: ${fmtNum(r.rowsPerSecond)} rows/s over ${formatMs(r.elapsedMs)}; verified compute credited: ${fmtNum(r.totalCredit)}FLOP`);
   lines.push('');
-  const rows = [['worker', 'cheater', 'units run', 'agreed', 'faulty', 'credit (FLOP)']];
-  for (const w of r.workers) rows.push([shortPeer(w.peer), w.cheater ? 'yes' : 'no', String(w.unitsRun), String(w.unitsAgreed), String(w.unitsFaulty), fmtNum(w.credit)]);
+  const rows = [['worker', 'cheater', 'units run', 'agreed', 'faulty', 'quarantined', 'credit (FLOP)']];
+  for (const w of r.workers) rows.push([shortPeer(w.peer), w.cheater ? 'yes' : 'no', String(w.unitsRun), String(w.unitsAgreed), String(w.unitsFaulty), w.quarantined ? `yes (${w.faultReasons.length > 2 ? `${w.faultReasons.slice(0, 2).join(', ')}, …` : w.faultReasons.join(', ')})` : 'no', w.quarantined ? '0 (forfeited)' : fmtNum(w.credit)]);
   lines.push(table(rows).split('\n').map((l) => '  ' + l).join('\n'));
   lines.push('');
   if (r.status === 'done') {

@@ -31,6 +31,8 @@ export interface LeaseHost {
   unitError(job: RunningJob, leaseId: string, worker: string, message: string): Promise<boolean>;
   /** The IP address a peer connects from (null when unknown). */
   remoteIp(peer: string): string | null;
+  /** Carry out what the scheduler decided (its events) after a commit. */
+  process(job: RunningJob): void;
   /** A lease was committed `ms` after it was issued (metrics). */
   committed?(ms: number): void;
 }
@@ -137,6 +139,7 @@ export class LeaseDesk {
     if (reveal === null) return { ok: false, reason: 'not your lease, or already committed' };
     if (issuedAt !== undefined) this.#host.committed?.(now - issuedAt);
     for (const l of reveal) this.#host.reveal(job, l);
+    this.#host.process(job);
     return { ok: true };
   }
 }

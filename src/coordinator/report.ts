@@ -6,6 +6,7 @@ import { writeFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { formatPolicy } from '../pod/policy.ts';
 import type { RunningJob } from './running.ts';
+import { inputAxis, outputAxis } from './job.ts';
 import type { WorkerRegistry } from './workers.ts';
 
 export interface WorkerReport {
@@ -32,8 +33,16 @@ export interface JobReport {
   name: string;
   status: 'done' | 'failed';
   error?: string;
-  model: { path: string; sha256: string; flopsPerRow: number };
+  /** `costNotes`: what the cost model could not follow (docs/POD.md, "Cost model"). */
+  model: { path: string; sha256: string; flopsPerRow: number; costNotes: string[] };
   rows: number;
+  /** Which inputs were split into rows (on which axis) and which sent whole; on which axis each output was stitched. */
+  batching: {
+    inputs: Record<string, { split: boolean; axis: number | null }>;
+    outputs: Record<string, { stitched: boolean; axis: number | null }>;
+    /** Choices made where the model did not say (e.g. one unit for outputs of unknown size). */
+    notes: string[];
+  };
   unitRows: number;
   replicas: number;
   policy: string;
@@ -94,8 +103,13 @@ export function buildReport(job: RunningJob, workers: WorkerRegistry, status: 'd
     name: job.spec.name,
     status,
     ...(job.failed ? { error: job.failed } : {}),
-    model: { path: job.spec.modelPath, sha256: job.spec.modelHash, flopsPerRow: job.spec.flopsPerRow },
+    model: { path: job.spec.modelPath, sha256: job.spec.modelHash, flopsPerRow: job.spec.flopsPerRow, costNotes: job.spec.costNotes ?? [] },
     rows: job.spec.rows,
+    batching: {
+      inputs: Object.fromEntries(Object.entries(job.spec.inputs).map(([n, i]) => [n, { split: inputAxis(i) !== null, axis: inputAxis(i) }])),
+      outputs: Object.fromEntries(job.spec.outputNames.map((n) => [n, { stitched: outputAxis(job.spec, n) !== null, axis: outputAxis(job.spec, n) }])),
+      notes: job.spec.planNotes ?? [],
+    },
     unitRows: job.spec.unitRows,
     replicas: job.spec.replicas,
     policy: formatPolicy(job.spec.policy),

@@ -26,6 +26,8 @@ import type { Lease, SchedulerEvent, UnitDone, HardFault } from './scheduler.ts'
 import type { RunningJob } from './running.ts';
 import type { JobStore } from './store.ts';
 import type { JobSpec } from './job.ts';
+import { unitFlops } from './job.ts';
+import { outputAxis } from './job.ts';
 
 /** What the PoD desk needs from the coordinator. */
 export interface RevealHost {
@@ -48,9 +50,12 @@ const REVEAL_TIMEOUT_MS = 60_000;
 
 /**
  * Why a revealed result does not match what the model produces for `rows` rows, or null.
- * Names must be exactly the model's outputs; each dtype the declared one; each rank the
- * declared rank (when declared); axis 0 holds the unit's rows; fixed dims match; the data
- * length matches the dims. Pure.
+ * Names must be exactly the model's outputs; each dtype the model's; each rank the declared
+ * rank (when declared); the output's batch axis holds a whole number of entries per row of the
+ * unit (one each, or a fixed number — a flattened [batch·seq, hidden]); the other fixed dims
+ * match; the data length matches the dims. An output without a batch axis, or whose axis is
+ * only a guess (its size may depend on the data: not the worker's doing), is only checked for
+ * its fixed dims. Pure.
  */
 export function outputsProblem(spec: Pick<JobSpec, 'outputNames' | 'outputs'>, rows: number, outputs: Record<string, HostTensor>): string | null {
   const names = Object.keys(outputs);
@@ -61,10 +66,13 @@ export function outputsProblem(spec: Pick<JobSpec, 'outputNames' | 'outputs'>, r
     if (!t) return `output ${o.name} is missing`;
     if (t.dtype !== o.dtype) return `output ${o.name}: dtype ${t.dtype}, the model produces ${o.dtype}`;
     if (o.dims.length > 0 && t.dims.length !== o.dims.length) return `output ${o.name}: rank ${t.dims.length}, the model produces rank ${o.dims.length}`;
-    if (t.dims.length === 0 || t.dims[0] !== rows) return `output ${o.name}: [${t.dims.join(', ')}] does not hold the unit's ${rows} rows on axis 0`;
-    for (let i = 1; i < o.dims.length; i++) {
+    const axis = outputAxis(spec, o.name);
+    if (axis !== null && !o.guessed && (t.dims.length <= axis || t.dims[axis]! % rows !== 0)) {
+      return `output ${o.name}: [${t.dims.join(', ')}] does not hold the unit's ${rows} rows on axis ${axis}`;
+    }
+    for (let i = 0; i < o.dims.length; i++) {
       const d = o.dims[i];
-      if (typeof d === 'number' && d > 0 && t.dims[i] !== d) return `output ${o.name}: dim ${i} is ${t.dims[i]}, the model fixes it at ${d}`;
+      if (i !== axis && typeof d === 'number' && d > 0 && t.dims[i] !== d) return `output ${o.name}: dim ${i} is ${t.dims[i]}, the model fixes it at ${d}`;
     }
     if (t.data.length !== elementCount(t.dims)) return `output ${o.name}: ${t.data.length} values for dims [${t.dims.join(', ')}]`;
   }
@@ -181,6 +189,16 @@ export class RevealDesk {
       case 'settled-failure':
         host.log.warn('unit failed (final only if the job ends this way)', { job: job.spec.id, unit: ev.unit, message: ev.message });
         return;
+      case 'reveal':
+        void this.reveal(job, ev.lease);
+        return;
+      case 'audit':
+        job.events.emit('audit', { unit: ev.unit, worker: ev.worker, audited: ev.audited });
+        return;
+      default: {
+        const never: never = ev;
+        throw new Error(`unhandled scheduler event ${JSON.stringify(never)}`);
+      }
     }
   }
 
@@ -195,7 +213,7 @@ export class RevealDesk {
     const status = d.outcome.status;
     if (d.newlyCredited.length > 0 && (status === 'agreed' || status === 'resolved' || status === 'unaudited')) {
       record = signCreditRecord(
-        { job: job.spec.id, unit: d.unit, resultDigest: digest, flops: job.spec.flopsPerRow * (d.end - d.start), credited: d.newlyCredited, faulty: d.outcome.faulty, status, time: host.now() },
+        { job: job.spec.id, unit: d.unit, resultDigest: digest, flops: unitFlops(job.spec, d.end - d.start, d.result), credited: d.newlyCredited, faulty: d.outcome.faulty, status, time: host.now() },
         host.seed,
       );
       job.ledger.apply(record);

@@ -23,10 +23,19 @@ export interface FaultEvent {
   reopened: number[];
 }
 
+/** Spot checks: whether a unit's first result is audited (tossed once it is committed). */
+export interface AuditEvent {
+  unit: number;
+  /** The worker whose committed result the coin was tossed for. */
+  worker: string;
+  audited: boolean;
+}
+
 export interface JobEvents {
   progress: [Progress];
   unit: [UnitDone];
   fault: [FaultEvent];
+  audit: [AuditEvent];
   done: [JobReport];
 }
 
@@ -63,6 +72,8 @@ export interface JobHandle {
   spec: JobSpec;
   events: EventEmitter<JobEvents>;
   progress(): Progress;
+  /** What each started, undecided unit is waiting for (leases, drawn workers, results): diagnostics. */
+  waiting(): ReturnType<JobScheduler['openUnitStates']>;
   /** Resolves with the report when the job ends (done or failed; never rejects for job failures). */
   result: Promise<JobReport>;
 }
@@ -94,7 +105,7 @@ export function createRunningJob(spec: JobSpec, opts: RunningJobOptions, resumed
   let resolve!: (r: JobReport) => void;
   const result = new Promise<JobReport>((r) => (resolve = r));
   return {
-    spec, sched, out: new OutputAssembler(spec.outDir, spec.rows, spec.outputNames), ledger: new CreditLedger(),
+    spec, sched, out: new OutputAssembler(spec), ledger: new CreditLedger(),
     events: new EventEmitter<JobEvents>(), startedAt, result, resolve, failed: null, finishing: false,
     stalledSince: new Map(), runs: new Map(), workerInfo: new Map(), creditRecords: 0,
     inputs: new InputReader(spec), digests: new WeakMap(), queue: Promise.resolve(),
@@ -102,5 +113,5 @@ export function createRunningJob(spec: JobSpec, opts: RunningJobOptions, resumed
 }
 
 export function jobHandle(job: RunningJob): JobHandle {
-  return { id: job.spec.id, spec: job.spec, events: job.events, progress: () => job.sched.progress(), result: job.result };
+  return { id: job.spec.id, spec: job.spec, events: job.events, progress: () => job.sched.progress(), waiting: () => job.sched.openUnitStates(), result: job.result };
 }

@@ -104,6 +104,8 @@ interface UnitState {
   minority: Map<string, Outcome>;
   /** Why a failed/errored unit failed (tentative until the job settles). */
   failure?: string;
+  /** The worker that took the round's first replica (the one a spot check audits). */
+  primary?: string;
 }
 
 /** A resumed job's scheduler state (from the coordinator's store). */
@@ -152,6 +154,8 @@ export interface UnitDone {
   audited: boolean;
   /** This is a re-decision of a reopened unit. */
   redecided: boolean;
+  /** The worker that took the round's first replica (spot checks: the one audited). */
+  primary: string | null;
 }
 
 /** What happened inside the scheduler; the coordinator drains these after each call. */
@@ -163,7 +167,9 @@ export type SchedulerEvent =
   | { kind: 'released'; worker: string; unit: number }
   | { kind: 'settled-failure'; unit: number; message: string }
   /** A committed result to pull now (its round became complete inside a quarantine). */
-  | { kind: 'reveal'; lease: Lease };
+  | { kind: 'reveal'; lease: Lease }
+  /** Spot checks: the audit coin was tossed for a unit's first result, committed by `worker`. */
+  | { kind: 'audit'; unit: number; worker: string; audited: boolean };
 
 export interface Progress {
   total: number;
@@ -346,6 +352,20 @@ export class JobScheduler {
     return new Map([...this.#quarantine].map(([w, r]) => [w, [...r].sort()]));
   }
 
+  /** What each open unit is waiting for (diagnostics: logs, API, tests). */
+  openUnitStates(): { unit: number; wanted: number; results: string[]; leases: { worker: string; committed: boolean; revealRequested: boolean }[]; reserved: string[]; undrawn: number; participants: string[]; disputed: boolean }[] {
+    return this.#units.filter((u) => u.status === 'open' && !this.#isFresh(u)).map((u) => ({
+      unit: u.index,
+      wanted: u.wanted,
+      results: u.results.map((r) => r.worker),
+      leases: [...u.leases.values()].map((l) => ({ worker: l.worker, committed: l.commitment !== undefined, revealRequested: l.revealRequested === true })),
+      reserved: [...u.reserved.keys()],
+      undrawn: u.undrawn,
+      participants: [...u.participants],
+      disputed: u.disputed,
+    }));
+  }
+
   /** Units that still need a worker (for announcements), lowest index first. */
   *openUnits(): Generator<{ unit: number; start: number; end: number; need: number }> {
     for (const u of this.#units) {
@@ -355,12 +375,21 @@ export class JobScheduler {
     }
   }
 
-  /** Open units needing a replica that no connected worker may run (all took part, or are quarantined). */
+  /**
+   * Open units needing a replica that no connected worker may run (all took part, are
+   * quarantined, or share an address with one that did) — reported only when the job can make no
+   * other progress: while any other unit is leased, drawn or fresh, a quarantine there may still
+   * drop a participant here and unblock it.
+   */
   stalledUnits(): number[] {
     const out: number[] = [];
     for (const u of this.#units) {
-      if (u.status !== 'open' || u.undrawn === 0) continue;
-      if (this.#eligible(u).length === 0) out.push(u.index);
+      if (u.status !== 'open') continue;
+      if (u.undrawn > 0 && this.#eligible(u).length === 0) {
+        out.push(u.index);
+        continue;
+      }
+      if (u.leases.size > 0 || u.reserved.size > 0 || u.undrawn > 0 || this.#isFresh(u)) return [];
     }
     return out;
   }
@@ -402,6 +431,7 @@ export class JobScheduler {
         continue;
       }
       const lease = this.#newLease(u, worker, now);
+      u.primary = worker;
       u.undrawn += u.wanted - 1;
       this.#drawFor(u, now);
       return lease;
@@ -423,6 +453,7 @@ export class JobScheduler {
       // The audit coin is tossed only now that the first result is bound: the worker could not
       // know, while computing, whether a second worker would check it.
       u.audited = this.#opts.random() < this.#opts.audit;
+      this.#events.push({ kind: 'audit', unit: u.index, worker, audited: u.audited });
       if (u.audited) {
         this.#counts.audited++;
         u.roundReplicas = 2;
@@ -534,7 +565,7 @@ export class JobScheduler {
             done: {
               unit: u.index, start: u.start, end: u.end, outcome: decided, result: accepted.result,
               workers: results.map((r) => r.worker), decidedBy: majority, newlyCredited, allCredited: [...u.credited].sort(), disputed: u.disputed || outcome.status === 'resolved',
-              audited: u.audited === true, redecided: u.reopens > 0,
+              audited: u.audited === true, redecided: u.reopens > 0, primary: u.primary ?? null,
             },
           });
         }
@@ -651,6 +682,7 @@ export class JobScheduler {
       return;
     }
     u.failure = undefined;
+    u.primary = undefined;
     u.results = [];
     u.participants = new Set();
     u.roundReplicas = this.#opts.replicas;

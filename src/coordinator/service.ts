@@ -195,6 +195,7 @@ export class Coordinator {
       reveal: (job: RunningJob, l: Lease) => void reveals.reveal(job, l),
       unitError: (job, lease, worker, message) => reveals.error(job, lease, worker, message),
       remoteIp: (peer) => this.#node.remoteIp(peer),
+      process: (job) => void reveals.process(job),
       committed: (ms) => {
         if (this.events.listenerCount('lease') > 0) this.events.emit('lease', ms);
       },

@@ -1,30 +1,43 @@
 /**
- * A minimal ONNX ModelProto encoder. Builds graphs from standard ONNX operators with
- * initializers stored as `raw_data`, dynamic dims as `dim_param`, one default-domain
- * `opset_import`. Weights come from a seeded PRNG whose stream for each tensor depends only on
- * (model seed, tensor name) and uses only integer and IEEE-exact arithmetic, so a model is
+ * Builds ONNX models from standard operators (and other domains' ops, with their opset
+ * imported), with initializers stored as `raw_data`, dynamic dims as `dim_param`, subgraphs as
+ * graph attributes. The ModelProto is encoded by protobuf.js from the official onnx.proto
+ * (proto.ts), loaded when the first model is encoded. Weights come from a seeded PRNG whose
+ * stream for each tensor depends only on (model seed, tensor name) and uses only integer and
+ * IEEE-exact arithmetic, and protobuf.js writes fields in field-number order, so a model is
  * byte-identical on every machine and adding a tensor does not change the others.
- *
- * Field numbers follow onnx/onnx.proto (ModelProto, GraphProto, NodeProto, AttributeProto,
- * TensorProto, ValueInfoProto, TypeProto, TensorShapeProto).
  *
  * ```ts
  * const g = new GraphBuilder({ name: 'mlp', seed: 1 });
  * const x = g.input('x', 'float32', ['batch', 4]);
  * const y = g.op('Relu', [g.op('MatMul', [x, g.weight('w', [4, 2])])]);
  * g.output(y, 'float32', ['batch', 2], 'y');
- * const bytes = g.toBytes();
+ * const bytes = await g.toBytes();
  * ```
  */
 import { DrillError } from '../util/errors.ts';
 import { BYTES_PER_ELEMENT, elementCount, tensorBytes, type Dtype, type HostTensor } from '../util/tensor.ts';
-import { ProtoWriter } from './proto.ts';
+import { loadOnnxProto } from './proto.ts';
+import type { onnx } from './proto/onnx.js';
 
 /** ONNX TensorProto.DataType numbers for the dtypes we use. */
-export const OnnxDataType = { float32: 1, uint8: 2, int32: 6, int64: 7, bool: 9, float64: 11 } as const satisfies Record<Dtype, number>;
+export const OnnxDataType = {
+  float32: 1,
+  uint8: 2,
+  int8: 3,
+  uint16: 4,
+  int16: 5,
+  int32: 6,
+  int64: 7,
+  bool: 9,
+  float16: 10,
+  float64: 11,
+  uint32: 12,
+  uint64: 13,
+} as const satisfies Record<Dtype, number>;
 
 /** ONNX AttributeProto.AttributeType numbers. */
-export const AttrType = { FLOAT: 1, INT: 2, STRING: 3, TENSOR: 4, FLOATS: 6, INTS: 7, STRINGS: 8 } as const;
+export const AttrType = { FLOAT: 1, INT: 2, STRING: 3, TENSOR: 4, GRAPH: 5, FLOATS: 6, INTS: 7, STRINGS: 8 } as const;
 
 /** A dimension: a fixed size, or a symbolic name (`dim_param`) such as 'batch'. */
 export type Dim = number | string;
@@ -36,7 +49,8 @@ export type AttrValue =
   | { type: 'ints'; v: readonly number[] }
   | { type: 'floats'; v: readonly number[] }
   | { type: 'string'; v: string }
-  | { type: 'tensor'; v: HostTensor };
+  | { type: 'tensor'; v: HostTensor }
+  | { type: 'graph'; v: GraphBuilder };
 
 /** Constructors for attribute values. */
 export const attr = {
@@ -46,6 +60,8 @@ export const attr = {
   floats: (v: readonly number[]): AttrValue => ({ type: 'floats', v }),
   string: (v: string): AttrValue => ({ type: 'string', v }),
   tensor: (v: HostTensor): AttrValue => ({ type: 'tensor', v }),
+  /** A subgraph (If branches, Loop/Scan bodies): a GraphBuilder whose inputs are the body's parameters. */
+  graph: (v: GraphBuilder): AttrValue => ({ type: 'graph', v }),
 } as const;
 
 /** Settings for a GraphBuilder. */
@@ -60,12 +76,15 @@ export interface GraphBuilderOptions {
   irVersion?: number;
   /** ModelProto.producer_name. */
   producer?: string;
+  /** Opsets of other domains the graph's ops use, e.g. { 'com.microsoft': 1 }. */
+  opsets?: Record<string, number>;
 }
 
 export const defaultGraphBuilderOptions = { opset: 17, irVersion: 8, producer: 'matrix-drill' } as const;
 
 interface NodeDef {
   op: string;
+  domain: string;
   inputs: string[];
   outputs: string[];
   attrs: Record<string, AttrValue>;
@@ -133,7 +152,7 @@ export interface WeightInit {
 
 /**
  * Builds one ONNX graph. Value names are returned by every method so graphs read as dataflow.
- * The builder does no shape inference; `inspectModel` does that on the encoded bytes.
+ * The builder does no shape inference; the cost model (flops.ts) does that on the decoded model.
  */
 export class GraphBuilder {
   readonly name: string;
@@ -141,6 +160,7 @@ export class GraphBuilder {
   readonly opset: number;
   readonly irVersion: number;
   readonly producer: string;
+  readonly opsets: Record<string, number>;
   #inputs: ValueDef[] = [];
   #outputs: ValueDef[] = [];
   #inits: { name: string; t: HostTensor }[] = [];
@@ -154,6 +174,7 @@ export class GraphBuilder {
     this.opset = opts.opset ?? defaultGraphBuilderOptions.opset;
     this.irVersion = opts.irVersion ?? defaultGraphBuilderOptions.irVersion;
     this.producer = opts.producer ?? defaultGraphBuilderOptions.producer;
+    this.opsets = { ...opts.opsets };
   }
 
   #claim(name: string): string {
@@ -170,15 +191,15 @@ export class GraphBuilder {
     return n;
   }
 
-  /** Declare a graph input. */
-  input(name: string, dtype: Dtype, dims: Dim[]): string {
-    this.#inputs.push({ name: this.#claim(name), dtype, dims: [...dims] });
+  /** Declare a graph input (`dims: null` leaves its shape unspecified). */
+  input(name: string, dtype: Dtype, dims: Dim[] | null): string {
+    this.#inputs.push({ name: this.#claim(name), dtype, dims: dims ? [...dims] : null });
     return name;
   }
 
   /**
    * Declare `value` as a graph output. With `rename`, an Identity node gives it that name.
-   * `dims: null` leaves the shape unspecified (ORT and inspectModel then infer it).
+   * `dims: null` leaves the shape unspecified (ORT and the cost model then infer it).
    * @returns the output name
    */
   output(value: string, dtype: Dtype, dims: Dim[] | null, rename?: string): string {
@@ -225,85 +246,75 @@ export class GraphBuilder {
    * Add a single-output node.
    * @returns its output name (`out`, or a fresh one)
    */
-  op(opType: string, inputs: string[], attrs: Record<string, AttrValue> = {}, out?: string): string {
-    return this.opN(opType, inputs, [out ?? this.fresh(opType.toLowerCase())], attrs)[0]!;
+  op(opType: string, inputs: string[], attrs: Record<string, AttrValue> = {}, out?: string, domain = ''): string {
+    return this.opN(opType, inputs, [out ?? this.fresh(opType.toLowerCase())], attrs, domain)[0]!;
   }
 
   /** Add a node with several outputs (`''` leaves an optional output unused). */
-  opN(opType: string, inputs: string[], outputs: string[], attrs: Record<string, AttrValue> = {}): string[] {
+  opN(opType: string, inputs: string[], outputs: string[], attrs: Record<string, AttrValue> = {}, domain = ''): string[] {
     for (const o of outputs) if (o !== '') this.#claim(o);
-    this.#nodes.push({ op: opType, inputs: [...inputs], outputs: [...outputs], attrs, name: `${opType}_${this.#nodes.length}` });
+    this.#nodes.push({ op: opType, domain, inputs: [...inputs], outputs: [...outputs], attrs, name: `${opType}_${this.#nodes.length}` });
     return outputs;
   }
 
-  /** Encode the ModelProto. */
-  toBytes(): Uint8Array {
-    const g = new ProtoWriter();
-    for (const n of this.#nodes) g.message(1, encodeNode(n));
-    g.string(2, this.name);
-    for (const { name, t } of this.#inits) g.message(5, encodeTensor(name, t));
-    for (const v of this.#inputs) g.message(11, encodeValueInfo(v));
-    for (const v of this.#outputs) g.message(12, encodeValueInfo(v));
+  /** The GraphProto as a protobuf.js message object (also how a subgraph is embedded). */
+  graphMessage(): onnx.GraphProto.$Properties {
+    return {
+      node: this.#nodes.map(nodeMessage),
+      name: this.name,
+      initializer: this.#inits.map(({ name, t }) => tensorMessage(name, t)),
+      input: this.#inputs.map(valueInfoMessage),
+      output: this.#outputs.map(valueInfoMessage),
+    };
+  }
 
-    const m = new ProtoWriter();
-    m.varint(1, this.irVersion);
-    m.string(2, this.producer);
-    m.string(3, '0.1.0');
-    m.message(7, g);
-    m.message(8, new ProtoWriter().string(1, '').varint(2, this.opset));
-    return m.finish();
+  /** Encode the ModelProto (loads the protobuf schema on first use). */
+  async toBytes(): Promise<Uint8Array> {
+    const proto = await loadOnnxProto();
+    const opsets = [{ domain: '', version: this.opset }, ...Object.entries(this.opsets).map(([domain, version]) => ({ domain, version }))];
+    const b = proto.ModelProto.encode({ ir_version: this.irVersion, producer_name: this.producer, producer_version: '0.1.0', graph: this.graphMessage(), opset_import: opsets }).finish();
+    return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
   }
 }
 
-function encodeTensor(name: string, t: HostTensor): ProtoWriter {
-  const w = new ProtoWriter();
-  if (t.dims.length) w.packedVarints(1, t.dims);
-  w.varint(2, OnnxDataType[t.dtype]);
-  w.string(8, name);
-  w.bytes(9, tensorBytes(t));
-  return w;
+function tensorMessage(name: string, t: HostTensor): onnx.TensorProto.$Properties {
+  return { dims: [...t.dims], data_type: OnnxDataType[t.dtype], name, raw_data: tensorBytes(t) };
 }
 
-function encodeValueInfo(v: ValueDef): ProtoWriter {
-  const tensorType = new ProtoWriter().varint(1, OnnxDataType[v.dtype]);
-  if (v.dims) {
-    const shape = new ProtoWriter();
-    for (const d of v.dims) {
-      const dim = new ProtoWriter();
-      if (typeof d === 'number') dim.varint(1, d);
-      else dim.string(2, d);
-      shape.message(1, dim);
-    }
-    tensorType.message(2, shape);
-  }
-  const type = new ProtoWriter().message(1, tensorType);
-  return new ProtoWriter().string(1, v.name).message(2, type);
+function valueInfoMessage(v: ValueDef): onnx.ValueInfoProto.$Properties {
+  const tensor_type: onnx.TypeProto.Tensor.$Properties = { elem_type: OnnxDataType[v.dtype] };
+  if (v.dims) tensor_type.shape = { dim: v.dims.map((d) => (typeof d === 'number' ? { dim_value: d } : { dim_param: d })) };
+  return { name: v.name, type: { tensor_type } };
 }
 
-function encodeNode(n: NodeDef): ProtoWriter {
-  const w = new ProtoWriter();
-  for (const i of n.inputs) w.string(1, i);
-  for (const o of n.outputs) w.string(2, o);
-  w.string(3, n.name);
-  w.string(4, n.op);
-  for (const [k, a] of Object.entries(n.attrs)) w.message(5, encodeAttr(k, a));
-  return w;
+function nodeMessage(n: NodeDef): onnx.NodeProto.$Properties {
+  return {
+    input: n.inputs,
+    output: n.outputs,
+    name: n.name,
+    op_type: n.op,
+    attribute: Object.entries(n.attrs).map(([k, a]) => attrMessage(k, a)),
+    ...(n.domain ? { domain: n.domain } : {}),
+  };
 }
 
-function encodeAttr(name: string, a: AttrValue): ProtoWriter {
-  const w = new ProtoWriter().string(1, name);
+const te = new TextEncoder();
+
+function attrMessage(name: string, a: AttrValue): onnx.AttributeProto.$Properties {
   switch (a.type) {
     case 'float':
-      return w.float(2, a.v).varint(20, AttrType.FLOAT);
+      return { name, f: a.v, type: AttrType.FLOAT };
     case 'int':
-      return w.varint(3, a.v).varint(20, AttrType.INT);
+      return { name, i: a.v, type: AttrType.INT };
     case 'string':
-      return w.string(4, a.v).varint(20, AttrType.STRING);
+      return { name, s: te.encode(a.v), type: AttrType.STRING };
     case 'tensor':
-      return w.message(5, encodeTensor('', a.v)).varint(20, AttrType.TENSOR);
+      return { name, t: tensorMessage('', a.v), type: AttrType.TENSOR };
+    case 'graph':
+      return { name, g: a.v.graphMessage(), type: AttrType.GRAPH };
     case 'floats':
-      return w.packedFloats(7, a.v).varint(20, AttrType.FLOATS);
+      return { name, floats: [...a.v], type: AttrType.FLOATS };
     case 'ints':
-      return w.packedVarints(8, a.v).varint(20, AttrType.INTS);
+      return { name, ints: [...a.v], type: AttrType.INTS };
   }
 }

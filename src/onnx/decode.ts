@@ -1,14 +1,19 @@
 /**
- * A minimal ONNX ModelProto decoder: graph inputs/outputs/value_info with their types and
- * shapes, nodes with attributes, initializer shapes (and the values of small integer
- * initializers, which shape computations need). Weight bytes are never copied.
+ * ONNX ModelProto → the parts the grid uses for shape inference and costing: every graph
+ * (the main one and the subgraphs of If / Loop / Scan, to any depth), its nodes with their
+ * attributes, initializer shapes (and the values of small numeric ones, which shape
+ * computations and trip counts need), graph inputs and outputs as declared, the opsets and the
+ * model-local functions.
  *
- * Anything that is not well-formed protobuf, or is protobuf without an ONNX graph, becomes a
- * DrillError MODEL_NOT_ONNX naming the field (file) and what was wrong.
+ * The bytes are decoded by protobuf.js from the official `onnx.proto` (see proto.ts), never
+ * by hand. Decoding judges nothing: ONNX Runtime decides what is a valid model (coordinator
+ * intake opens it first). What is only protobuf-level garbage becomes MODEL_NOT_ONNX, for
+ * callers that decode without ORT. Weight bytes are never copied (protobuf.js hands out views).
  */
 import { DrillError } from '../util/errors.ts';
-import type { Dtype } from '../util/tensor.ts';
-import { WireType, decodeFields, decodePackedVarints, toInt64, utf8, ProtoDecodeError, type ProtoField } from './proto.ts';
+import { halfToFloat } from '../util/tensor.ts';
+import { loadOnnxProto } from './proto.ts';
+import type { onnx } from './proto/onnx.js';
 
 /** Error codes raised while reading a model. */
 export const ModelErrorCode = {
@@ -16,7 +21,15 @@ export const ModelErrorCode = {
   NOT_ONNX: 'MODEL_NOT_ONNX',
 } as const;
 
-/** ONNX TensorProto.DataType number → name; the six we run map to our Dtype names. */
+/** The decoded protobuf message (protobuf.js's plain message object). */
+export type ModelMessage = onnx.ModelProto.$Properties;
+export type GraphMessage = onnx.GraphProto.$Properties;
+export type TensorMessage = onnx.TensorProto.$Properties;
+type NodeMessage = onnx.NodeProto.$Properties;
+type AttrMessage = onnx.AttributeProto.$Properties;
+type ValueInfoMessage = onnx.ValueInfoProto.$Properties;
+
+/** ONNX TensorProto.DataType number → name; the numeric ones we run are our Dtype names. */
 const ONNX_TYPES: Record<number, string> = {
   1: 'float32',
   2: 'uint8',
@@ -48,41 +61,79 @@ export function onnxTypeName(n: number): string {
   return ONNX_TYPES[n] ?? `type#${n}`;
 }
 
-/** A graph input/output: name, element type (a Dtype, or the ONNX name of an unsupported one), dims. */
-export interface ValueInfo {
-  name: string;
-  dtype: Dtype | string;
-  /** Fixed size, symbolic name (dim_param), or null for an unknown dim. Empty for a scalar. */
-  dims: (number | string | null)[];
+/** ONNX data type number of a name (0 for unknown names). */
+export function onnxTypeNumber(name: string): number {
+  for (const [k, v] of Object.entries(ONNX_TYPES)) if (v === name) return Number(k);
+  return 0;
 }
 
-/** A decoded attribute; only the fields that were present are set. */
+/** A graph input/output as the model declares it. */
+export interface ValueInfo {
+  name: string;
+  /** Element type name ('float32', 'int64', ...), or 'sequence' / 'map' / 'optional' / 'undefined'. */
+  dtype: string;
+  /** Fixed size, symbolic name (dim_param), or null for an unnamed unknown dim; null when no shape is declared. */
+  dims: (number | string | null)[] | null;
+}
+
+/** An initializer or attribute tensor: its type and dims, and values when small and numeric. */
+export interface TensorInfo {
+  name: string;
+  dtype: string;
+  dims: number[];
+  /** Element values (halves decoded, bool as 0/1) of numeric tensors of at most MAX_CONST_VALUES elements. */
+  values?: number[];
+  /** The data lives in an external file (data_location EXTERNAL). */
+  external?: boolean;
+}
+
+/** A decoded attribute; only the fields of its type are set. */
 export interface AttrInfo {
   f?: number;
   i?: number;
   s?: string;
   t?: TensorInfo;
+  g?: GraphInfo;
   floats?: number[];
   ints?: number[];
-}
-
-/** An initializer or attribute tensor: its type and dims, and values when small and integer-typed. */
-export interface TensorInfo {
-  name: string;
-  dtype: string;
-  dims: number[];
-  /** Element values for integer/bool tensors of at most MAX_CONST_VALUES elements. */
-  values?: number[];
+  strings?: string[];
+  graphs?: GraphInfo[];
+  /** Inside a function body: the caller's attribute this one stands for (ref_attr_name). */
+  ref?: string;
 }
 
 /** A decoded node. */
 export interface NodeInfo {
   name: string;
   op: string;
+  /** '' for the default ONNX domain ('ai.onnx' is normalised to ''). */
   domain: string;
+  /** '' marks an omitted optional input/output. */
   inputs: string[];
   outputs: string[];
   attrs: Record<string, AttrInfo>;
+}
+
+/** A graph: the main one or a subgraph (If branches, Loop/Scan bodies). */
+export interface GraphInfo {
+  name: string;
+  /** In file order, which need not be topological (the cost model sorts them). */
+  nodes: NodeInfo[];
+  initializers: Map<string, TensorInfo>;
+  /** Declared inputs that are not initializers (for subgraphs: the formal parameters). */
+  inputs: ValueInfo[];
+  outputs: ValueInfo[];
+}
+
+/** A model-local function (FunctionProto): nodes calling `domain.name` run its body. */
+export interface FunctionInfo {
+  domain: string;
+  name: string;
+  inputs: string[];
+  outputs: string[];
+  /** Attribute defaults declared by the function (attribute_proto). */
+  attrDefaults: Record<string, AttrInfo>;
+  nodes: NodeInfo[];
 }
 
 /** The parts of a ModelProto the project uses. */
@@ -90,266 +141,211 @@ export interface DecodedModel {
   irVersion: number;
   /** Default-domain (ai.onnx) opset version; 0 when none is imported. */
   opset: number;
+  /** Every imported opset by domain ('' for ai.onnx). */
+  opsets: Record<string, number>;
   producer: string;
-  graphName: string;
-  nodes: NodeInfo[];
-  initializers: Map<string, TensorInfo>;
-  /** Graph inputs that are not initializers (what a caller must feed). */
+  graph: GraphInfo;
+  /** The main graph's inputs that are not initializers (what a caller feeds). */
   inputs: ValueInfo[];
   outputs: ValueInfo[];
-  /** Intermediate value_info shapes, when the model carries them. */
-  valueInfo: Map<string, ValueInfo>;
+  /** Model-local functions by `domain:name`. */
+  functions: Map<string, FunctionInfo>;
+  /** Tensors whose data lives in external files. */
+  externalTensors: number;
 }
 
-/** Integer tensors up to this many elements keep their values: enough for any shape/axes/index constant. */
+/** Numeric tensors up to this many elements keep their values: enough for any shape / axes / index / trip-count constant. */
 export const MAX_CONST_VALUES = 64;
 
-/** ir_version values in the wild go 1..11; anything far beyond means we are not reading ONNX. */
-const MAX_IR_VERSION = 100;
+const td = new TextDecoder('utf-8');
+const str = (b: Uint8Array | null | undefined): string => (b ? td.decode(b) : '');
+const num = (v: number | null | undefined): number => v ?? 0;
 
-class Bad extends Error {}
-
-function one(f: ProtoField, wt: typeof WireType.VARINT, what: string): bigint;
-function one(f: ProtoField, wt: typeof WireType.LEN | typeof WireType.I32 | typeof WireType.I64, what: string): Uint8Array;
-function one(f: ProtoField, wt: WireType, what: string): bigint | Uint8Array {
-  if (f.wt !== wt) throw new Bad(`${what} (field ${f.field}) has wire type ${f.wt}, expected ${wt}`);
-  return f.value;
-}
-
-function varints(f: ProtoField, what: string): number[] {
-  if (f.wt === WireType.VARINT) return [toInt64(f.value)];
-  return decodePackedVarints(one(f, WireType.LEN, what)).map(toInt64);
-}
-
-function f32(b: Uint8Array): number {
-  return new DataView(b.buffer, b.byteOffset, 4).getFloat32(0, true);
-}
-
-function decodeTensor(buf: Uint8Array): TensorInfo {
-  const dims: number[] = [];
-  let dataType = 0;
-  let name = '';
-  let raw: Uint8Array | undefined;
-  const ints: number[] = [];
-  for (const f of decodeFields(buf)) {
-    switch (f.field) {
-      case 1:
-        dims.push(...varints(f, 'TensorProto.dims'));
-        break;
-      case 2:
-        dataType = toInt64(one(f, WireType.VARINT, 'TensorProto.data_type'));
-        break;
-      case 5: // int32_data (also carries uint8/int8/bool/...)
-      case 7: // int64_data
-        if (ints.length <= MAX_CONST_VALUES) ints.push(...varints(f, 'TensorProto.int_data'));
-        break;
-      case 8:
-        name = utf8(one(f, WireType.LEN, 'TensorProto.name'));
-        break;
-      case 9:
-        raw = one(f, WireType.LEN, 'TensorProto.raw_data');
-        break;
-    }
-  }
-  const dtype = onnxTypeName(dataType);
-  const t: TensorInfo = { name, dtype, dims };
-  const n = dims.reduce((a, b) => a * b, 1);
-  if (n <= MAX_CONST_VALUES && ['int64', 'int32', 'uint8', 'int8', 'bool', 'int16', 'uint16'].includes(dtype)) {
-    if (raw) {
-      const dv = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
-      const width = dtype === 'int64' ? 8 : dtype === 'int32' ? 4 : dtype.endsWith('16') ? 2 : 1;
-      if (raw.length === n * width) {
-        const vals: number[] = [];
-        for (let i = 0; i < n; i++) {
-          const o = i * width;
-          vals.push(
-            width === 8 ? Number(dv.getBigInt64(o, true)) : width === 4 ? dv.getInt32(o, true) : width === 2 ? (dtype === 'int16' ? dv.getInt16(o, true) : dv.getUint16(o, true)) : dtype === 'int8' ? dv.getInt8(o) : dv.getUint8(o),
-          );
-        }
-        t.values = vals;
-      }
-    } else if (ints.length === n) t.values = ints;
-  }
-  return t;
-}
-
-function decodeValueInfo(buf: Uint8Array): ValueInfo {
-  let name = '';
-  let dtype: string = 'undefined';
-  const dims: (number | string | null)[] = [];
-  for (const f of decodeFields(buf)) {
-    if (f.field === 1) name = utf8(one(f, WireType.LEN, 'ValueInfoProto.name'));
-    else if (f.field === 2) {
-      for (const tf of decodeFields(one(f, WireType.LEN, 'ValueInfoProto.type'))) {
-        if (tf.field === 4) dtype = 'sequence';
-        else if (tf.field === 5) dtype = 'map';
-        else if (tf.field === 8) dtype = 'sparse_tensor';
-        else if (tf.field === 9) dtype = 'optional';
-        else if (tf.field === 1) {
-          for (const xf of decodeFields(one(tf, WireType.LEN, 'TypeProto.tensor_type'))) {
-            if (xf.field === 1) dtype = onnxTypeName(toInt64(one(xf, WireType.VARINT, 'TypeProto.Tensor.elem_type')));
-            else if (xf.field === 2) {
-              for (const sf of decodeFields(one(xf, WireType.LEN, 'TensorShapeProto'))) {
-                if (sf.field !== 1) continue;
-                let d: number | string | null = null;
-                for (const df of decodeFields(one(sf, WireType.LEN, 'TensorShapeProto.dim'))) {
-                  if (df.field === 1) d = toInt64(one(df, WireType.VARINT, 'Dimension.dim_value'));
-                  else if (df.field === 2) d = utf8(one(df, WireType.LEN, 'Dimension.dim_param')) || null;
-                }
-                dims.push(d);
-              }
-            }
-          }
-        }
-      }
-    }
-  }
-  return { name, dtype, dims };
-}
-
-function decodeAttr(buf: Uint8Array): [string, AttrInfo] {
-  let name = '';
-  const a: AttrInfo = {};
-  for (const f of decodeFields(buf)) {
-    switch (f.field) {
-      case 1:
-        name = utf8(one(f, WireType.LEN, 'AttributeProto.name'));
-        break;
-      case 2:
-        a.f = f32(one(f, WireType.I32, 'AttributeProto.f'));
-        break;
-      case 3:
-        a.i = toInt64(one(f, WireType.VARINT, 'AttributeProto.i'));
-        break;
-      case 4:
-        a.s = utf8(one(f, WireType.LEN, 'AttributeProto.s'));
-        break;
-      case 5:
-        a.t = decodeTensor(one(f, WireType.LEN, 'AttributeProto.t'));
-        break;
-      case 7: {
-        a.floats ??= [];
-        if (f.wt === WireType.I32) a.floats.push(f32(f.value));
-        else {
-          const b = one(f, WireType.LEN, 'AttributeProto.floats');
-          for (let o = 0; o + 4 <= b.length; o += 4) a.floats.push(f32(b.subarray(o)));
-        }
-        break;
-      }
-      case 8:
-        (a.ints ??= []).push(...varints(f, 'AttributeProto.ints'));
-        break;
-    }
-  }
-  return [name, a];
-}
-
-function decodeNode(buf: Uint8Array): NodeInfo {
-  const n: NodeInfo = { name: '', op: '', domain: '', inputs: [], outputs: [], attrs: {} };
-  for (const f of decodeFields(buf)) {
-    switch (f.field) {
-      case 1:
-        n.inputs.push(utf8(one(f, WireType.LEN, 'NodeProto.input')));
-        break;
-      case 2:
-        n.outputs.push(utf8(one(f, WireType.LEN, 'NodeProto.output')));
-        break;
-      case 3:
-        n.name = utf8(one(f, WireType.LEN, 'NodeProto.name'));
-        break;
-      case 4:
-        n.op = utf8(one(f, WireType.LEN, 'NodeProto.op_type'));
-        break;
-      case 5: {
-        const [k, v] = decodeAttr(one(f, WireType.LEN, 'NodeProto.attribute'));
-        n.attrs[k] = v;
-        break;
-      }
-      case 7:
-        n.domain = utf8(one(f, WireType.LEN, 'NodeProto.domain'));
-        break;
-    }
-  }
-  if (!n.op) throw new Bad(`a node (${n.name || 'unnamed'}) has no op_type`);
-  return n;
-}
+/** TensorProto.DataLocation.EXTERNAL */
+export const DATA_LOCATION_EXTERNAL = 1;
 
 /**
- * Decode an ONNX model's structure.
+ * Decode a ModelProto's protobuf.
  * @param field the file or API field named in errors
- * @throws DrillError MODEL_NOT_ONNX for bytes that are not an ONNX ModelProto
+ * @throws DrillError MODEL_NOT_ONNX for bytes that are not protobuf, or protobuf without a graph
  */
-export function decodeModel(bytes: Uint8Array, field = 'model'): DecodedModel {
+export async function parseModelProto(bytes: Uint8Array, field = 'model'): Promise<ModelMessage> {
   const notOnnx = (why: string, cause?: unknown): DrillError =>
     new DrillError(ModelErrorCode.NOT_ONNX, `${field}: expected an ONNX model (ModelProto protobuf), received ${bytes.length} bytes that are not one: ${why}`, { field, expected: 'an ONNX ModelProto', received: `${bytes.length} bytes` }, { cause });
   if (bytes.length === 0) throw notOnnx('the file is empty');
+  const proto = await loadOnnxProto();
+  let m: ModelMessage;
   try {
-    const m: DecodedModel = { irVersion: 0, opset: 0, producer: '', graphName: '', nodes: [], initializers: new Map(), inputs: [], outputs: [], valueInfo: new Map() };
-    let graph: Uint8Array | undefined;
-    let sawDefaultOpset = false;
-    for (const f of decodeFields(bytes)) {
-      switch (f.field) {
-        case 1:
-          m.irVersion = toInt64(one(f, WireType.VARINT, 'ModelProto.ir_version'));
-          break;
-        case 2:
-          m.producer = utf8(one(f, WireType.LEN, 'ModelProto.producer_name'));
-          break;
-        case 7:
-          graph = one(f, WireType.LEN, 'ModelProto.graph');
-          break;
-        case 8: {
-          let domain = '';
-          let version = 0;
-          for (const of of decodeFields(one(f, WireType.LEN, 'ModelProto.opset_import'))) {
-            if (of.field === 1) domain = utf8(one(of, WireType.LEN, 'OperatorSetIdProto.domain'));
-            else if (of.field === 2) version = toInt64(one(of, WireType.VARINT, 'OperatorSetIdProto.version'));
-          }
-          if (domain === '' || domain === 'ai.onnx') {
-            m.opset = version;
-            sawDefaultOpset = true;
-          }
-          break;
-        }
-      }
-    }
-    if (m.irVersion < 1 || m.irVersion > MAX_IR_VERSION) throw new Bad(`ir_version is ${m.irVersion}, expected 1..${MAX_IR_VERSION}`);
-    if (!graph) throw new Bad('there is no graph');
-    if (!sawDefaultOpset && m.irVersion >= 3) throw new Bad('there is no opset_import for the default domain');
-    const rawInputs: ValueInfo[] = [];
-    for (const f of decodeFields(graph)) {
-      switch (f.field) {
-        case 1:
-          m.nodes.push(decodeNode(one(f, WireType.LEN, 'GraphProto.node')));
-          break;
-        case 2:
-          m.graphName = utf8(one(f, WireType.LEN, 'GraphProto.name'));
-          break;
-        case 5: {
-          const t = decodeTensor(one(f, WireType.LEN, 'GraphProto.initializer'));
-          m.initializers.set(t.name, t);
-          break;
-        }
-        case 11:
-          rawInputs.push(decodeValueInfo(one(f, WireType.LEN, 'GraphProto.input')));
-          break;
-        case 12:
-          m.outputs.push(decodeValueInfo(one(f, WireType.LEN, 'GraphProto.output')));
-          break;
-        case 13: {
-          const v = decodeValueInfo(one(f, WireType.LEN, 'GraphProto.value_info'));
-          m.valueInfo.set(v.name, v);
-          break;
-        }
-      }
-    }
-    m.inputs = rawInputs.filter((v) => !m.initializers.has(v.name));
-    if (m.outputs.length === 0) throw new Bad('the graph has no outputs');
-    if (m.outputs.some((o) => !o.name)) throw new Bad('a graph output has no name');
-    return m;
+    m = proto.ModelProto.decode(bytes);
   } catch (e) {
-    if (e instanceof Bad || e instanceof ProtoDecodeError) throw notOnnx(e.message, e);
-    if (e instanceof RangeError || e instanceof TypeError) throw notOnnx(e.message, e);
-    throw e;
+    throw notOnnx(e instanceof Error ? e.message : String(e), e);
+  }
+  if (!m.graph) throw notOnnx('there is no graph');
+  if (!m.graph.output?.length) throw notOnnx('the graph has no outputs');
+  return m;
+}
+
+/** Decode a model's bytes into its structure. @throws DrillError MODEL_NOT_ONNX (see parseModelProto) */
+export async function decodeModel(bytes: Uint8Array, field = 'model'): Promise<DecodedModel> {
+  return describeModel(await parseModelProto(bytes, field));
+}
+
+/** The structure of a decoded ModelProto message. */
+export function describeModel(m: ModelMessage): DecodedModel {
+  const opsets: Record<string, number> = {};
+  for (const o of m.opset_import ?? []) opsets[normDomain(o.domain ?? '')] = num(o.version);
+  const counter = { external: 0 };
+  const graph = describeGraph(m.graph ?? {}, counter);
+  const functions = new Map<string, FunctionInfo>();
+  for (const f of m.functions ?? []) {
+    const attrDefaults: Record<string, AttrInfo> = {};
+    for (const a of f.attribute_proto ?? []) attrDefaults[a.name ?? ''] = describeAttr(a, counter);
+    const fn: FunctionInfo = {
+      domain: normDomain(f.domain ?? ''),
+      name: f.name ?? '',
+      inputs: [...(f.input ?? [])],
+      outputs: [...(f.output ?? [])],
+      attrDefaults,
+      nodes: (f.node ?? []).map((n) => describeNode(n, counter)),
+    };
+    functions.set(`${fn.domain}:${fn.name}`, fn);
+  }
+  return {
+    irVersion: num(m.ir_version),
+    opset: opsets[''] ?? 0,
+    opsets,
+    producer: m.producer_name ?? '',
+    graph,
+    inputs: graph.inputs,
+    outputs: graph.outputs,
+    functions,
+    externalTensors: counter.external,
+  };
+}
+
+/** 'ai.onnx' and '' are the same domain. */
+export function normDomain(d: string): string {
+  return d === 'ai.onnx' ? '' : d;
+}
+
+function describeGraph(g: GraphMessage, counter: { external: number }): GraphInfo {
+  const initializers = new Map<string, TensorInfo>();
+  for (const t of g.initializer ?? []) {
+    const info = describeTensor(t, counter);
+    initializers.set(info.name, info);
+  }
+  for (const s of g.sparse_initializer ?? []) {
+    const name = s.values?.name ?? '';
+    initializers.set(name, { name, dtype: onnxTypeName(num(s.values?.data_type)), dims: [...(s.dims ?? [])].map(Number) });
+  }
+  return {
+    name: g.name ?? '',
+    nodes: (g.node ?? []).map((n) => describeNode(n, counter)),
+    initializers,
+    inputs: (g.input ?? []).map(describeValueInfo).filter((v) => !initializers.has(v.name)),
+    outputs: (g.output ?? []).map(describeValueInfo),
+  };
+}
+
+function describeNode(n: NodeMessage, counter: { external: number }): NodeInfo {
+  const attrs: Record<string, AttrInfo> = {};
+  for (const a of n.attribute ?? []) attrs[a.name ?? ''] = describeAttr(a, counter);
+  return { name: n.name ?? '', op: n.op_type ?? '', domain: normDomain(n.domain ?? ''), inputs: [...(n.input ?? [])], outputs: [...(n.output ?? [])], attrs };
+}
+
+/** AttributeProto.AttributeType numbers (onnx.proto). */
+const AT = { FLOAT: 1, INT: 2, STRING: 3, TENSOR: 4, GRAPH: 5, FLOATS: 6, INTS: 7, STRINGS: 8, TENSORS: 9, GRAPHS: 10 } as const;
+
+function describeAttr(a: AttrMessage, counter: { external: number }): AttrInfo {
+  const out: AttrInfo = {};
+  if (a.ref_attr_name) out.ref = a.ref_attr_name;
+  const own = (k: keyof AttrMessage): boolean => Object.prototype.hasOwnProperty.call(a, k) && a[k] != null;
+  // `type` says which field holds the value; models from before IR 2 may omit it.
+  const t = num(a.type);
+  if (t === AT.FLOAT || (t === 0 && own('f'))) out.f = num(a.f);
+  if (t === AT.INT || (t === 0 && own('i'))) out.i = num(a.i);
+  if (t === AT.STRING || (t === 0 && own('s'))) out.s = str(a.s);
+  if ((t === AT.TENSOR || t === 0) && a.t && own('t')) out.t = describeTensor(a.t, counter);
+  if ((t === AT.GRAPH || t === 0) && a.g && own('g')) out.g = describeGraph(a.g, counter);
+  if (t === AT.FLOATS || (t === 0 && a.floats?.length)) out.floats = [...(a.floats ?? [])];
+  if (t === AT.INTS || (t === 0 && a.ints?.length)) out.ints = [...(a.ints ?? [])].map(Number);
+  if (t === AT.STRINGS || (t === 0 && a.strings?.length)) out.strings = (a.strings ?? []).map(str);
+  if (t === AT.GRAPHS || (t === 0 && a.graphs?.length)) out.graphs = (a.graphs ?? []).map((g) => describeGraph(g, counter));
+  if (t === AT.TENSORS) for (const x of a.tensors ?? []) describeTensor(x, counter); // counted for external data only
+  return out;
+}
+
+function describeValueInfo(v: ValueInfoMessage): ValueInfo {
+  const type = v.type;
+  let dtype = 'undefined';
+  let dims: (number | string | null)[] | null = null;
+  if (type?.tensor_type) {
+    dtype = onnxTypeName(num(type.tensor_type.elem_type));
+    const shape = type.tensor_type.shape;
+    if (shape) dims = (shape.dim ?? []).map((d) => (d.dim_value != null && Object.prototype.hasOwnProperty.call(d, 'dim_value') ? Number(d.dim_value) : d.dim_param ? d.dim_param : null));
+  } else if (type?.sequence_type) dtype = 'sequence';
+  else if (type?.map_type) dtype = 'map';
+  else if (type?.optional_type) dtype = 'optional';
+  else if (type?.sparse_tensor_type) dtype = 'sparse_tensor';
+  return { name: v.name ?? '', dtype, dims };
+}
+
+const WIDTH: Record<string, number> = { float32: 4, float64: 8, float16: 2, int8: 1, uint8: 1, int16: 2, uint16: 2, int32: 4, uint32: 4, int64: 8, uint64: 8, bool: 1 };
+
+function describeTensor(t: TensorMessage, counter: { external: number }): TensorInfo {
+  const dtype = onnxTypeName(num(t.data_type));
+  const dims = [...(t.dims ?? [])].map(Number);
+  const info: TensorInfo = { name: t.name ?? '', dtype, dims };
+  if (num(t.data_location) === DATA_LOCATION_EXTERNAL) {
+    counter.external++;
+    info.external = true;
+    return info;
+  }
+  const n = dims.reduce((a, b) => a * b, 1);
+  const width = WIDTH[dtype];
+  if (width === undefined || n > MAX_CONST_VALUES || n < 0) return info;
+  const raw = t.raw_data;
+  let values: number[] | undefined;
+  if (raw && raw.length > 0) {
+    if (raw.length === n * width) {
+      const dv = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+      values = [];
+      for (let i = 0; i < n; i++) values.push(readLE(dv, dtype, i * width));
+    }
+  } else {
+    const field =
+      dtype === 'float32' ? t.float_data : dtype === 'float64' ? t.double_data : dtype === 'int64' ? t.int64_data : dtype === 'uint32' || dtype === 'uint64' ? t.uint64_data : t.int32_data;
+    const src = [...(field ?? [])].map(Number);
+    // float16 travels as its bits in int32_data.
+    if (src.length === n) values = dtype === 'float16' ? src.map(halfToFloat) : src;
+  }
+  if (values) info.values = values;
+  return info;
+}
+
+function readLE(dv: DataView, dtype: string, o: number): number {
+  switch (dtype) {
+    case 'float32':
+      return dv.getFloat32(o, true);
+    case 'float64':
+      return dv.getFloat64(o, true);
+    case 'float16':
+      return halfToFloat(dv.getUint16(o, true));
+    case 'int8':
+      return dv.getInt8(o);
+    case 'int16':
+      return dv.getInt16(o, true);
+    case 'uint16':
+      return dv.getUint16(o, true);
+    case 'int32':
+      return dv.getInt32(o, true);
+    case 'uint32':
+      return dv.getUint32(o, true);
+    case 'int64':
+      return Number(dv.getBigInt64(o, true));
+    case 'uint64':
+      return Number(dv.getBigUint64(o, true));
+    default: // uint8, bool
+      return dv.getUint8(o);
   }
 }

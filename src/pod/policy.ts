@@ -6,8 +6,12 @@
  * A workload chooses its policy:
  *  - `exact`            byte-identical tensors (integer models, or one fixed execution profile)
  *  - `allclose:RTOL,ATOL`  |a − b| ≤ ATOL + RTOL·|b| element-wise, NaN equal to NaN, ±Inf exact
+ *                       — for float16, float32 and float64 tensors (halves are decoded and
+ *                       compared by value); integer and bool tensors must be equal exactly
  *  - `argmax`           the index of the maximum along the last axis agrees for every row
- *                       (classifiers: the decision must match, not the logits)
+ *                       (classifiers: the decision must match, not the logits); any numeric
+ *                       dtype (halves by value, 64-bit integers exactly, bool as 0/1; the
+ *                       first maximum wins a tie; NaN is never a maximum)
  *
  * Default `allclose:1e-3,1e-4` — why: float32 results of one model re-associated by a different
  * thread count or CPU differ by ~1e-6 relative; CUDA kernels (TF32 matmul, fused attention)
@@ -18,7 +22,7 @@
  */
 import { UserError } from '../util/errors.ts';
 import type { HostTensor } from '../util/tensor.ts';
-import { tensorBytes } from '../util/tensor.ts';
+import { tensorBytes, halfToFloat, isFloat } from '../util/tensor.ts';
 import { equalBytes } from '../util/bytes.ts';
 
 export type Policy =
@@ -60,13 +64,14 @@ export function tensorsAgree(p: Policy, a: HostTensor, b: HostTensor): boolean {
   if (a.data.length !== b.data.length) return false;
   if (p.kind === 'exact') return equalBytes(tensorBytes(a), tensorBytes(b));
   if (p.kind === 'argmax') return argmaxAgree(a, b);
-  if (a.dtype !== 'float32' && a.dtype !== 'float64') return equalBytes(tensorBytes(a), tensorBytes(b));
-  const x = a.data as Float32Array | Float64Array;
-  const y = b.data as Float32Array | Float64Array;
+  if (!isFloat(a.dtype)) return equalBytes(tensorBytes(a), tensorBytes(b));
+  const half = a.dtype === 'float16';
+  const x = a.data as Float32Array | Float64Array | Uint16Array;
+  const y = b.data as Float32Array | Float64Array | Uint16Array;
   const { rtol, atol } = p;
   for (let i = 0; i < x.length; i++) {
-    const u = x[i]!;
-    const v = y[i]!;
+    const u = half ? halfToFloat(x[i]!) : x[i]!;
+    const v = half ? halfToFloat(y[i]!) : y[i]!;
     if (u === v) continue; // also equal infinities
     if (Number.isNaN(u) || Number.isNaN(v)) {
       if (Number.isNaN(u) && Number.isNaN(v)) continue;
@@ -82,20 +87,23 @@ function argmaxAgree(a: HostTensor, b: HostTensor): boolean {
   const last = a.dims.length ? a.dims[a.dims.length - 1]! : 1;
   if (last === 0) return true;
   const rows = a.data.length / last;
-  const x = a.data;
-  const y = b.data;
   for (let r = 0; r < rows; r++) {
-    if (argmaxAt(x, r * last, last) !== argmaxAt(y, r * last, last)) return false;
+    if (argmaxAt(a, r * last, last) !== argmaxAt(b, r * last, last)) return false;
   }
   return true;
 }
 
-function argmaxAt(d: HostTensor['data'], off: number, n: number): number {
-  let best = 0;
-  let bv = d[off]!;
-  for (let i = 1; i < n; i++) {
-    const v = d[off + i]!;
-    if (v > bv) {
+/** Index of the first maximum of `n` elements from `off` (NaNs skipped; -1 when all are NaN). */
+function argmaxAt(t: HostTensor, off: number, n: number): number {
+  const d = t.data;
+  const half = t.dtype === 'float16';
+  let best = -1;
+  let bv: number | bigint = 0;
+  for (let i = 0; i < n; i++) {
+    const raw = d[off + i]!;
+    const v = half ? halfToFloat(raw as number) : raw;
+    if (typeof v === 'number' && Number.isNaN(v)) continue;
+    if (best < 0 || v > bv) {
       bv = v;
       best = i;
     }

@@ -19,7 +19,7 @@ import { DEFAULT_MAX_BLOB_BYTES } from '../net/constants.ts';
 import type { TopicSpec } from '../net/topics.ts';
 import { DrillError } from '../util/errors.ts';
 import type { Dtype, HostTensor } from '../util/tensor.ts';
-import { DTYPES } from '../util/tensor.ts';
+import { BYTES_PER_ELEMENT, DTYPES, elementCount } from '../util/tensor.ts';
 import { layoutTensors, layoutTensorSpecs, decodeTensors } from './tensors.ts';
 import type { TensorFrameLayout } from './tensors.ts';
 
@@ -197,11 +197,19 @@ export interface LeaseInfo {
    */
   inputFiles?: Record<string, InputFileRange>;
 }
+/**
+ * Where a unit's tensor lies in a file: `segments` runs (default 1) of equal length, `stride`
+ * bytes apart, the first at `offset`, which together hold exactly the tensor's bytes in order.
+ * Rows split on axis 0 are one run; on a later axis (a state [2, batch, 128]) one run per index
+ * of the axes before it; an input sent whole is one run.
+ */
 export interface InputFileRange {
   path: string;
   offset: number;
   dtype: Dtype;
   dims: number[];
+  segments?: number;
+  stride?: number;
 }
 export type ClaimReply = { ok: true; lease: LeaseInfo; inputs: Record<string, HostTensor> } | { ok: false; reason: 'no-work' | 'not-registered' | 'busy' };
 
@@ -223,6 +231,13 @@ const leaseCodec = jsonCodec<{ ok: true; lease: LeaseInfo } | { ok: false; reaso
   },
 });
 
+/**
+ * Most runs one input's rows may be split into in a same-filesystem lease: the product of the
+ * dims before the batch axis (2 for a [2, batch, 128] state, 2·layers for a KV cache). 65536
+ * bounds the reads a lease can ask of a worker far above any real layout.
+ */
+export const MAX_INPUT_SEGMENTS = 65536;
+
 function inputFiles(raw: unknown): Record<string, InputFileRange> {
   const o = obj(raw);
   const out: Record<string, InputFileRange> = {};
@@ -232,11 +247,25 @@ function inputFiles(raw: unknown): Record<string, InputFileRange> {
     const f = obj(o[name]);
     const dtype = f.dtype;
     if (typeof dtype !== 'string' || !(DTYPES as readonly string[]).includes(dtype)) throw new Error(`inputFiles.${name}.dtype: expected a tensor dtype`);
-    if (!Array.isArray(f.dims) || f.dims.length === 0 || f.dims.length > 16 || !f.dims.every((d) => Number.isSafeInteger(d) && (d as number) >= 0)) throw new Error(`inputFiles.${name}.dims: expected a list of sizes`);
-    out[name] = { path: s(f, 'path', 4096), offset: int(f, 'offset'), dtype: dtype as Dtype, dims: f.dims as number[] };
+    if (!Array.isArray(f.dims) || f.dims.length > 16 || !f.dims.every((d) => Number.isSafeInteger(d) && (d as number) >= 0)) throw new Error(`inputFiles.${name}.dims: expected a list of sizes`);
+    const dims = f.dims as number[];
+    const bytes = elementCount(dims) * BYTES_PER_ELEMENT[dtype as Dtype];
+    // What a worker allocates for the read: bounded like a lease that carries the bytes.
+    if (!(bytes <= MAX_UNIT_BYTES)) throw new Error(`inputFiles.${name}.dims: expected at most ${MAX_UNIT_BYTES} bytes`);
+    const range: InputFileRange = { path: s(f, 'path', 4096), offset: int(f, 'offset'), dtype: dtype as Dtype, dims };
+    if (f.segments !== undefined || f.stride !== undefined) {
+      // Runs must split the tensor's bytes evenly, not overlap, and stay few enough to read one by one.
+      const segments = int(f, 'segments', 1, MAX_INPUT_SEGMENTS);
+      const stride = int(f, 'stride');
+      if (bytes % segments !== 0 || (segments > 1 && stride < bytes / segments)) throw new Error(`inputFiles.${name}: ${segments} segments ${stride} bytes apart do not hold [${dims.join(', ')}] ${dtype}`);
+      range.segments = segments;
+      range.stride = stride;
+    }
+    out[name] = range;
   }
   return out;
 }
+
 
 /**
  * Frame: u32be jsonLength ‖ json ‖ binary, built in one allocation (the tensor data are copied

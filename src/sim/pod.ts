@@ -421,10 +421,28 @@ export class PodSimulator {
       if (!add()) return this.#stalled(u, who);
     }
     const opts = { replicas, maxReplicas: this.#maxReplicas };
-    let out: UnitOutcome = decideUnit(results, this.#agree, opts);
+    // As the grid's scheduler: a dispute is settled by a jury of 2·R + 1 results (R = 2 for an
+    // audited spot check), not by one tie-breaker — fewer only when nobody is left to draw.
+    const jury = 2 * replicas + 1;
+    const decide = (): UnitOutcome => {
+      const o = decideUnit(results, this.#agree, opts);
+      if (o.status === 'resolved' && results.length < jury) return { ...o, status: 'pending', credited: [], faulty: [], accepted: -1, needMore: jury - results.length };
+      return o;
+    };
+    let out: UnitOutcome = decide();
     while (out.status === 'pending') {
-      for (let k = 0; k < out.needMore; k++) if (!add()) return this.#stalled(u, who);
-      out = decideUnit(results, this.#agree, opts);
+      for (let k = 0; k < out.needMore; k++) {
+        if (add()) continue;
+        // Nobody left to draw: a strict majority of what came in stands, as in the grid.
+        const o = decideUnit(results, this.#agree, opts);
+        if (o.status === 'resolved') {
+          out = o;
+          break;
+        }
+        return this.#stalled(u, who);
+      }
+      if (out.status !== 'pending') break;
+      out = decide();
     }
     this.#settle(u, out, who, fals, results, firstRound, cfg.mode === 'spot-check' && !audited);
   }

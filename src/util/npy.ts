@@ -1,8 +1,9 @@
 /**
- * NumPy `.npy` files (format versions 1.0, 2.0 and 3.0), little-endian, C order, for the six
- * dtypes a HostTensor carries. Partners hand inputs over as `.npy` and get outputs back as
- * `.npy`, so every malformed file must end in a DrillError with an `NPY_*` code that names the
- * file (or field), what was expected and what was received — never a RangeError or a crash.
+ * NumPy `.npy` files (format versions 1.0, 2.0 and 3.0), little-endian, C order, for every
+ * dtype a HostTensor carries (float16/32/64, int8/16/32/64, uint8/16/32/64, bool). Partners
+ * hand inputs over as `.npy` and get outputs back as `.npy`, so every malformed file must end
+ * in a DrillError with an `NPY_*` code that names the file (or field), what was expected and
+ * what was received — never a RangeError or a crash.
  *
  * Besides whole-file parse/encode this module streams: `readNpyHeader` + `readNpyRows` read a
  * row range of a big input without loading it, and `NpyWriter` writes the header with the
@@ -26,7 +27,7 @@ export const NpyErrorCode = {
   TRUNCATED: 'NPY_TRUNCATED',
   /** More bytes after the data than the shape announces. */
   TRAILING: 'NPY_TRAILING',
-  /** A dtype outside float32/float64/int32/int64/uint8/bool. */
+  /** A dtype a HostTensor cannot carry (strings, objects, complex, structured, ...). */
   DTYPE: 'NPY_DTYPE',
   /** A big-endian dtype. */
   BIG_ENDIAN: 'NPY_BIG_ENDIAN',
@@ -63,27 +64,26 @@ const PREAMBLE_V2 = 12;
 /** The longest header we are willing to parse; real ones are ~100 bytes, this bounds the memory a hostile file can make us read. */
 const MAX_HEADER_LEN = 1 << 20;
 
-const DESCR_TO_DTYPE: Record<string, Dtype> = {
-  '<f4': 'float32',
-  '<f8': 'float64',
-  '<i4': 'int32',
-  '<i8': 'int64',
-  '|u1': 'uint8',
-  '<u1': 'uint8',
-  '>u1': 'uint8',
-  '|b1': 'bool',
-  '<b1': 'bool',
-  '>b1': 'bool',
-};
 const DTYPE_TO_DESCR: Record<Dtype, string> = {
+  float16: '<f2',
   float32: '<f4',
   float64: '<f8',
-  int32: '<i4',
-  int64: '<i8',
+  int8: '|i1',
   uint8: '|u1',
+  int16: '<i2',
+  uint16: '<u2',
+  int32: '<i4',
+  uint32: '<u4',
+  int64: '<i8',
+  uint64: '<u8',
   bool: '|b1',
 };
-const SUPPORTED = "'<f4', '<f8', '<i4', '<i8', '|u1' or '|b1'";
+/** What NumPy writes for each dtype, plus the one-byte types with an explicit byte order ('<u1', '>b1'), which mean the same. */
+const DESCR_TO_DTYPE: Record<string, Dtype> = Object.fromEntries([
+  ...Object.entries(DTYPE_TO_DESCR).map(([d, s]) => [s, d as Dtype]),
+  ...(['int8', 'uint8', 'bool'] as const).flatMap((d) => ['<', '>'].map((o) => [o + DTYPE_TO_DESCR[d].slice(1), d])),
+]) as Record<string, Dtype>;
+const SUPPORTED = `one of ${Object.values(DTYPE_TO_DESCR).map((s) => `'${s}'`).join(', ')}`;
 
 /** A parsed `.npy` header. */
 export interface NpyHeader {

@@ -72,7 +72,7 @@ export interface DeviceBenchmarkResult {
  * The MatMul-chain model: input 'x' [batch, width] → output 'y' [batch, width].
  * Also a tiny device probe with small sizes.
  */
-export function buildMatMulChain(width: number = BENCH_WIDTH, layers: number = BENCH_LAYERS): Uint8Array {
+export async function buildMatMulChain(width: number = BENCH_WIDTH, layers: number = BENCH_LAYERS): Promise<Uint8Array> {
   const g = new GraphBuilder({ name: 'device_share', seed: BENCH_SEED });
   let h = g.input('x', 'float32', ['batch', width]);
   for (let i = 0; i < layers; i++) {
@@ -124,7 +124,7 @@ export async function runDeviceBenchmark(pool: InferencePool, opts: DeviceBenchm
   }
 
   const models = new ModelCache(join(dataDir ?? tmpdir(), 'models'));
-  const modelHash = await models.put(buildMatMulChain());
+  const modelHash = await models.put(await buildMatMulChain());
   const modelPath = models.path(modelHash);
   const input = benchInput(BENCH_ROWS, BENCH_WIDTH);
   const once = () => pool.run({ modelHash, modelPath, inputs: { x: input }, transfer: false });

@@ -5,13 +5,15 @@
  *
  *   - an absolute path to a regular `.npy` file (opened non-blocking, so a FIFO or device cannot
  *     hang the worker) whose header is well formed and matches the file's size;
- *   - the header's dtype equals the lease's, and its dims equal the lease's except along the
- *     split axis (axis 0), where the lease takes exactly the unit's rows;
- *   - the byte range starts on a row boundary inside the data section and ends inside it.
+ *   - the header's dtype equals the lease's, and its dims equal the lease's — except along one
+ *     split axis (the job's batch axis: axis 0, or a later one for a state [2, batch, 128]),
+ *     where the lease takes exactly the unit's rows; an input sent whole takes the whole file;
+ *   - the bytes are the rows [start, start + rows) of that axis: one run for axis 0, one run per
+ *     index of the axes before it otherwise (`segments` runs `stride` apart, exactly the file's
+ *     layout), starting on a row boundary inside the data section and ending inside it.
  *
  * Nothing else is ever read: not another file's bytes, not the header, not past the data. All
- * rules live in `checkLeaseInputFile` (pure), the one place to extend (e.g. for inputs split on
- * another axis, read as strided segments).
+ * rules live in `checkLeaseInputFile` (pure).
  */
 import { open } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
@@ -36,28 +38,52 @@ export function checkLeaseInputPath(name: string, path: string): void {
   if (!isAbsolute(path) || !path.endsWith('.npy') || path.includes('\0')) throw refuse(name, 'an absolute path to a .npy file', JSON.stringify(path.slice(0, 200)));
 }
 
+/** Where a lease input's bytes are: `segments` runs of `length` bytes, `stride` apart, from `offset`. */
+export interface LeaseInputRead {
+  offset: number;
+  segments: number;
+  stride: number;
+  length: number;
+}
+
 /**
  * The rules a same-filesystem lease input must meet against the file's header (see the module
- * comment). Returns the number of bytes to read.
+ * comment). Returns where to read.
  * @throws DrillError LEASE_INPUT_REFUSED naming the input and the broken rule.
  */
-export function checkLeaseInputFile(name: string, range: InputFileRange, header: NpyHeader, rows: number): number {
+export function checkLeaseInputFile(name: string, range: InputFileRange, header: NpyHeader, rows: number): LeaseInputRead {
   checkLeaseInputPath(name, range.path);
   if (range.dtype !== header.dtype) throw refuse(name, `dtype ${header.dtype} (the file's)`, range.dtype);
   const hd = header.dims;
   const rd = range.dims;
-  if (hd.length === 0 || rd.length !== hd.length || rd.slice(1).some((d, i) => d !== hd[i + 1])) {
-    throw refuse(name, `dims [rows, ${hd.slice(1).join(', ')}] (the file is [${hd.join(', ')}])`, `[${rd.join(', ')}]`);
+  const bpe = BYTES_PER_ELEMENT[header.dtype];
+  const dataEnd = header.dataOffset + elementCount(hd) * bpe;
+  const differ = rd.length === hd.length ? rd.flatMap((d, i) => (d !== hd[i] ? [i] : [])) : null;
+  if (differ === null || differ.length > 1) {
+    throw refuse(name, `the file's dims [${hd.join(', ')}], or them with the unit's ${rows} rows along one axis`, `[${rd.join(', ')}]`);
   }
-  if (rd[0] !== rows) throw refuse(name, `${rows} rows (the unit's)`, `${rd[0]} rows`);
-  const rowBytes = elementCount(hd.slice(1)) * BYTES_PER_ELEMENT[header.dtype];
-  const len = rows * rowBytes;
-  const dataEnd = header.dataOffset + hd[0]! * rowBytes;
+  const segments = range.segments ?? 1;
+  if (differ.length === 0) {
+    // The whole file (an input sent whole, or a unit holding every row): one contiguous read.
+    const length = elementCount(hd) * bpe;
+    const contiguous = segments === 1 || (range.stride !== undefined && range.stride * segments === length);
+    if (range.offset !== header.dataOffset || !contiguous) throw refuse(name, `the whole data section [${header.dataOffset}, ${dataEnd})`, `${segments} runs from ${range.offset}`);
+    return { offset: header.dataOffset, segments: 1, stride: 0, length };
+  }
+  const axis = differ[0]!;
+  if (rd[axis] !== rows) throw refuse(name, `${rows} rows (the unit's) along axis ${axis}`, `${rd[axis]} rows`);
+  const inner = elementCount(hd.slice(axis + 1)) * bpe;
+  const count = elementCount(hd.slice(0, axis));
+  const stride = hd[axis]! * inner;
+  if (segments !== count || (count > 1 && range.stride !== stride)) {
+    throw refuse(name, `${count} run(s) ${stride} bytes apart (rows on axis ${axis} of [${hd.join(', ')}])`, `${segments} run(s) ${range.stride ?? 0} bytes apart`);
+  }
   const rel = range.offset - header.dataOffset;
-  if (!Number.isSafeInteger(range.offset) || rel < 0 || (rowBytes > 0 && rel % rowBytes !== 0) || (rowBytes === 0 && rel !== 0) || range.offset + len > dataEnd) {
-    throw refuse(name, `a row-aligned byte range inside the data section [${header.dataOffset}, ${dataEnd})`, `[${range.offset}, ${range.offset + len})`);
+  const start = inner > 0 ? rel / inner : 0;
+  if (!Number.isSafeInteger(range.offset) || rel < 0 || (inner > 0 && rel % inner !== 0) || (inner === 0 && rel !== 0) || start + rows > hd[axis]!) {
+    throw refuse(name, `a row-aligned byte range inside the data section [${header.dataOffset}, ${dataEnd})`, `[${range.offset}, ${range.offset + rows * inner}) on axis ${axis}`);
   }
-  return len;
+  return { offset: range.offset, segments: count, stride, length: rows * inner };
 }
 
 interface OpenInput {
@@ -84,13 +110,16 @@ export class LeaseInputFiles {
   async read(name: string, range: InputFileRange, rows: number): Promise<HostTensor> {
     checkLeaseInputPath(name, range.path);
     const f = await this.#file(name, range.path);
-    const len = checkLeaseInputFile(name, range, f.header, rows);
-    const buf = new Uint8Array(len);
-    let off = 0;
-    while (off < len) {
-      const { bytesRead } = await f.fh.read(buf, off, len - off, range.offset + off);
-      if (bytesRead === 0) throw refuse(name, `${len} bytes at ${range.offset}`, `a file that ended after ${off}`);
-      off += bytesRead;
+    const r = checkLeaseInputFile(name, range, f.header, rows);
+    const buf = new Uint8Array(r.segments * r.length);
+    for (let k = 0; k < r.segments; k++) {
+      const from = r.offset + k * r.stride;
+      let off = 0;
+      while (off < r.length) {
+        const { bytesRead } = await f.fh.read(buf, k * r.length + off, r.length - off, from + off);
+        if (bytesRead === 0) throw refuse(name, `${r.length} bytes at ${from}`, `a file that ended after ${off}`);
+        off += bytesRead;
+      }
     }
     return { dtype: range.dtype, dims: range.dims, data: typedView(range.dtype, buf) };
   }

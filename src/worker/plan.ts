@@ -5,14 +5,15 @@
  * - batch mode: the model's first input dim is symbolic (dynamic) or already equals the request's
  *   row count, so the whole batch goes through ONNX Runtime in one call.
  * - rows mode: some input's first dim is FIXED at 1 and the request carries B > 1 rows, so the
- *   rows are run one by one and the outputs concatenated along axis 0, in order.
+ *   rows are run one by one and the outputs concatenated along axis 0, in order (inputs of other
+ *   shapes — a scalar, a parameter sent whole — go whole to every run).
  *
  * Every mismatch is a DrillError with code INPUT_MISMATCH whose message names the input, what
  * the model expects and what was received. No ONNX Runtime import here: unit-testable.
  */
 import { DrillError } from '../util/errors.ts';
-import { DTYPES, elementCount } from '../util/tensor.ts';
-import type { Dtype, HostTensor, TensorData } from '../util/tensor.ts';
+import { ARRAY_OF, DTYPES, elementCount } from '../util/tensor.ts';
+import type { HostTensor, TensorData } from '../util/tensor.ts';
 
 /** A model input as ONNX Runtime describes it (tensor inputs only). */
 export interface InputSpec {
@@ -33,16 +34,6 @@ export interface RunPlan {
   /** The outputs to fetch, in the model's order unless the request named them. */
   outputNames: string[];
 }
-
-/** Which typed array carries each dtype (ORT 'bool' tensors take a Uint8Array). */
-const ARRAY_OF: Record<Dtype, string> = {
-  float32: 'Float32Array',
-  float64: 'Float64Array',
-  int32: 'Int32Array',
-  int64: 'BigInt64Array',
-  uint8: 'Uint8Array',
-  bool: 'Uint8Array',
-};
 
 function mismatch(field: string, expected: string, received: string, meta: Record<string, unknown> = {}): DrillError {
   return new DrillError('INPUT_MISMATCH', `${field}: expected ${expected}, received ${received}`, { field, expected, received, ...meta });
@@ -135,14 +126,13 @@ export function planRun(
     const first = specs[0] ? inputs[specs[0].name] : undefined;
     return { mode: 'batch', rows: first?.dims[0] ?? 1, split: [], outputNames: outs };
   }
-  // Rows mode: inputs with B rows are sliced per row; inputs with one row are fed whole.
+  // Rows mode: inputs whose first dim the model fixes at 1 and that carry B rows are sliced per
+  // row; everything else (one row shared by every row, scalars, inputs of other fixed shapes)
+  // is fed whole to every run.
   const split: string[] = [];
   for (const s of specs) {
     const t = inputs[s.name]!;
-    if (t.dims.length > 0 && t.dims[0] === rowsB) split.push(s.name);
-    else if (!(t.dims.length > 0 && t.dims[0] === 1)) {
-      throw mismatch(`inputs.${s.name}.dims[0]`, `${rowsB} rows (or 1, shared by every row) like the other inputs`, `${t.dims[0] ?? 'a scalar'}`, { input: s.name, axis: 0 });
-    }
+    if (s.shape[0] === 1 && t.dims.length > 0 && t.dims[0] === rowsB) split.push(s.name);
   }
   return { mode: 'rows', rows: rowsB, split, outputNames: outs };
 }

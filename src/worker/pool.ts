@@ -24,6 +24,7 @@ import { DrillError, isDrillError } from '../util/errors.ts';
 import { silentLogger } from '../util/log.ts';
 import type { Logger } from '../util/log.ts';
 import type { HostTensor, TensorData } from '../util/tensor.ts';
+import { allocData } from '../util/tensor.ts';
 import { buildMatMulChain } from './benchmark.ts';
 import { checkHostTensor } from './plan.ts';
 import { selectDevice, selectionFor } from './device.ts';
@@ -143,18 +144,9 @@ export interface InferencePoolStats {
 
 const HEX64 = /^[0-9a-fA-F]{64}$/;
 
-const ARRAY_CTOR = {
-  float32: Float32Array,
-  float64: Float64Array,
-  int32: Int32Array,
-  int64: BigInt64Array,
-  uint8: Uint8Array,
-  bool: Uint8Array,
-} as const;
-
 /** A fresh, exact-size copy of a tensor's data in its base typed array (never a Buffer view). */
 function copyOf(t: HostTensor): TensorData {
-  const out = new ARRAY_CTOR[t.dtype](t.data.length);
+  const out = allocData(t.dtype, t.data.length);
   (out as Float32Array).set(t.data as Float32Array);
   return out;
 }
@@ -272,7 +264,7 @@ export class InferencePool {
       maxSessions: this.#opts.maxSessionsPerThread ?? defaultInferencePoolOptions.maxSessionsPerThread,
       verifyModelHash: this.#opts.verifyModelHash ?? defaultInferencePoolOptions.verifyModelHash,
       // A GPU is only known to work once a session ran on it: probe CUDA with a tiny model.
-      probeModel: this.#opts.probeModel ?? (sel.device === 'cuda' ? buildMatMulChain(PROBE_WIDTH, 1) : undefined),
+      probeModel: this.#opts.probeModel ?? (sel.device === 'cuda' ? await buildMatMulChain(PROBE_WIDTH, 1) : undefined),
     };
     this.#selection = sel;
     this.#piscina = new Piscina<ThreadTask, ThreadReply>({

@@ -5,7 +5,8 @@
  */
 import { InferenceSession, Tensor } from 'onnxruntime-node';
 import { DrillError } from '../util/errors.ts';
-import type { Dtype, HostTensor, TensorData } from '../util/tensor.ts';
+import type { HostTensor, TensorData } from '../util/tensor.ts';
+import { isDtype, DTYPES } from '../util/tensor.ts';
 import { concatRows, planRun, sliceRow } from './plan.ts';
 import type { InputSpec, RunPlan } from './plan.ts';
 
@@ -57,11 +58,10 @@ export function inputSpecs(session: InferenceSession): InputSpec[] {
 
 /** Wrap a HostTensor as an ort.Tensor over the same typed array (no copy). */
 export function toOrt(t: HostTensor): Tensor {
-  // ORT's 'bool' tensors take a Uint8Array; every other HostTensor dtype is ORT's own name.
+  // Every HostTensor dtype is ORT's own name over the typed array ORT expects in Node: 'bool'
+  // takes a Uint8Array and 'float16' a Uint16Array of half bits (Node has no Float16Array).
   return new Tensor(t.dtype, t.data as Float32Array, t.dims);
 }
-
-const HOST_DTYPES: ReadonlySet<string> = new Set<Dtype>(['float32', 'float64', 'int32', 'int64', 'uint8', 'bool']);
 
 /**
  * An ORT output as a HostTensor over the same typed array (no copy).
@@ -69,10 +69,17 @@ const HOST_DTYPES: ReadonlySet<string> = new Set<Dtype>(['float32', 'float64', '
  */
 export function fromOrt(name: string, v: unknown): HostTensor {
   if (!(v instanceof Tensor)) throw new DrillError('UNSUPPORTED_OUTPUT', `outputs.${name}: expected a tensor, received a non-tensor value`, { output: name });
-  if (!HOST_DTYPES.has(v.type)) {
-    throw new DrillError('UNSUPPORTED_OUTPUT', `outputs.${name}: expected one of ${[...HOST_DTYPES].join(', ')}, received dtype ${v.type}`, { output: name, dtype: v.type });
+  const type = v.type;
+  if (!isDtype(type)) {
+    throw new DrillError('UNSUPPORTED_OUTPUT', `outputs.${name}: expected one of ${DTYPES.join(', ')}, received dtype ${type}`, { output: name, dtype: type });
   }
-  return { dtype: v.type as Dtype, dims: [...v.dims], data: v.data as TensorData };
+  let data = v.data as TensorData;
+  // A runtime with Float16Array hands halves out as one: keep our representation (the bits).
+  if (type === 'float16' && !(data instanceof Uint16Array)) {
+    const d = data as unknown as ArrayBufferView;
+    data = new Uint16Array(d.buffer, d.byteOffset, d.byteLength / 2);
+  }
+  return { dtype: type, dims: [...v.dims], data };
 }
 
 async function runOnce(session: InferenceSession, feeds: Record<string, HostTensor>, outputNames: string[]): Promise<Record<string, HostTensor>> {

@@ -3,7 +3,8 @@
  * `drill worker`s and `drill submit` (workers without --shared-fs: every input byte crosses
  * libp2p). A worker killed (SIGKILL) mid-job has its units re-issued; a coordinator killed
  * mid-job resumes from its store. Either way the job completes with every row, equal to a
- * direct ONNX Runtime run.
+ * direct ONNX Runtime run. And models whose inputs are not all rows (a state split on axis 1,
+ * a scalar sent whole) and an external-data model go through `drill submit` the same way.
  */
 import { describe, it, expect, afterAll, beforeAll } from 'vitest';
 import { mkdtemp, rm, readFile, writeFile } from 'node:fs/promises';
@@ -12,7 +13,7 @@ import { join } from 'node:path';
 import { readNpy, readNpyRows, encodeNpy } from '../../src/util/npy.ts';
 import { parsePolicy, tensorsAgree } from '../../src/pod/policy.ts';
 import { DirectSession } from '../../src/worker/direct.ts';
-import type { JobReport } from '../../src/coordinator/service.ts';
+import type { JobReport } from '../../src/coordinator/report.ts';
 import { ROOT, drill } from '../helpers/grid.ts';
 import type { Proc } from '../helpers/grid.ts';
 
@@ -108,5 +109,41 @@ describe('coordinator crash', () => {
     expect(report.units.agreed + report.units.disputed).toBe(report.units.total);
     // Credit from before the crash came back from the store: every row credited to both replicas.
     expect(report.totalCredit).toBe(report.model.flopsPerRow * ROWS * 2);
+  });
+});
+
+describe('drill submit of models whose inputs are not all rows', () => {
+  it('over libp2p (no shared filesystem): a state split on axis 1 and a scalar sent whole; an external-data model inlined before upload', async () => {
+    const dir = join(tmp, 'submit-models');
+    const { addr } = await startGrid(dir, 2);
+    const fx = join(ROOT, 'test/fixtures/models');
+    const run = async (args: string[], out: string): Promise<JobReport> => {
+      const p = drill(['submit', '--to', addr, ...args, '--out', out, '--replicas', '2', '--json', '--quiet', '--data-dir', join(tmp, 'partner')]);
+      procs.push(p);
+      const code = await p.exited;
+      expect(code, p.output()).toBe(0);
+      return JSON.parse(await readFile(join(out, 'report.json'), 'utf8')) as JobReport;
+    };
+    const vadIn = { audio: join(fx, 'vad/audio.npy'), state: join(fx, 'vad/state.npy'), sr: join(fx, 'vad/sr.npy') };
+    const vad = await run(['--model', join(fx, 'vad.onnx'), ...Object.entries(vadIn).flatMap(([k, v]) => ['--input', `${k}=${v}`]), '--unit-rows', '5'], join(dir, 'out-vad'));
+    expect(vad.batching.inputs.state).toEqual({ split: true, axis: 1 });
+    expect(vad.batching.inputs.sr).toEqual({ split: false, axis: null });
+    const mlp = await run(['--model', join(fx, 'external_mlp.onnx'), '--input', `x=${join(fx, 'external_mlp/x.npy')}`], join(dir, 'out-ext'));
+    for (const [model, inputs, report] of [
+      ['vad.onnx', vadIn, vad],
+      ['external_mlp.onnx', { x: join(fx, 'external_mlp/x.npy') }, mlp],
+    ] as const) {
+      const feeds: Record<string, Awaited<ReturnType<typeof readNpy>>> = {};
+      for (const [k, p] of Object.entries(inputs)) feeds[k] = await readNpy(p);
+      const s = await DirectSession.open(join(fx, model));
+      const direct = await s.run(feeds);
+      await s.release();
+      for (const [name, ref] of Object.entries(direct)) {
+        const got = await readNpy(join(dir, model === 'vad.onnx' ? 'out-vad' : 'out-ext', `${name}.npy`));
+        expect(got.dims, `${model} ${name}`).toEqual(ref.dims);
+        expect(tensorsAgree(parsePolicy('allclose:1e-3,1e-4'), got, ref), `${model} ${name}`).toBe(true);
+      }
+      expect(report.totalCredit).toBe(report.model.flopsPerRow * report.rows * 2);
+    }
   });
 });

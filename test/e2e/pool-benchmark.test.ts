@@ -23,7 +23,7 @@ afterAll(async () => {
 describe('runDeviceBenchmark', () => {
   it('the standard workload is the MatMul chain it claims to be', async () => {
     const models = new ModelCache(join(dir, 'm'));
-    const h = await models.put(buildMatMulChain());
+    const h = await models.put(await buildMatMulChain());
     const s = await DirectSession.open(models.path(h));
     try {
       expect(s.session.inputMetadata[0]).toMatchObject({ name: 'x', type: 'float32', shape: ['batch', BENCH_WIDTH] });

@@ -27,7 +27,7 @@ const REPO = join(import.meta.dirname, '..', '..');
 /** The committed workload model when present, else the same graph built from workloads/models.ts. */
 async function model(name: string): Promise<{ hash: string; path: string }> {
   const committed = join(REPO, 'workloads', name, 'model.onnx');
-  const bytes = existsSync(committed) ? new Uint8Array(await readFile(committed)) : workloadSpec(name).build();
+  const bytes = existsSync(committed) ? new Uint8Array(await readFile(committed)) : await workloadSpec(name).build();
   const hash = await models.put(bytes);
   return { hash, path: models.path(hash) };
 }
@@ -119,7 +119,7 @@ describe('InferencePool (2 threads, CPU)', () => {
     g.output(g.op('Neg', [g.input('d', 'float64', ['batch', 2])]), 'float64', ['batch', 2], 'neg_d');
     g.output(g.op('Identity', [g.input('u', 'uint8', ['batch', 2])]), 'uint8', ['batch', 2], 'same_u');
     g.output(g.op('Abs', [g.input('k', 'int32', ['batch', 2])]), 'int32', ['batch', 2], 'abs_k');
-    const hash = await models.put(g.toBytes());
+    const hash = await models.put(await g.toBytes());
     const inputs: Record<string, HostTensor> = {
       m: { dtype: 'bool', dims: [2, 3], data: Uint8Array.from([1, 0, 1, 0, 0, 1]) },
       i: { dtype: 'int64', dims: [2, 2], data: BigInt64Array.from([1n, -2n, 2n ** 40n, 0n]) },

@@ -1,25 +1,26 @@
 /**
  * The committed sample workloads against real ONNX Runtime sessions:
- * - inspectModel's inputs/outputs (names, types, dims) match what onnxruntime-node reports;
+ * - the decoder's declared inputs/outputs (names, types, dims) match what onnxruntime-node reports;
  * - shape inference predicts the output dims ORT actually produces;
  * - job.json has the manifest shape the grid parses, its FLOPs match the graph, its inputs fit the model;
  * - golden outputs agree, under the workload's own policy, with a fresh ORT run done the way a
  *   worker does it (default threads, one unit of rows at a time);
  * - the generator (a child process) reproduces models, inputs and manifests byte for byte.
  */
-import { describe, expect, it, afterAll } from 'vitest';
+import { describe, expect, it, afterAll, beforeAll } from 'vitest';
 import { readFileSync, readdirSync, mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
-import { inspectModel, decodeModel, countFlops } from '../../src/onnx/index.ts';
+import { decodeModel, countFlops } from '../../src/onnx/index.ts';
+import type { DecodedModel } from '../../src/onnx/index.ts';
 import { parseNpy, encodeNpy } from '../../src/util/npy.ts';
 import { parsePolicy, tensorsAgree } from '../../src/pod/policy.ts';
 import type { HostTensor, TensorData, Dtype } from '../../src/util/tensor.ts';
 import { WORKLOADS, workloadSpec } from '../../workloads/models.ts';
-import { manifestJson, type JobManifest } from '../../workloads/generate.ts';
+import { manifestJson, isRowByRow, workloadFlopsPerRow, type JobManifest } from '../../workloads/generate.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const WL = join(ROOT, 'workloads');
@@ -63,9 +64,12 @@ function files(dir: string): string[] {
 describe.each(WORKLOADS.map((w) => w.name))('workload %s', (name) => {
   const dir = join(WL, name);
   const model = readFileSync(join(dir, 'model.onnx'));
-  const info = inspectModel(model, `${name}/model.onnx`);
+  let info: DecodedModel;
+  beforeAll(async () => {
+    info = await decodeModel(model, `${name}/model.onnx`);
+  });
 
-  it('inspectModel agrees with the ORT session on input/output names, types and dims', async () => {
+  it('the decoder agrees with the ORT session on declared input/output names, types and dims', async () => {
     const s = await ort.InferenceSession.create(model);
     try {
       expect(info.inputs.map((v) => v.name)).toEqual([...s.inputNames]);
@@ -79,7 +83,6 @@ describe.each(WORKLOADS.map((w) => w.name))('workload %s', (name) => {
       });
       expect(info.opset).toBe(17);
       expect(model.length).toBeLessThan(3 * 1024 * 1024);
-      expect(info.notes).toEqual([]);
     } finally {
       await s.release();
     }
@@ -88,16 +91,18 @@ describe.each(WORKLOADS.map((w) => w.name))('workload %s', (name) => {
   it('shape inference predicts the output dims ORT produces', async () => {
     const s = await ort.InferenceSession.create(model);
     try {
-      const batch = info.batchDim === 'fixed1' ? 1 : 3;
-      const feeds = Object.fromEntries(Object.entries(workloadSpec(name).makeInputs(batch, 99)).map(([k, t]) => [k, toOrt(t)]));
+      const batch = isRowByRow(info) ? 1 : 3;
+      const ins = workloadSpec(name).makeInputs(batch, 99);
+      const feeds = Object.fromEntries(Object.entries(ins).map(([k, t]) => [k, toOrt(t)]));
       const out = await s.run(feeds);
-      const predicted = countFlops(decodeModel(model), batch, info.batchDim === 'dynamic').outputDims;
-      expect(predicted).toEqual(s.outputNames.map((o) => [...out[o]!.dims]));
-      if (info.batchDim === 'fixed1') {
+      const inferred = countFlops(info, Object.fromEntries(Object.entries(ins).map(([k, t]) => [k, { dtype: t.dtype, dims: t.dims }])));
+      expect(s.outputNames.map((o) => inferred.outputs[o])).toEqual(s.outputNames.map((o) => [...out[o]!.dims]));
+      expect(inferred.notes).toEqual([]);
+      if (isRowByRow(info)) {
         // The model really is row-at-a-time: ORT refuses two rows.
         const two = Object.fromEntries(Object.entries(workloadSpec(name).makeInputs(2, 99)).map(([k, t]) => [k, toOrt(t)]));
         await expect(s.run(two)).rejects.toThrow();
-      } else expect(info.batchDim).toBe('dynamic');
+      } else expect(info.inputs.every((v) => typeof v.dims?.[0] === 'string')).toBe(true);
     } finally {
       await s.release();
     }
@@ -108,7 +113,8 @@ describe.each(WORKLOADS.map((w) => w.name))('workload %s', (name) => {
     expect(Object.keys(m)).toEqual(['name', 'model', 'inputs', 'policy', 'replicas', 'unitRows', 'flopsPerRow']);
     expect(m.name).toBe(name);
     expect(m.model).toBe('model.onnx');
-    expect(m.flopsPerRow).toBe(info.flopsPerRow);
+    const committed = Object.fromEntries(Object.entries(m.inputs).map(([k, p]) => [k, parseNpy(readFileSync(join(dir, p)))]));
+    expect(m.flopsPerRow).toBe(workloadFlopsPerRow(info, committed));
     expect(m.flopsPerRow).toBeGreaterThan(0);
     parsePolicy(m.policy, `${name}/job.json policy`);
     expect(Number.isInteger(m.replicas) && m.replicas >= 2).toBe(true);
@@ -117,7 +123,7 @@ describe.each(WORKLOADS.map((w) => w.name))('workload %s', (name) => {
     for (const v of info.inputs) {
       const t = parseNpy(readFileSync(join(dir, m.inputs[v.name]!)), m.inputs[v.name]);
       expect(t.dtype).toBe(v.dtype);
-      expect(t.dims.slice(1)).toEqual(v.dims.slice(1));
+      expect(t.dims.slice(1)).toEqual(v.dims!.slice(1));
       nRows.add(t.dims[0]!);
     }
     expect(nRows.size).toBe(1);
@@ -134,7 +140,7 @@ describe.each(WORKLOADS.map((w) => w.name))('workload %s', (name) => {
     const total = Object.values(inputs)[0]!.dims[0]!;
     const n = Math.min(total, CHECK_ROWS[name] ?? total);
     // Like a worker: default session options, one unit (or one row, for fixed-1 models) at a time.
-    const step = info.batchDim === 'fixed1' ? 1 : m.unitRows;
+    const step = isRowByRow(info) ? 1 : m.unitRows;
     const s = await ort.InferenceSession.create(model);
     const got: Record<string, HostTensor[]> = {};
     try {
@@ -198,7 +204,7 @@ describe('encoder semantics', () => {
 });
 
 describe('generator', () => {
-  it('reproduces every committed model, input and manifest byte for byte (cnn golden excluded for time)', () => {
+  it('reproduces every committed model, input and manifest byte for byte (cnn golden excluded for time)', async () => {
     const out = join(tmp, 'regen');
     execFileSync(process.execPath, [join(WL, 'generate.ts'), '--out', out, '--only', 'mlp,encoder,rowwise'], { stdio: 'pipe' });
     for (const name of ['mlp', 'encoder', 'rowwise']) {
@@ -214,12 +220,12 @@ describe('generator', () => {
     }
     // cnn: model, inputs and manifest rebuilt in-process (its golden run alone takes seconds).
     const spec = workloadSpec('cnn');
-    const cnnModel = spec.build();
+    const cnnModel = await spec.build();
     expect(Buffer.from(cnnModel).equals(readFileSync(join(WL, 'cnn', 'model.onnx')))).toBe(true);
     const m = loadManifest('cnn');
     const ins = spec.makeInputs(spec.rows, spec.inputSeed);
     for (const [k, p] of Object.entries(m.inputs)) expect(Buffer.from(encodeNpy(ins[k]!)).equals(readFileSync(join(WL, 'cnn', p)))).toBe(true);
-    expect(manifestJson({ ...m, flopsPerRow: inspectModel(cnnModel).flopsPerRow })).toBe(readFileSync(join(WL, 'cnn', 'job.json'), 'utf8'));
+    expect(manifestJson({ ...m, flopsPerRow: workloadFlopsPerRow(await decodeModel(cnnModel), ins) })).toBe(readFileSync(join(WL, 'cnn', 'job.json'), 'utf8'));
   });
 
   it('--bench writes bigger inputs and no golden; bad flags exit 2 with the field named', () => {

@@ -9,3 +9,13 @@ export function errCode(f: () => unknown): string | undefined {
   }
   return undefined;
 }
+
+/** The DrillError code an async call rejects with (undefined when it resolves). */
+export async function errCodeAsync(f: () => Promise<unknown>): Promise<string | undefined> {
+  try {
+    await f();
+  } catch (e) {
+    return isDrillError(e) ? e.code : `NOT_A_DRILL_ERROR ${String(e)}`;
+  }
+  return undefined;
+}

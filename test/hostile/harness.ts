@@ -21,7 +21,7 @@ export async function writeIdentityModel(path: string, tail: number[], dtype: Dt
   const g = new GraphBuilder({ name: 'identity', seed: 1 });
   const x = g.input('x', dtype, ['batch', ...tail]);
   g.output(g.op('Identity', [x]), dtype, ['batch', ...tail], 'y');
-  await writeFile(path, g.toBytes());
+  await writeFile(path, await g.toBytes());
   return path;
 }
 

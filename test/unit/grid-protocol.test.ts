@@ -92,12 +92,28 @@ describe('same-filesystem leases', () => {
     expect(r.ok && r.lease.inputFiles).toEqual(inputFiles);
     expect(r.ok && Object.keys(r.inputs)).toEqual([]);
   });
+  it('rows split on a later axis are strided segments; a scalar sent whole is one run', () => {
+    // A state [2, batch, 16] float32, rows 3..5 of 24: 2 runs of 2·16·4 bytes, 24·16·4 bytes apart.
+    const inputFiles = {
+      state: { path: '/data/state.npy', offset: 128 + 3 * 64, dtype: 'float32' as const, dims: [2, 2, 16], segments: 2, stride: 24 * 64 },
+      sr: { path: '/data/sr.npy', offset: 128, dtype: 'int64' as const, dims: [] },
+    };
+    const r = decodeClaimReply(encodeClaimReply({ ok: true, lease: { ...lease, inputFiles }, inputs: {} }));
+    expect(r.ok && r.lease.inputFiles).toEqual(inputFiles);
+  });
   it('rejects malformed file ranges from the network', () => {
     for (const bad of [
       { x: { path: '/d', offset: -1, dtype: 'float32', dims: [1] } },
       { x: { path: '/d', offset: 0, dtype: 'complex64', dims: [1] } },
-      { x: { path: '/d', offset: 0, dtype: 'float32', dims: [] } },
+      { x: { path: '/d', offset: 0, dtype: 'float32', dims: [1.5] } },
       { x: { path: '', offset: 0, dtype: 'float32', dims: [1] } },
+      // segments that do not split the bytes evenly, that overlap, or are too many
+      { x: { path: '/d', offset: 0, dtype: 'float32', dims: [3, 2], segments: 5, stride: 100 } },
+      { x: { path: '/d', offset: 0, dtype: 'float32', dims: [2, 4], segments: 2, stride: 8 } },
+      { x: { path: '/d', offset: 0, dtype: 'uint8', dims: [70000, 1], segments: 70000, stride: 1 } },
+      { x: { path: '/d', offset: 0, dtype: 'float32', dims: [2, 4], segments: 0, stride: 16 } },
+      // more bytes than a lease may carry
+      { x: { path: '/d', offset: 0, dtype: 'float64', dims: [1 << 20, 1 << 20] } },
       {},
     ]) {
       const bytes = encodeClaimReply({ ok: true, lease: { ...lease, inputFiles: bad as never }, inputs: {} });

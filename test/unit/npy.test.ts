@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseNpy, encodeNpy, encodeNpyHeader, readNpy, readNpyHeader, readNpyRows, NpyWriter } from '../../src/util/npy.ts';
 import { isDrillError } from '../../src/util/errors.ts';
-import { DTYPES, elementCount, tensorBytes, type Dtype, type HostTensor, type TensorData } from '../../src/util/tensor.ts';
+import { BYTES_PER_ELEMENT, DTYPES, elementCount, tensorBytes, typedView, type Dtype, type HostTensor } from '../../src/util/tensor.ts';
 import { errCode } from '../helpers/errors.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'npy-test-'));
@@ -25,34 +25,13 @@ async function asyncCode(f: () => Promise<unknown>): Promise<string | undefined>
   return undefined;
 }
 
-/** A tensor of `dtype` filled from `seed` by a small LCG (values span the type's range). */
+/** A tensor of `dtype` whose bytes come from `seed` by a small LCG (any bit pattern; bool 0/1). */
 function makeTensor(dtype: Dtype, dims: number[], seed: number): HostTensor {
   const n = elementCount(dims);
   let s = seed >>> 0;
   const next = (): number => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0);
-  let data: TensorData;
-  switch (dtype) {
-    case 'float32':
-      data = Float32Array.from({ length: n }, () => (next() / 2 ** 32 - 0.5) * 1e6);
-      break;
-    case 'float64':
-      data = Float64Array.from({ length: n }, () => (next() / 2 ** 32 - 0.5) * 1e300);
-      break;
-    case 'int32':
-      data = Int32Array.from({ length: n }, () => next() | 0);
-      break;
-    case 'int64':
-      data = BigInt64Array.from({ length: n }, () => (BigInt(next()) << 32n) | BigInt(next()));
-      data = BigInt64Array.from(data, (v) => BigInt.asIntN(64, v));
-      break;
-    case 'uint8':
-      data = Uint8Array.from({ length: n }, () => next() & 0xff);
-      break;
-    case 'bool':
-      data = Uint8Array.from({ length: n }, () => next() & 1);
-      break;
-  }
-  return { dtype, dims, data };
+  const bytes = Uint8Array.from({ length: n * BYTES_PER_ELEMENT[dtype] }, () => (dtype === 'bool' ? next() & 1 : next() >>> 24));
+  return { dtype, dims, data: typedView(dtype, bytes) };
 }
 
 /** Hand-build a file with an arbitrary header text and version (as another numpy might). */
@@ -85,13 +64,17 @@ describe('round trip', () => {
   });
 
   it('writes the numpy descr for each dtype and aligns data to 64 bytes', () => {
-    const want: Record<Dtype, string> = { float32: "'<f4'", float64: "'<f8'", int32: "'<i4'", int64: "'<i8'", uint8: "'|u1'", bool: "'|b1'" };
+    // What np.save writes for each (np.dtype(x).str): one-byte types carry '|', the others '<'.
+    const want: Record<Dtype, string> = {
+      float16: "'<f2'", float32: "'<f4'", float64: "'<f8'", int8: "'|i1'", uint8: "'|u1'", int16: "'<i2'", uint16: "'<u2'",
+      int32: "'<i4'", uint32: "'<u4'", int64: "'<i8'", uint64: "'<u8'", bool: "'|b1'",
+    };
     for (const dtype of DTYPES) {
       const bytes = encodeNpy(makeTensor(dtype, [3, 1], 1));
       const header = new TextDecoder().decode(bytes.subarray(10, 128));
       expect(header).toContain(`'descr': ${want[dtype]}`);
       expect(header).toContain("'shape': (3, 1)");
-      const dataOffset = bytes.length - 3 * (dtype === 'float64' || dtype === 'int64' ? 8 : dtype === 'float32' || dtype === 'int32' ? 4 : 1);
+      const dataOffset = bytes.length - 3 * BYTES_PER_ELEMENT[dtype];
       expect(dataOffset % 64).toBe(0);
       expect(bytes[dataOffset - 1]).toBe(0x0a); // header ends with '\n'
     }
@@ -180,8 +163,8 @@ describe('malformed files give NPY_* errors naming the field', () => {
     expect(errCode(() => parseNpy(f))).toBe('NPY_FORTRAN');
   });
 
-  it('NPY_DTYPE for float16, complex, strings, objects and structured dtypes', () => {
-    for (const descr of ["'<f2'", "'<c8'", "'<U3'", "'|O'", "'<u4'", "[('a', '<f4')]"]) {
+  it('NPY_DTYPE for complex, long double, strings, objects, datetimes, void and structured dtypes', () => {
+    for (const descr of ["'<c8'", "'<f16'", "'<U3'", "'|O'", "'<M8[s]'", "'|V4'", "[('a', '<f4')]"]) {
       const f = rawNpy(`{'descr': ${descr}, 'fortran_order': False, 'shape': (2,), }`, body8);
       expect(errCode(() => parseNpy(f)), descr).toBe('NPY_DTYPE');
     }

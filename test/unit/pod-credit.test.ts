@@ -3,6 +3,7 @@ import { signCreditRecord, verifyCreditRecord, creditRecordId, creditRecordProbl
 import { merkleRoot, merkleProof, verifyMerkleProof } from '../../src/util/merkle.ts';
 import { creditLeaf } from '../../src/pod/credit.ts';
 import type { HostTensor } from '../../src/util/tensor.ts';
+import { BYTES_PER_ELEMENT, DTYPES, typedView } from '../../src/util/tensor.ts';
 
 const seed = new Uint8Array(32).fill(7);
 const body = { job: 'job-1', unit: 3, resultDigest: 'ab'.repeat(32), flops: 1_000_000, credited: ['peerB', 'peerA'], faulty: ['cheat'], status: 'resolved' as const, time: 1_700_000_000_000 };
@@ -62,6 +63,21 @@ describe('commit–reveal', () => {
     const b = { q: out.y!, p: out.y! };
     expect(resultDigest(a)).toBe(resultDigest(b));
     expect(resultDigest({ y: { ...out.y!, dims: [1, 2] } })).not.toBe(resultDigest(out));
+  });
+  it('covers every dtype: the same bytes under another dtype, or one flipped bit, is another digest', () => {
+    const bytes = Uint8Array.from([0, 60, 0, 64, 1, 2, 3, 4]); // as halves: 1.0, 2.0, ...
+    const digests = new Set<string>();
+    for (const dtype of DTYPES) {
+      const bpe = BYTES_PER_ELEMENT[dtype];
+      const t: HostTensor = { dtype, dims: [8 / bpe], data: typedView(dtype, bytes.slice()) };
+      const flipped = bytes.slice();
+      flipped[7] = flipped[7]! ^ 1;
+      const d = resultDigest({ y: t });
+      expect(resultDigest({ y: { ...t, data: typedView(dtype, flipped) } }), dtype).not.toBe(d);
+      expect(resultDigest({ y: { ...t, data: typedView(dtype, bytes.slice()) } }), dtype).toBe(d);
+      digests.add(d);
+    }
+    expect(digests.size).toBe(DTYPES.length); // uint8 and bool, int16/uint16/float16 share bytes, not digests
   });
 });
 

@@ -1,6 +1,7 @@
 import { describe, it, expect } from 'vitest';
 import { parsePolicy, tensorsAgree, resultsAgree, DEFAULT_POLICY, formatPolicy } from '../../src/pod/index.ts';
 import type { HostTensor } from '../../src/util/tensor.ts';
+import { floatToHalf } from '../../src/util/tensor.ts';
 
 const f32 = (v: number[], dims = [v.length]): HostTensor => ({ dtype: 'float32', dims, data: Float32Array.from(v) });
 
@@ -58,5 +59,53 @@ describe('tensorsAgree', () => {
   it('results must have the same output names', () => {
     expect(resultsAgree(p, { y: f32([1]) }, { z: f32([1]) })).toBe(false);
     expect(resultsAgree(p, { y: f32([1]), z: f32([2]) }, { z: f32([2]), y: f32([1]) })).toBe(true);
+  });
+});
+
+describe('every dtype', () => {
+  const allclose = parsePolicy(DEFAULT_POLICY);
+  const argmax = parsePolicy('argmax');
+  const half = (v: number[], dims = [v.length]): HostTensor => ({ dtype: 'float16', dims, data: Uint16Array.from(v.map(floatToHalf)) });
+
+  it('float16 compares by value after decoding the halves, not by bits', () => {
+    // 1.0 and the next half up (1 + 2^-10) differ by ~1e-3 relative: within rtol 1e-3 + atol 1e-4.
+    expect(tensorsAgree(allclose, half([1, -2, 0.5]), { dtype: 'float16', dims: [3], data: Uint16Array.from([floatToHalf(1) + 1, floatToHalf(-2), floatToHalf(0.5)]) })).toBe(true);
+    expect(tensorsAgree(allclose, half([1, -2, 0.5]), half([1, 2, 0.5]))).toBe(false); // sign bit: a huge bit distance, a wrong value
+    expect(tensorsAgree(allclose, half([1, 2]), half([1.01, 2]))).toBe(false);
+    expect(tensorsAgree(allclose, half([Number.NaN, Infinity]), half([Number.NaN, Infinity]))).toBe(true);
+    expect(tensorsAgree(allclose, half([Infinity]), half([65504]))).toBe(false);
+  });
+
+  it('integer and bool outputs must be equal exactly under allclose', () => {
+    const cases: [HostTensor, HostTensor][] = [
+      [{ dtype: 'int8', dims: [2], data: Int8Array.from([1, -2]) }, { dtype: 'int8', dims: [2], data: Int8Array.from([1, -3]) }],
+      [{ dtype: 'uint8', dims: [2], data: Uint8Array.from([200, 3]) }, { dtype: 'uint8', dims: [2], data: Uint8Array.from([201, 3]) }],
+      [{ dtype: 'int16', dims: [1], data: Int16Array.from([1000]) }, { dtype: 'int16', dims: [1], data: Int16Array.from([1001]) }],
+      [{ dtype: 'uint16', dims: [1], data: Uint16Array.from([1000]) }, { dtype: 'uint16', dims: [1], data: Uint16Array.from([1001]) }],
+      [{ dtype: 'int32', dims: [1], data: Int32Array.from([1e9]) }, { dtype: 'int32', dims: [1], data: Int32Array.from([1e9 + 1]) }],
+      [{ dtype: 'uint32', dims: [1], data: Uint32Array.from([4e9]) }, { dtype: 'uint32', dims: [1], data: Uint32Array.from([4e9 + 1]) }],
+      [{ dtype: 'int64', dims: [1], data: BigInt64Array.from([2n ** 60n]) }, { dtype: 'int64', dims: [1], data: BigInt64Array.from([2n ** 60n + 1n]) }],
+      [{ dtype: 'uint64', dims: [1], data: BigUint64Array.from([2n ** 63n]) }, { dtype: 'uint64', dims: [1], data: BigUint64Array.from([2n ** 63n + 1n]) }],
+      [{ dtype: 'bool', dims: [2], data: Uint8Array.from([1, 0]) }, { dtype: 'bool', dims: [2], data: Uint8Array.from([1, 1]) }],
+    ];
+    for (const [a, b] of cases) {
+      expect(tensorsAgree(allclose, a, { ...a, data: a.data.slice() as HostTensor['data'] }), a.dtype).toBe(true);
+      expect(tensorsAgree(allclose, a, b), a.dtype).toBe(false); // off by one: rtol would have let a float through
+    }
+  });
+
+  it('argmax works on every numeric dtype: halves by value, 64-bit integers exactly, bool as 0/1', () => {
+    // Bits order a negative half above every positive one; values do not.
+    expect(tensorsAgree(argmax, half([-3, 1, 2], [1, 3]), half([-1, 0.5, 7], [1, 3]))).toBe(true);
+    expect(tensorsAgree(argmax, half([-3, 1, 2], [1, 3]), half([3, 1, 2], [1, 3]))).toBe(false);
+    // 2^60 and 2^60 + 1 are the same double: compared as bigints they differ.
+    const i64 = (v: bigint[]): HostTensor => ({ dtype: 'int64', dims: [1, v.length], data: BigInt64Array.from(v) });
+    expect(tensorsAgree(argmax, i64([2n ** 60n, 2n ** 60n + 1n]), i64([0n, 1n]))).toBe(true);
+    expect(tensorsAgree(argmax, i64([2n ** 60n + 1n, 2n ** 60n]), i64([0n, 1n]))).toBe(false);
+    const u8 = (v: number[]): HostTensor => ({ dtype: 'uint8', dims: [1, v.length], data: Uint8Array.from(v) });
+    expect(tensorsAgree(argmax, u8([250, 3]), u8([9, 1]))).toBe(true);
+    const b = (v: number[]): HostTensor => ({ dtype: 'bool', dims: [1, v.length], data: Uint8Array.from(v) });
+    expect(tensorsAgree(argmax, b([0, 1, 0]), b([0, 1, 1]))).toBe(true); // first maximum wins
+    expect(tensorsAgree(argmax, b([1, 0]), b([0, 1]))).toBe(false);
   });
 });

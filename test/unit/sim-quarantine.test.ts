@@ -25,18 +25,18 @@ function withinBinomial(x: number, e: number, n: number, z = 4): boolean {
 }
 
 describe('spot-check audits (the grid\'s --replicas 1 --audit P)', () => {
-  it('catch rate = P · (h² + 2h³(1 − h)), h = chance a drawn trainer returns the right result', () => {
+  it('catch rate = P · (h⁴ + 4h³(1 − h)), h = chance a drawn trainer returns the right result', () => {
     // Random cheaters only (each wrong answer unique), cheatRate 1, equal hashrates.
-    // A falsified primary result is found faulty iff the unit is audited (P) and the unit then
-    // resolves; with maxReplicas 5 (the grid's 2·1 + 3) and h = (N − F)/(N − 1):
-    //   auditor right (h): a right tie-breaker resolves 2:1 (h); else 2 more, both right (h²);
-    //   auditor wrong (1 − h): 3 more results, all right (h³);
-    //   P(resolved) = h·(h + (1 − h)h²) + (1 − h)h³ = h² + 2h³(1 − h).
-    // (P · h — "audited by an honest worker" — is the first-order term; the tie-breakers
-    // also catch a cheater whose auditor cheated, and fail some units an honest auditor checked.)
-    // Two settings: few cheaters; and many (h ≈ 0.7, where the tie-breaker branches and the
-    // maxReplicas cap matter), with short jobs so that quarantined cheaters barely thin the
-    // pool within a job (h is computed for the full population).
+    // A falsified primary result is found faulty iff the unit is audited (P) and the dispute
+    // then resolves against it. As in the grid, a dispute is settled by a jury of 2·2 + 1 = 5
+    // results (the audit round has 2 replicas; maxReplicas 5 = the grid's 2·1 + 3): the primary
+    // and four drawn trainers (auditor and tie-breakers), each right with probability
+    // h = (N − F)/(N − 1). The right class wins iff at least 3 of the 4 are right:
+    //   P(caught | audited) = h⁴ + 4h³(1 − h).
+    // (P · h — "audited by an honest worker" — is the first-order term.)
+    // Two settings: few cheaters; and many (h ≈ 0.7, where the jury matters), with short jobs
+    // so that quarantined cheaters barely thin the pool within a job (h is computed for the
+    // full population).
     for (const { f, P, jobUnits } of [{ f: 0.1, P: 0.3, jobUnits: 64 }, { f: 0.3, P: 0.5, jobUnits: 8 }]) {
       const N = 1000;
       const s = resolveScenario({
@@ -47,7 +47,7 @@ describe('spot-check audits (the grid\'s --replicas 1 --audit P)', () => {
       });
       const p = summarize(runSimulation(s)).pod!;
       const h = (N - f * N) / (N - 1);
-      const expected = P * (h * h + 2 * h ** 3 * (1 - h));
+      const expected = P * (h ** 4 + 4 * h ** 3 * (1 - h));
       expect(p.catchRateSamples).toBeGreaterThan(3500);
       expect(p.catchRate).toBe(p.catchRateCaught / p.catchRateSamples);
       expect(withinBinomial(p.catchRate, expected, p.catchRateSamples)).toBe(true);
@@ -69,16 +69,19 @@ describe('colluders under R = 2, with and without quarantine', () => {
   const on = summarize(runSimulation(resolveScenario(raw(true)))).pod!;
 
   it('without quarantine a unit is wrong exactly as often as the random draw gives colluders the majority', () => {
-    // N = 50, C = 10. Wrong iff both first replicas collude, or one does and the tie-breaker
-    // does: C(C−1)/(N(N−1)) + 2C(N−C)/(N(N−1)) · (C−1)/(N−2) = 0.0980. Colluders cannot
-    // arrange to share a unit, so the measured rate must match the draw's.
+    // N = 50, C = 10. Wrong iff both first replicas collude, or one does and the dispute's jury
+    // (5 results: the two plus three drawn from the other N − 2) holds 3 colluders, i.e. at least
+    // 2 of the 3 drawn: C(C−1)/(N(N−1)) + 2C(N−C)/(N(N−1)) · p3, p3 hypergeometric = 0.0648.
+    // Colluders cannot arrange to share a unit, so the measured rate must match the draw's.
     const N = 50;
     const C = 10;
-    const w = (C * (C - 1)) / (N * (N - 1)) + ((2 * C * (N - C)) / (N * (N - 1))) * ((C - 1) / (N - 2));
+    const choose = (n: number, k: number): number => (k < 0 || k > n ? 0 : k === 0 ? 1 : (n / k) * choose(n - 1, k - 1));
+    const p3 = (choose(C - 1, 2) * choose(N - C - 1, 1) + choose(C - 1, 3)) / choose(N - 2, 3);
+    const w = (C * (C - 1)) / (N * (N - 1)) + ((2 * C * (N - C)) / (N * (N - 1))) * p3;
     expect(off.acceptedUnits).toBe(off.units);
     expect(withinBinomial(off.wrongAcceptedRate, w, off.acceptedUnits)).toBe(true);
-    // Every unit credits two trainers, colluders exactly in the wrong ones: their share ≈ w.
-    expect(off.cheaterCreditShare).toBeCloseTo(off.wrongAcceptedRate, 10);
+    // Colluders are credited only in the units they won.
+    expect(off.cheaterCreditShare).toBeGreaterThan(0.5 * w);
   });
 
   it('with quarantine, wrong results and colluder credit all but vanish', () => {
@@ -90,7 +93,7 @@ describe('colluders under R = 2, with and without quarantine', () => {
     expect(on.wrongAccepted * 20).toBeLessThan(off.wrongAccepted);
     expect(off.wrongAccepted).toBeGreaterThan(400);
     expect(on.cheaterCreditShare).toBeLessThan(0.005);
-    expect(off.cheaterCreditShare).toBeGreaterThan(0.07);
+    expect(off.cheaterCreditShare).toBeGreaterThan(0.03);
     // What it costs: re-runs of reopened units, but fewer tie-breakers once colluders are out.
     expect(on.reopenedUnits).toBeGreaterThan(0);
     expect(on.quarantined).toBeGreaterThan(0);
@@ -101,11 +104,12 @@ describe('colluders under R = 2, with and without quarantine', () => {
 
 describe('re-verification', () => {
   it('an honest trainer outvoted by colluders is released when the unit is re-decided', () => {
-    // 6 equal trainers, 2 colluders (cheatRate 1), R = 2, jobs of 40 units.
+    // 8 equal trainers, 3 colluders (cheatRate 1), R = 2, jobs of 40 units: a dispute's jury of 5
+    // can hold all 3 colluders and outvote two honest trainers.
     const events: PodEvent[] = [];
     const s = resolveScenario({
-      seed: 5, trainers: 6, slots: 40, hashrate: { dist: 'constant', value: 1 },
-      behaviours: [{ kind: 'colluder', fraction: 2 / 6, groups: 1, cheatRate: 1 }],
+      seed: 5, trainers: 8, slots: 40, hashrate: { dist: 'constant', value: 1 },
+      behaviours: [{ kind: 'colluder', fraction: 3 / 8, groups: 1, cheatRate: 1 }],
       pod: { mode: 'replicate', replicas: 2, jobUnits: 40, unitsPerSlot: 2 },
       lottery: { epochSlots: 4, lookbackEpochs: 0 },
     });
@@ -119,7 +123,9 @@ describe('re-verification', () => {
       // with a re-decision (the other colluder alone cannot outvote an honest tie-breaker).
       expect(kind[e.trainer]).toBe(KIND.honest);
       // Released right after its unit's new, right decision…
-      const d = events[k - 1]!;
+      let j = k - 1;
+      while (events[j]!.kind === 'released') j--; // two outvoted trainers go free one after the other
+      const d = events[j]!;
       expect(d).toMatchObject({ kind: 'decided', job: e.job, unit: e.unit, wrong: false });
       expect((d as Extract<PodEvent, { kind: 'decided' }>).rerun).toBeGreaterThan(0);
       // …after it had been outvoted there by a wrong majority, and the unit was reopened
@@ -128,7 +134,7 @@ describe('re-verification', () => {
       const outvoted = events.findLastIndex((x, j) => j < q && x.kind === 'decided' && x.job === e.job && x.unit === e.unit);
       const od = events[outvoted] as Extract<PodEvent, { kind: 'decided' }>;
       expect(od.wrong).toBe(true);
-      expect(od.faulty).toEqual([e.trainer]);
+      expect(od.faulty).toContain(e.trainer);
       const reopen = events.findLastIndex((x, j) => j < k && x.kind === 'reopened' && x.job === e.job && x.unit === e.unit);
       expect(reopen).toBeGreaterThan(outvoted);
       const because = (events[reopen] as Extract<PodEvent, { kind: 'reopened' }>).because;

@@ -100,9 +100,23 @@ describe('checkLeaseInputFile', () => {
   const ok: InputFileRange = { path: '/data/x.npy', offset: 128 + 3 * 16, dtype: 'float32', dims: [2, 4] };
   const code = (over: Partial<InputFileRange>, rows = 2): string | undefined => errCode(() => checkLeaseInputFile('x', { ...ok, ...over }, header, rows));
 
-  it('accepts a row-aligned range inside the data section; returns its byte length', () => {
-    expect(checkLeaseInputFile('x', ok, header, 2)).toBe(32);
+  it('accepts a row-aligned range inside the data section; returns where to read', () => {
+    expect(checkLeaseInputFile('x', ok, header, 2)).toEqual({ offset: 128 + 3 * 16, segments: 1, stride: 160, length: 32 });
     expect(code({ offset: 128 + 8 * 16 })).toBeUndefined(); // the last two rows
+  });
+  it('accepts rows on a later axis as the file\'s strided runs, and the whole file for an input sent whole', () => {
+    const state: NpyHeader = { dtype: 'float32', dims: [2, 10, 3], dataOffset: 128 };
+    const rows = { path: '/data/state.npy', offset: 128 + 4 * 12, dtype: 'float32' as const, dims: [2, 2, 3], segments: 2, stride: 10 * 12 };
+    expect(checkLeaseInputFile('state', rows, state, 2)).toEqual({ offset: 128 + 48, segments: 2, stride: 120, length: 24 });
+    expect(checkLeaseInputFile('state', { path: '/d/s.npy', offset: 128, dtype: 'float32', dims: [2, 10, 3] }, state, 2)).toEqual({ offset: 128, segments: 1, stride: 0, length: 240 });
+    const sr: NpyHeader = { dtype: 'int64', dims: [], dataOffset: 128 };
+    expect(checkLeaseInputFile('sr', { path: '/d/sr.npy', offset: 128, dtype: 'int64', dims: [] }, sr, 5)).toEqual({ offset: 128, segments: 1, stride: 0, length: 8 });
+    const bad = (over: Partial<InputFileRange>): string | undefined => errCode(() => checkLeaseInputFile('state', { ...rows, ...over }, state, 2));
+    expect(bad({ segments: 1 })).toBe(LEASE_INPUT_REFUSED); // not the file's layout
+    expect(bad({ stride: 24 })).toBe(LEASE_INPUT_REFUSED); // runs that would read other rows
+    expect(bad({ offset: 128 + 9 * 12 })).toBe(LEASE_INPUT_REFUSED); // past the axis
+    expect(bad({ dims: [1, 2, 3] })).toBe(LEASE_INPUT_REFUSED); // two axes differ
+    expect(bad({ offset: 0, dims: [2, 10, 3] })).toBe(LEASE_INPUT_REFUSED); // "whole" but starting in the header
   });
   it.each([
     ['relative path', { path: 'x.npy' }],

@@ -31,10 +31,11 @@ import { bytesToHex } from '../../util/bytes.ts';
 import type { Logger } from '../../util/log.ts';
 import type { DrillNode } from '../../net/node.ts';
 import type { CreditRecord } from '../../pod/credit.ts';
+import type { FaultRecord } from '../../pod/fault.ts';
 import { ChainService } from '../../chain/service.ts';
 import { readGenesisFile, genesisHash } from '../../chain/genesis.ts';
 import type { GenesisConfig } from '../../chain/genesis.ts';
-import { publishCreditRecord } from '../../chain/topics.ts';
+import { publishCreditRecord, publishFault } from '../../chain/topics.ts';
 import { ChainErrorCode } from '../../chain/errors.ts';
 import { shortId } from '../../chain/block.ts';
 import { slotAt } from '../../chain/epoch.ts';
@@ -96,17 +97,19 @@ export function readGenesisFlag(path: string): GenesisConfig {
 }
 
 /** Records kept for re-publishing while no producer is listening; the oldest go beyond it. */
-const MAX_UNSENT_CREDITS = 4096;
+const MAX_UNSENT_RECORDS = 4096;
+
+type ChainRecord = { kind: 'credit'; record: CreditRecord } | { kind: 'fault'; record: FaultRecord };
 
 /**
- * Publishes the coordinator's credit records on the credits topic. A record published while
- * no producer is subscribed (no worker connected yet, all restarting) reaches nobody, so it is
- * kept and published again every slot until some peer receives it.
+ * Publishes the coordinator's credit and fault records for block producers. A record published
+ * while no producer is subscribed (no worker connected yet, all restarting) reaches nobody, so
+ * it is kept and published again every slot until some peer receives it.
  */
-export class CreditPublisher {
+export class RecordPublisher {
   readonly #node: DrillNode;
   readonly #log: Logger;
-  readonly #unsent: CreditRecord[] = [];
+  readonly #unsent: ChainRecord[] = [];
   readonly #timer: NodeJS.Timeout;
   #flushing = false;
   constructor(node: DrillNode, retryMs: number, log: Logger) {
@@ -118,21 +121,28 @@ export class CreditPublisher {
   get unsent(): number {
     return this.#unsent.length;
   }
-  publish(r: CreditRecord): void {
+  credit(record: CreditRecord): void {
+    this.#publish({ kind: 'credit', record });
+  }
+  fault(record: FaultRecord): void {
+    this.#publish({ kind: 'fault', record });
+  }
+  #publish(r: ChainRecord): void {
     void this.#send(r).then((ok) => {
       if (ok) return;
-      if (this.#unsent.length >= MAX_UNSENT_CREDITS) this.#unsent.shift();
+      if (this.#unsent.length >= MAX_UNSENT_RECORDS) this.#unsent.shift();
       this.#unsent.push(r);
     });
   }
   stop(): void {
     clearInterval(this.#timer);
   }
-  async #send(r: CreditRecord): Promise<boolean> {
+  async #send(r: ChainRecord): Promise<boolean> {
     try {
-      return (await publishCreditRecord(this.#node, r)).recipients > 0;
+      const res = r.kind === 'credit' ? await publishCreditRecord(this.#node, r.record) : await publishFault(this.#node, r.record);
+      return res.recipients > 0;
     } catch (e) {
-      this.#log.warn('credit record publish failed; will retry', { job: r.job, unit: r.unit, err: (e as Error).message });
+      this.#log.warn(`${r.kind} record publish failed; will retry`, { job: r.record.job, err: (e as Error).message });
       return false;
     }
   }
@@ -200,14 +210,14 @@ export const command: Command = {
     const node = await createDrillNode({ privateKey: id.privateKey, listen: Array.isArray(listen) ? listen : [listen], logger: log, ...(libp2pMetrics ? { metrics: libp2pMetrics } : {}) });
     const out = process.stdout;
     let chain: ChainService | null = null;
-    let publisher: CreditPublisher | null = null;
+    let publisher: RecordPublisher | null = null;
     if (genesis) {
       const storePath = chainStorePath(dataDir, genesis);
       // The block lines below replace the chain's own info log (DRILL_LOG=info shows both).
       const chainLog = process.env.DRILL_LOG ? log : createLogger({ level: 'warn' });
       chain = new ChainService({ node, genesis, logger: chainLog }, { storePath, produce: false });
       await chain.start();
-      publisher = new CreditPublisher(node, genesis.slotMs, log);
+      publisher = new RecordPublisher(node, genesis.slotMs, log);
       const st = chain.status();
       const now = Date.now();
       out.write(`chain ${genesis.chainId} (genesis ${shortId(genesisHash(genesis))}): following, head #${st.height}, ${now < genesis.genesisTime ? `slot 0 in ${((genesis.genesisTime - now) / 1000).toFixed(1)} s` : `slot ${slotAt(genesis, now)}`}, store ${storePath}\n`);
@@ -219,7 +229,7 @@ export const command: Command = {
       c.on('reorg', (r) => out.write(`reorg: ${r.depth} block(s) replaced, head ${shortId(r.to)}\n`));
     }
     const pub = publisher;
-    const coord = new Coordinator(node, { dataDir, leaseMs, stallMs, maxWorkerThreads, logger: log, ...(pub ? { onCredit: (r: CreditRecord) => pub.publish(r) } : {}) });
+    const coord = new Coordinator(node, { dataDir, leaseMs, stallMs, maxWorkerThreads, logger: log, ...(pub ? { onCredit: (r: CreditRecord) => pub.credit(r), onFault: (r: FaultRecord) => pub.fault(r) } : {}) });
     await coord.start();
     const intakeCore = new IntakeCore(coord, { dataDir, policy, limits, logger: log });
     await intakeCore.start();
@@ -243,7 +253,7 @@ export const command: Command = {
     publisher?.stop();
     if (chain) {
       const st = chain.status();
-      out.write(`chain head #${st.height} ${shortId(st.head)}${publisher?.unsent ? `; ${publisher.unsent} credit records never reached a producer` : ''}\n`);
+      out.write(`chain head #${st.height} ${shortId(st.head)}${publisher?.unsent ? `; ${publisher.unsent} records never reached a producer` : ''}\n`);
       await chain.stop();
     }
     await node.stop();

@@ -3,7 +3,7 @@
  * `drill coordinator --genesis FILE` and its `drill worker --genesis FILE`s.
  *
  *   drill genesis --data-dir COORD_DATA_DIR --producer PEER_ID[=FLOPS] [--producer ...]
- *                 [--slot-ms MS] [--epoch-slots N] [--c C] [--window-epochs N]
+ *                 [--slot-ms MS] [--epoch-slots N] [--c C] [--window-epochs N] [--fault-epochs N]
  *                 [--coordinator PEER_ID ...] [--chain-id ID] [--start-in MS]
  *                 --out genesis.json [--force]
  *
@@ -24,7 +24,7 @@ import { UserError } from '../../util/errors.ts';
 import { bytesToHex } from '../../util/bytes.ts';
 import { loadOrCreateIdentity, defaultDataDir } from '../../worker/identity.ts';
 import { makeDevGenesis } from '../../chain/devgenesis.ts';
-import { defaultGenesisParams, genesisHash, readGenesisFile } from '../../chain/genesis.ts';
+import { defaultGenesisParams, genesisHash, readGenesisFile, DEFAULT_FAULT_EPOCHS } from '../../chain/genesis.ts';
 import type { GenesisConfig } from '../../chain/genesis.ts';
 
 /** Genesis credit per producer when `=FLOPS` is omitted: 1 GFLOP (what the embedded grid uses). */
@@ -44,6 +44,7 @@ const FLAGS: Record<string, FlagSpec> = {
   'epoch-slots': { type: 'string', help: 'slots per epoch (1..1000000)', default: String(defaultGenesisParams.epochSlots) },
   c: { type: 'string', help: 'lottery c in (0, 1]: the probability that a slot has a block', default: String(defaultGenesisParams.c) },
   'window-epochs': { type: 'string', help: 'epochs of PoD credit that count in the weights (0 = all history)', default: '0' },
+  'fault-epochs': { type: 'string', help: "epochs a fault record (a worker found faulty by PoD, or a producer's equivocation) bans its lottery weight (0..1000000)", default: String(DEFAULT_FAULT_EPOCHS) },
   'chain-id': { type: 'string', help: 'network name carried by every block (default matrix-drill-<genesis time>)' },
   'start-in': { type: 'string', help: 'genesis time (start of slot 0) = now + this many ms (0..86400000)', default: String(DEFAULT_START_IN_MS) },
   out: { type: 'string', help: 'where to write the genesis JSON' },
@@ -115,6 +116,7 @@ export const command: Command = {
     const c = Number(cText);
     if (cText.trim() === '' || !(c > 0 && c <= 1)) throw new UserError('--c', 'a number in (0, 1] (the probability that a slot has a block)', cText);
     const windowEpochs = int(p, 'window-epochs', 0, 1_000_000)!;
+    const faultEpochs = int(p, 'fault-epochs', 0, 1_000_000)!;
     const startIn = int(p, 'start-in', 0, 86_400_000)!;
     const chainIdFlag = str(p, 'chain-id');
     if (chainIdFlag !== undefined && !/^[A-Za-z0-9._-]{1,128}$/.test(chainIdFlag)) {
@@ -135,7 +137,7 @@ export const command: Command = {
     const genesisTime = Date.now() + startIn;
     const chainId = chainIdFlag ?? `matrix-drill-${genesisTime}`;
     const genesis: GenesisConfig = {
-      ...makeDevGenesis({ chainId, genesisTime, allocations: producers, coordinatorSeed: seed, extraCoordinators: extraCoordinators.filter((k) => k !== ownKey), slotMs, epochSlots, c, ...(windowEpochs > 0 ? { windowEpochs } : {}) }),
+      ...makeDevGenesis({ chainId, genesisTime, allocations: producers, coordinatorSeed: seed, extraCoordinators: extraCoordinators.filter((k) => k !== ownKey), slotMs, epochSlots, c, ...(windowEpochs > 0 ? { windowEpochs } : {}), faultEpochs }),
       // Fresh genesis randomness (epochs 0 and 1): not derivable from the chain id and time.
       randomness: bytesToHex(randomBytes(32)),
     };
@@ -161,7 +163,7 @@ export const command: Command = {
     w(`  chain id      ${chainId}`);
     w(`  genesis hash  ${hash}`);
     w(`  slot 0 at     ${new Date(genesisTime).toISOString()} (in ${(startIn / 1000).toFixed(1)} s)`);
-    w(`  slots         ${slotMs} ms, ${epochSlots} per epoch, c = ${c}${windowEpochs > 0 ? `, credit window ${windowEpochs} epochs` : ''}`);
+    w(`  slots         ${slotMs} ms, ${epochSlots} per epoch, c = ${c}${windowEpochs > 0 ? `, credit window ${windowEpochs} epochs` : ''}, a fault bans for ${faultEpochs} epoch(s)`);
     w(`  coordinator   ${id.peerId} (key ${coordinator.slice(0, 16)}…, data dir ${dataDir}${id.created ? ', new identity' : ''})`);
     for (const k of written.coordinators.slice(1)) w(`  coordinator   key ${k.slice(0, 16)}… (also trusted)`);
     const total = producers.reduce((a, b) => a + b.flops, 0);

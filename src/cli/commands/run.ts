@@ -1,8 +1,8 @@
 /**
  * `drill run`: a partner's batch job on an embedded local grid.
  *   drill run --model M.onnx --input NAME=X.npy [...] --out DIR [--workers N] [--replicas R]
- *             [--audit P] [--unit-rows B] [--compare POLICY] [--cheaters K [--cheat MODE]]
- *             [--threads T] [--seed S] [--json]
+ *             [--audit P] [--unit-rows B] [--compare POLICY] [--batch-axis NAME=AXIS] [--broadcast NAME]
+ *             [--cheaters K [--cheat MODE]] [--threads T] [--seed S] [--json]
  *   drill run --job job.json --out DIR [...]
  */
 import { resolve } from 'node:path';
@@ -14,8 +14,8 @@ import { CHEAT_MODES, parseCheatMode } from '../../worker/cheat.ts';
 import type { CheatMode } from '../../worker/cheat.ts';
 import { createLogger } from '../../util/log.ts';
 import { DEFAULT_POLICY } from '../../pod/policy.ts';
-import { prepareJob, readJobManifest, DEFAULT_REPLICAS } from '../../coordinator/job.ts';
-import type { JobRequest } from '../../coordinator/job.ts';
+import { prepareJob, readJobManifest, DEFAULT_REPLICAS, inputAxis, outputAxis } from '../../coordinator/job.ts';
+import type { JobRequest, JobSpec } from '../../coordinator/job.ts';
 import type { JobReport } from '../../coordinator/service.ts';
 import { LocalGrid } from '../../node/local-grid.ts';
 import type { LocalGridOptions } from '../../node/local-grid.ts';
@@ -24,13 +24,19 @@ import { ProgressBar, formatSummary } from '../progress.ts';
 export const RUN_FLAGS: Record<string, FlagSpec> = {
   model: { type: 'string', help: 'the ONNX model file' },
   input: { type: 'string', multiple: true, help: 'NAME=FILE.npy, once per model input (FILE.npy alone for a single-input model)' },
-  job: { type: 'string', help: 'a job manifest (JSON: model, inputs, policy, replicas, unitRows) instead of --model/--input' },
+  job: { type: 'string', help: 'a job manifest (JSON: model, inputs, policy, replicas, unitRows, batchAxes, broadcast) instead of --model/--input' },
   out: { type: 'string', help: 'output directory: <output name>.npy per model output, plus report.json', default: 'drill-out' },
   workers: { type: 'string', help: 'honest workers in the embedded grid', default: '3' },
   replicas: { type: 'string', help: `workers that run each unit (default ${DEFAULT_REPLICAS}, or 1 with --audit)` },
   audit: { type: 'string', help: 'spot checks: run each unit once (--replicas 1) and re-run this fraction of units, chosen at random after the result is committed, on a second random worker (e.g. 0.1)' },
   'unit-rows': { type: 'string', help: 'rows per work unit (default: ~40 GFLOP of work, at most 16 MiB of input and 1/32 of the rows)' },
   compare: { type: 'string', help: 'PoD comparison policy: exact | argmax | allclose:RTOL,ATOL', default: DEFAULT_POLICY },
+  'batch-axis': {
+    type: 'string',
+    multiple: true,
+    help: "NAME=AXIS: split input NAME (or stitch output NAME) along AXIS. Default: the axis where the model's shared symbolic batch dim stands (e.g. 1 for a state [2, batch, 128]); axis 0 of a model fixed at batch 1 (run row by row)",
+  },
+  broadcast: { type: 'string', multiple: true, help: 'NAME: send input NAME whole to every unit (default for inputs without the batch dim: scalars, [1] settings); for an output: take it from the first unit, all units must agree' },
   cheaters: { type: 'string', help: 'extra workers that cheat, to watch PoD catch them', default: '0' },
   cheat: { type: 'string', help: `how the cheaters cheat: ${CHEAT_MODES.join(' | ')} (corrupt: one shared wrong answer, so they agree with each other; noise: each its own; lazy: zeros; error: fail every unit; stale: replay an earlier result)`, default: 'corrupt' },
   seed: { type: 'string', help: 'seed of the replica draws and audit coins, for a reproducible experiment (default: unpredictable)' },
@@ -60,6 +66,13 @@ export async function jobRequestFrom(p: ParsedArgs): Promise<JobRequest> {
     unitRows: int(p, 'unit-rows', 1),
     policy: p.flags.compare !== RUN_FLAGS.compare!.default ? str(p, 'compare') : undefined,
   };
+  const batchAxes = parseBatchAxes(list(p, 'batch-axis'));
+  const broadcast = list(p, 'broadcast');
+  const batching = (m?: { batchAxes?: Record<string, number>; broadcast?: string[] }): Pick<JobRequest, 'batchAxes' | 'broadcast'> => ({
+    // Flags override the manifest, name by name.
+    batchAxes: { ...Object.fromEntries(Object.entries(m?.batchAxes ?? {}).filter(([n]) => !broadcast.includes(n))), ...batchAxes },
+    broadcast: [...(m?.broadcast ?? []).filter((n) => !(n in batchAxes)), ...broadcast],
+  });
   if (jobPath) {
     if (str(p, 'model')) throw new UserError('--model', 'not together with --job (the manifest names the model)', str(p, 'model'));
     const m = await readJobManifest(jobPath);
@@ -73,12 +86,44 @@ export async function jobRequestFrom(p: ParsedArgs): Promise<JobRequest> {
       policy: flags.policy ?? m.policy,
       name: m.name,
       flopsPerRow: m.flopsPerRow,
+      ...batching(m),
     };
   }
   const model = str(p, 'model');
   if (!model) throw new UserError('--model', 'a path to an .onnx file (or --job FILE.json)', undefined);
   if (Object.keys(inputs).length === 0) throw new UserError('--input', 'at least one NAME=FILE.npy', undefined);
-  return { model, inputs, outDir: str(p, 'out')!, replicas: flags.replicas, audit: flags.audit, unitRows: flags.unitRows, policy: flags.policy };
+  return { model, inputs, outDir: str(p, 'out')!, replicas: flags.replicas, audit: flags.audit, unitRows: flags.unitRows, policy: flags.policy, ...batching() };
+}
+
+/** `--batch-axis NAME=AXIS` flags → {NAME: AXIS}. @throws UserError for a malformed one. */
+export function parseBatchAxes(specs: readonly string[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const spec of specs) {
+    const eq = spec.lastIndexOf('=');
+    const name = spec.slice(0, eq);
+    const axis = Number(spec.slice(eq + 1));
+    if (eq <= 0 || !/^\d+$/.test(spec.slice(eq + 1)) || !Number.isSafeInteger(axis)) throw new UserError('--batch-axis', 'NAME=AXIS with AXIS a non-negative integer', spec);
+    if (name in out) throw new UserError(`--batch-axis ${name}`, 'each name once', 'it twice');
+    out[name] = axis;
+  }
+  return out;
+}
+
+/** One line per input and output: split on which axis, or sent whole. */
+export function describeBatching(spec: JobSpec): string[] {
+  const lines: string[] = [];
+  for (const [name, i] of Object.entries(spec.inputs)) {
+    const axis = inputAxis(i);
+    lines.push(`  input ${name} [${i.dims.join(', ')}] ${i.dtype}: ${axis === null ? 'sent whole to every unit' : `split on axis ${axis}`}`);
+  }
+  const oneUnit = spec.unitRows >= spec.rows;
+  for (const name of spec.outputNames) {
+    const axis = outputAxis(spec, name);
+    const whole = oneUnit ? 'written as the job\'s one unit gives it' : 'no batch axis (from the first unit; every unit must agree)';
+    lines.push(`  output ${name}: ${axis === null ? whole : `stitched on axis ${axis}`}`);
+  }
+  for (const n of spec.planNotes ?? []) lines.push(`  note: ${n}`);
+  return lines;
 }
 
 /** The --cheat flag. @throws UserError for an unknown mode. */
@@ -100,7 +145,8 @@ export async function runOnLocalGrid(req: JobRequest, gridOpts: LocalGridOptions
   const say = (s: string): void => void (ui.json ? process.stderr.write(s + '\n') : process.stdout.write(s + '\n'));
   const workers = gridOpts.workers ?? 3;
   const cheaters = gridOpts.cheaters ?? 0;
-  say(`job ${spec.name}: ${spec.rows} rows, ${Object.keys(spec.inputs).length} input(s), outputs ${spec.outputNames.join(', ')}; ${(spec.flopsPerRow / 1e6).toFixed(2)} MFLOP/row`);
+  say(`job ${spec.name}: ${spec.rows} rows, ${Object.keys(spec.inputs).length} input(s), outputs ${spec.outputNames.join(', ')}; ${(spec.flopsPerRow / 1e6).toFixed(2)} MFLOP/row${spec.rowByRow ? ', run row by row (batch fixed at 1)' : ''}`);
+  for (const line of describeBatching(spec)) say(line);
   const checking = spec.audit > 0 ? `1 replica per unit, ${Math.round(spec.audit * 1000) / 10}% of units audited by a second worker` : `${spec.replicas} replicas per unit`;
   say(`starting an embedded grid: 1 coordinator + ${workers} workers${cheaters ? ` + ${cheaters} cheating worker(s) (${gridOpts.cheat ?? 'corrupt'})` : ''} on 127.0.0.1; ${checking}, policy ${req.policy ?? DEFAULT_POLICY}`);
   const grid = new LocalGrid(gridOpts);

@@ -36,6 +36,8 @@ const FLAGS: Record<string, FlagSpec> = {
   audit: RUN_FLAGS.audit!,
   'unit-rows': RUN_FLAGS['unit-rows']!,
   compare: RUN_FLAGS.compare!,
+  'batch-axis': RUN_FLAGS['batch-axis']!,
+  broadcast: RUN_FLAGS.broadcast!,
   json: RUN_FLAGS.json!,
   quiet: RUN_FLAGS.quiet!,
   'data-dir': { type: 'string', help: 'the partner identity key (default $DRILL_HOME/partner or ~/.matrix-drill/partner)' },
@@ -125,7 +127,9 @@ export const command: Command = {
     if (to !== undefined && (!to.startsWith('/') || !to.includes('/p2p/'))) throw new UserError('--to', 'a coordinator multiaddr ending in /p2p/<peer id>', to);
     if (api !== undefined && !/^https?:\/\//.test(api)) throw new UserError('--api', "the coordinator's HTTP URL, e.g. http://127.0.0.1:9361", api);
     const req = await jobRequestFrom(p);
-    const spec = await prepareJob(req); // every input check, locally, before uploading
+    // Every input check, locally, before uploading. An external-data model is inlined into a
+    // self-contained copy (in --out/.drill), which is what gets uploaded.
+    const spec = await prepareJob(req);
     const say = (s: string): void => void (bool(p, 'json') ? process.stderr : process.stdout).write(s + '\n');
 
     const files: ClientFile[] = [{ role: 'model', name: basename(spec.modelPath), path: spec.modelPath, bytes: (await stat(spec.modelPath)).size }];
@@ -135,7 +139,7 @@ export const command: Command = {
     const remote = api !== undefined ? await httpRemote(api, str(p, 'token') ?? process.env.DRILL_API_TOKEN, say) : await libp2pRemote(to!, dataDir, say);
     try {
       say(`uploading ${(total / 1e6).toFixed(1)} MB`);
-      const reply = await remote.submit(files, { name: spec.name, replicas: spec.replicas, audit: spec.audit, unitRows: req.unitRows, policy: req.policy });
+      const reply = await remote.submit(files, { name: spec.name, replicas: spec.replicas, audit: spec.audit, unitRows: req.unitRows, policy: req.policy, batchAxes: req.batchAxes, broadcast: req.broadcast });
       say(`job ${reply.job}: ${reply.rows} rows in ${reply.units} units`);
       const bar = bool(p, 'quiet') ? null : new ProgressBar(reply.rows);
       let report: JobReport | undefined;

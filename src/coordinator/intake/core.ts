@@ -25,12 +25,11 @@ import { basename, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../../util/log.ts';
 import { silentLogger } from '../../util/log.ts';
-import { BYTES_PER_ELEMENT, elementCount } from '../../util/tensor.ts';
 import type { JobHandle, JobReport } from '../service.ts';
 import { CANCELLED_MESSAGE } from '../service.ts';
 import type { JobStore, JobOwner, StoredJob } from '../store.ts';
 import type { JobSpec } from '../job.ts';
-import { prepareJob } from '../job.ts';
+import { prepareJob, splitRowBytes } from '../job.ts';
 import type { Progress } from '../scheduler.ts';
 import { IntakeError, IntakeErrorCode } from './errors.ts';
 import type { IntakeLimits, PartnerPolicy } from './limits.ts';
@@ -66,6 +65,10 @@ export interface IntakeSubmitOptions {
   unitRows?: number;
   /** Comparison policy, e.g. 'allclose:1e-3,1e-4'. */
   policy?: string;
+  /** Input/output name → batch axis (as `--batch-axis`). */
+  batchAxes?: Record<string, number>;
+  /** Inputs sent whole / outputs taken whole (as `--broadcast`). */
+  broadcast?: string[];
 }
 
 export interface UploadInfo {
@@ -239,8 +242,13 @@ export class IntakeCore {
     const files = up.complete();
     await up.close();
     try {
-      const spec = await prepareJob({ model: files.model, inputs: files.inputs, outDir: join(up.dir, 'out'), replicas: opts.replicas, audit: opts.audit, unitRows: opts.unitRows, policy: opts.policy, ...(opts.name ? { name: opts.name } : {}) });
-      const rowBytes = Object.values(spec.inputs).reduce((a, i) => a + elementCount(i.dims.slice(1)) * BYTES_PER_ELEMENT[i.dtype], 0);
+      // An uploaded model must be self-contained: external data would make us read our own files.
+      const spec = await prepareJob({
+        model: files.model, inputs: files.inputs, outDir: join(up.dir, 'out'), workDir: up.dir, allowExternalData: false,
+        replicas: opts.replicas, audit: opts.audit, unitRows: opts.unitRows, policy: opts.policy, batchAxes: opts.batchAxes, broadcast: opts.broadcast,
+        ...(opts.name ? { name: opts.name } : {}),
+      });
+      const rowBytes = splitRowBytes(spec);
       spec.unitRows = checkUnitRows(spec.rows, rowBytes, spec.unitRows, opts.unitRows !== undefined, this.#limits);
       const handle = await this.#coord.submit(spec, { partner, uploadDir: up.dir });
       this.#uploads.delete(upload);

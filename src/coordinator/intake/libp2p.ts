@@ -48,7 +48,7 @@ export class IntakeServer {
     }, { authorize, maxRequestBytes: 4 + CHUNK_HEAD_BYTES + CHUNK_BYTES, maxInboundStreams: MAX_CHUNK_STREAMS });
     await this.#node.handle(INTAKE_PROTOCOL.submit, async (req, from) => {
       const s = submitCodec.decode(req);
-      const r = await core.submit(from, s.upload, { name: s.name, replicas: s.replicas, audit: s.audit, unitRows: s.unitRows, policy: s.policy });
+      const r = await core.submit(from, s.upload, { name: s.name, replicas: s.replicas, audit: s.audit, unitRows: s.unitRows, policy: s.policy, batchAxes: s.batchAxes, broadcast: s.broadcast });
       return submitReplyCodec.encode(r);
     }, control);
     await this.#node.handle(INTAKE_PROTOCOL.job, async (req, from) => {

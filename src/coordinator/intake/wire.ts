@@ -6,7 +6,7 @@
  * request `/matrix-drill/intake/begin/1`    {files: [{role, name, bytes}]} → {upload, bytesLeft, chunkBytes}
  * request `/matrix-drill/intake/chunk/1`    u32be headLength ‖ {upload, file, offset} ‖ ≤ 4 MiB of bytes
  *                                           → {received}: written at its offset, on disk
- * request `/matrix-drill/intake/submit/1`   {upload, name?, replicas?, audit?, unitRows?, policy?} → {job, rows, units, unitRows}
+ * request `/matrix-drill/intake/submit/1`   {upload, name?, replicas?, audit?, unitRows?, policy?, batchAxes?, broadcast?} → {job, rows, units, unitRows}
  * request `/matrix-drill/intake/job/1`      {job, seen} → status; long poll: answers when more than
  *                                           `seen` units are done, the job ends, or after POLL_MS
  * request `/matrix-drill/intake/output/1`   {job, file, offset} → u64be fileSize ‖ up to 4 MiB from offset
@@ -152,6 +152,33 @@ export interface SubmitRequest {
   audit?: number;
   unitRows?: number;
   policy?: string;
+  /** Input/output name → batch axis (as `--batch-axis`). */
+  batchAxes?: Record<string, number>;
+  /** Inputs sent whole / outputs taken whole (as `--broadcast`). */
+  broadcast?: string[];
+}
+
+/** Names a submit may set a batch axis or broadcast for: far above any model's inputs and outputs. */
+const MAX_BATCH_NAMES = 256;
+/** Largest batch axis a submit may name: ONNX tensors have far fewer dims. */
+const MAX_BATCH_AXIS = 64;
+
+function batchAxesOf(raw: unknown): Record<string, number> {
+  const o = obj(raw, 'batchAxes');
+  const names = Object.keys(o);
+  if (names.length > MAX_BATCH_NAMES) throw new Error(`batchAxes: expected at most ${MAX_BATCH_NAMES} names`);
+  const out: Record<string, number> = {};
+  for (const k of names) {
+    const v = o[k];
+    if (k.length === 0 || k.length > 256 || !Number.isSafeInteger(v) || (v as number) < 0 || (v as number) > MAX_BATCH_AXIS) throw new Error(`batchAxes: expected {name: axis 0..${MAX_BATCH_AXIS}}`);
+    out[k] = v as number;
+  }
+  return out;
+}
+
+function broadcastOf(raw: unknown): string[] {
+  if (!Array.isArray(raw) || raw.length > MAX_BATCH_NAMES || !raw.every((x) => typeof x === 'string' && x.length > 0 && x.length <= 256)) throw new Error('broadcast: expected a list of names');
+  return raw as string[];
 }
 export const submitCodec = jsonCodec<SubmitRequest>({
   version: 1,
@@ -165,6 +192,8 @@ export const submitCodec = jsonCodec<SubmitRequest>({
       ...opt(o, 'audit', () => num(o, 'audit')),
       ...opt(o, 'unitRows', () => int(o, 'unitRows')),
       ...opt(o, 'policy', () => str(o, 'policy')),
+      ...opt(o, 'batchAxes', () => batchAxesOf(o.batchAxes)),
+      ...opt(o, 'broadcast', () => broadcastOf(o.broadcast)),
     };
   },
 });
@@ -251,6 +280,34 @@ function checkWorker(raw: unknown): WorkerReport {
   };
 }
 
+/** A list of short notes (absent in reports from coordinators before notes existed: []). */
+function notesOf(raw: unknown, what: string): string[] {
+  if (raw === undefined) return [];
+  if (!Array.isArray(raw) || raw.length > 256 || !raw.every((x) => typeof x === 'string' && x.length <= 4096)) throw new Error(`${what}: expected a list of notes`);
+  return raw as string[];
+}
+
+/** report.batching: which inputs were split on which axis, where outputs were stitched. */
+function checkBatching(raw: unknown): JobReport['batching'] {
+  if (raw === undefined) return { inputs: {}, outputs: {}, notes: [] };
+  const b = obj(raw, 'report.batching');
+  const axisOf = (x: Obj, k: string): number | null => {
+    if (x[k] === null) return null;
+    const v = x[k];
+    if (!Number.isSafeInteger(v) || (v as number) < 0) throw new Error(`report.batching: ${k} expected an axis or null`);
+    return v as number;
+  };
+  const side = <K extends 'split' | 'stitched'>(raw2: unknown, flag: K, what: string): Record<string, { [P in K]: boolean } & { axis: number | null }> => {
+    const o = obj(raw2, what);
+    if (Object.keys(o).length > MAX_BATCH_NAMES) throw new Error(`${what}: expected at most ${MAX_BATCH_NAMES} names`);
+    return Object.fromEntries(Object.keys(o).map((k) => {
+      const e = obj(o[k], `${what}.${k}`);
+      return [k, { [flag]: bool(e, flag), axis: axisOf(e, 'axis') } as { [P in K]: boolean } & { axis: number | null }];
+    }));
+  };
+  return { inputs: side(b.inputs, 'split', 'report.batching.inputs'), outputs: side(b.outputs, 'stitched', 'report.batching.outputs'), notes: notesOf(b.notes, 'report.batching.notes') };
+}
+
 /** @throws Error naming the field (a malformed report from the coordinator). */
 export function checkReport(raw: unknown): JobReport {
   const o = obj(raw, 'report');
@@ -262,8 +319,9 @@ export function checkReport(raw: unknown): JobReport {
   if (Object.keys(outs).length > 64) throw new Error('report.outputs: expected at most 64 outputs');
   return {
     job: str(o, 'job', 128), name: str(o, 'name'), status: o.status, ...opt(o, 'error', () => str(o, 'error', 4096)),
-    model: { path: str(m, 'path', 4096), sha256: str(m, 'sha256', 64), flopsPerRow: num(m, 'flopsPerRow') },
+    model: { path: str(m, 'path', 4096), sha256: str(m, 'sha256', 64), flopsPerRow: num(m, 'flopsPerRow'), costNotes: notesOf(m.costNotes, 'report.model.costNotes') },
     rows: int(o, 'rows'), unitRows: int(o, 'unitRows'), replicas: int(o, 'replicas'), policy: str(o, 'policy'),
+    batching: checkBatching(o.batching),
     units: {
       total: int(u, 'total'), agreed: int(u, 'agreed'), disputed: int(u, 'disputed'), failed: int(u, 'failed'), unverified: int(u, 'unverified'), reissued: int(u, 'reissued'),
       audited: int(u, 'audited'), unaudited: int(u, 'unaudited'), reopened: int(u, 'reopened'),
