@@ -94,7 +94,8 @@ export class EventHub {
   readonly #buffer: HubEvent[] = [];
   readonly #emitter = new EventEmitter<{ event: [HubEvent] }>();
   readonly #offs: (() => void)[] = [];
-  readonly #followed = new Set<string>();
+  /** Jobs followed now → how to stop following them. */
+  readonly #followed = new Map<string, () => void>();
   readonly #now: () => number;
 
   constructor(coordinator: Coordinator, chain: ChainService | null, opts: Partial<EventHubOptions> = {}, now: () => number = Date.now) {
@@ -129,6 +130,8 @@ export class EventHub {
 
   stop(): void {
     for (const off of this.#offs.splice(0)) off();
+    for (const off of [...this.#followed.values()]) off();
+    this.#followed.clear();
     this.#emitter.removeAllListeners();
   }
 
@@ -183,7 +186,6 @@ export class EventHub {
 
   #follow(h: JobHandle): void {
     if (this.#followed.has(h.id)) return;
-    this.#followed.add(h.id);
     let partner = '';
     let started = this.#now();
     try {
@@ -216,7 +218,7 @@ export class EventHub {
       workers: u.workers, decidedBy: u.decidedBy, credited: u.newlyCredited, flops: spec.flopsPerRow * rowsPerUnit(u),
     }, ref);
     const onFault = (f: FaultEvent): void => this.#push('fault', { ...f, job: h.id }, ref);
-    const onDone = (r: JobReport): void => {
+    const unfollow = (): void => {
       if (timer) clearTimeout(timer);
       timer = null;
       h.events.off('progress', onProgress);
@@ -224,6 +226,9 @@ export class EventHub {
       h.events.off('fault', onFault);
       h.events.off('done', onDone);
       this.#followed.delete(h.id);
+    };
+    const onDone = (r: JobReport): void => {
+      unfollow();
       progress();
       this.#push('done', { job: h.id, status: r.status, ...(r.error ? { error: r.error } : {}), rows: r.rows, rowsPerSecond: r.rowsPerSecond, elapsedMs: r.elapsedMs, totalCredit: r.totalCredit }, ref);
     };
@@ -231,13 +236,7 @@ export class EventHub {
     h.events.on('unit', onUnit);
     h.events.on('fault', onFault);
     h.events.on('done', onDone);
-    this.#offs.push(() => {
-      if (timer) clearTimeout(timer);
-      h.events.off('progress', onProgress);
-      h.events.off('unit', onUnit);
-      h.events.off('fault', onFault);
-      h.events.off('done', onDone);
-    });
+    this.#followed.set(h.id, unfollow);
   }
 }
 

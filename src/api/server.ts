@@ -277,14 +277,15 @@ export class ApiServer {
       }
     };
 
-    app.get('/v1/jobs/:id', { schema: ROUTES.getJob }, async (req) => {
+    app.get('/v1/jobs/:id', { schema: ROUTES.getJob }, async (req, reply) => {
       const c = caller(req);
       const { id } = req.params as { id: string };
       const seen = (req.query as { seen?: number }).seen;
       let st = statusFor(c, id);
       if (seen !== undefined && st.status === 'running' && st.partner === c.partner) {
         const ac = new AbortController();
-        req.raw.once('close', () => ac.abort());
+        // The client went away (the response closes before it was sent): stop waiting.
+        reply.raw.once('close', () => ac.abort());
         st = await intake.waitForUpdate(c.partner, id, seen, opts.pollMs, ac.signal);
       }
       return jobView(st, st.rows ?? 0, now());
@@ -361,7 +362,7 @@ export class ApiServer {
       };
       const beat = setInterval(() => write(': heartbeat\n\n'), opts.heartbeatMs);
       this.#streams.add(end);
-      req.raw.once('close', end);
+      res.once('close', end);
       write(`retry: 2000\nid: ${hub.lastId()}\nevent: ready\ndata: ${JSON.stringify({ time: now() })}\n\n`);
       const last = req.headers['last-event-id'];
       unsub = hub.subscribe(accept, (e) => write(`id: ${e.id}\nevent: ${e.type}\ndata: ${JSON.stringify(e.data)}\n\n`), typeof last === 'string' ? last : undefined);

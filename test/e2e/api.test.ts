@@ -197,7 +197,8 @@ describe('HTTP API on a real grid', () => {
     const p413 = (await tooBig.json()) as Record<string, string>;
     expect(p413).toMatchObject({ status: 413, code: 'UPLOAD_TOO_LARGE', field: 'features' });
     expect(p413.expected).toMatch(new RegExp(`at most ${MAX_JOB_BYTES} bytes`));
-    expect((await readdir(jobsDir)).sort()).toEqual(dirsBefore);
+    // No upload folder is left behind (other jobs' folders may be freed meanwhile).
+    expect((await readdir(jobsDir)).filter((d) => !dirsBefore.includes(d))).toEqual([]);
 
     // 422: the same checks drill run makes, with the same message.
     const wrongName = await workloadForm('mlp');
