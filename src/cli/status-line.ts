@@ -25,7 +25,7 @@ export function formatWorkerStatus(s: WorkerStatus): string {
   const parts = [`units ${s.units}`, `rows ${s.rows}`];
   if (s.credit === null) parts.push('verified credit n/a (no --genesis)');
   else {
-    parts.push(`verified credit ${fmtNum(s.credit)}FLOP`, `faults ${s.faults ?? 0}`, `lottery weight ${((s.weightShare ?? 0) * 100).toFixed(2)}%`, `chain height ${s.height ?? 0}`);
+    parts.push(`verified credit ${fmtNum(s.credit)}${s.credit >= 1e4 ? '' : ' '}FLOP`, `faults ${s.faults ?? 0}`, `lottery weight ${((s.weightShare ?? 0) * 100).toFixed(2)}%`, `chain height ${s.height ?? 0}`);
   }
   parts.push(s.joined > 0 ? `joined ${s.joined}` : 'not joined');
   return parts.join(' | ');
@@ -44,7 +44,8 @@ export class StatusLine {
   constructor(render: () => string, opts: { stream?: NodeJS.WriteStream; ttyMs?: number; lineMs?: number } = {}) {
     this.#out = opts.stream ?? process.stdout;
     this.#tty = Boolean(this.#out.isTTY);
-    this.#lineMs = opts.lineMs ?? 10_000;
+    // DRILL_STATUS_MS overrides the non-TTY line interval (tests read the line without waiting 10 s).
+    this.#lineMs = opts.lineMs ?? (process.env.DRILL_STATUS_MS !== undefined ? Number(process.env.DRILL_STATUS_MS) : 10_000);
     this.#render = render;
     this.#timer = setInterval(() => this.draw(), this.#tty ? (opts.ttyMs ?? 1000) : this.#lineMs);
     this.#timer.unref();
