@@ -234,6 +234,49 @@ function rowwiseInputs(rows: number, seed: number): Record<string, HostTensor> {
   return { x: { dtype: 'int32', dims: [rows, ROW_IN], data: Int32Array.from({ length: rows * ROW_IN }, () => rng.int(201) - 100) } };
 }
 
+// ---------------------------------------------------------------- upscale
+
+/**
+ * An image-to-image net in the shape of a super-resolution model (ESPCN-style: convs at low
+ * resolution, then a pixel shuffle): uint8 3×80×80 in, float32 3×320×320 out — 1.2 MB of output a
+ * row against 19 KB of input, ~2.3 GFLOP a row. The output-heavy workload: at raw ORT speed on
+ * two cores (~45 rows/s) results stream out at ~55 MB/s, so moving results costs as much as
+ * computing them (the public super-resolution net this stands for: 6 GFLOP and 1.8 MB a row).
+ */
+const UP_C = 3;
+const UP_HW = 80;
+const UP_SCALE = 4;
+const UP_WIDTH = 64;
+/** 3×3 convs at the working width between the first and the last conv. */
+const UP_MIDDLE = 4;
+
+async function buildUpscale(): Promise<Uint8Array> {
+  const g = new GraphBuilder({ name: 'upscale', seed: 505 });
+  const img = g.input('image', 'uint8', ['batch', UP_C, UP_HW, UP_HW]);
+  let x = g.op('Cast', [img], { to: attr.int(1) });
+  x = g.op('Mul', [x, g.floats('scale', [1 / 255], [])]);
+  const conv = (inp: string, name: string, cin: number, cout: number): string => {
+    const w = g.weight(`${name}.weight`, [cout, cin, 3, 3], { fanIn: cin * 9 });
+    const b = g.weight(`${name}.bias`, [cout], { kind: 'uniform', scale: 0.05 });
+    return g.op('Conv', [inp, w, b], { kernel_shape: attr.ints([3, 3]), pads: attr.ints([1, 1, 1, 1]) });
+  };
+  x = g.op('Relu', [conv(x, 'head', UP_C, UP_WIDTH)]);
+  for (let i = 0; i < UP_MIDDLE; i++) x = g.op('Relu', [conv(x, `body${i}`, UP_WIDTH, UP_WIDTH)]);
+  x = conv(x, 'tail', UP_WIDTH, UP_C * UP_SCALE * UP_SCALE);
+  x = g.op('DepthToSpace', [x], { blocksize: attr.int(UP_SCALE), mode: attr.string('CRD') });
+  const y = g.op('Sigmoid', [x]);
+  g.output(y, 'float32', ['batch', UP_C, UP_HW * UP_SCALE, UP_HW * UP_SCALE], 'upscaled');
+  return g.toBytes();
+}
+
+function upscaleInputs(rows: number, seed: number): Record<string, HostTensor> {
+  const rng = new Prng(seed, 'upscale/image');
+  const n = rows * UP_C * UP_HW * UP_HW;
+  const data = new Uint8Array(n);
+  for (let i = 0; i < n; i++) data[i] = Math.floor(rng.uniform(0, 256));
+  return { image: { dtype: 'uint8', dims: [rows, UP_C, UP_HW, UP_HW], data } };
+}
+
 // ---------------------------------------------------------------- registry
 
 export const WORKLOADS: readonly WorkloadSpec[] = [
@@ -272,6 +315,18 @@ export const WORKLOADS: readonly WorkloadSpec[] = [
     replicas: 2,
     build: buildEncoder,
     makeInputs: encoderInputs,
+  },
+  {
+    name: 'upscale',
+    summary: 'image-to-image net (super-resolution shape), uint8 3×80×80 → float32 3×320×320: 1.2 MB of output a row (output-heavy)',
+    seed: 505,
+    inputSeed: 5051,
+    rows: 2,
+    unitRows: 1,
+    policy: 'allclose:1e-3,1e-4',
+    replicas: 2,
+    build: buildUpscale,
+    makeInputs: upscaleInputs,
   },
   {
     name: 'rowwise',

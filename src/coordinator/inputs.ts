@@ -50,7 +50,11 @@ export class InputReader {
     this.#spec = spec;
   }
 
+  /** Set by close(): a lease still being filled when its job ends must not reopen the files. */
+  #closed = false;
+
   #open(): Promise<Map<string, OpenInput>> {
+    if (this.#closed) return Promise.reject(new DrillError('INPUT_CLOSED', `the inputs of job ${this.#spec.id} are closed (the job ended)`));
     this.#files ??= (async () => {
       const m = new Map<string, OpenInput>();
       try {
@@ -106,6 +110,7 @@ export class InputReader {
   }
 
   async close(): Promise<void> {
+    this.#closed = true;
     const p = this.#files;
     this.#files = null;
     if (!p) return;

@@ -66,9 +66,10 @@ export interface CoordinatorOptions {
   reserveMs?: number;
   /**
    * Threads a worker's hello may claim; more are clamped to this. Each thread earns a worker
-   * `inflightPerThread` leases, units it can sit on until its deadline: 64 threads (128 leases)
-   * covers one session per core of all but the largest servers, while one peer claiming the
-   * protocol's maximum of 1,024 threads could otherwise hold 2,048 units hostage.
+   * `inflightPerThread` leases (units it can sit on until its deadline) and weight in the replica
+   * draws: 64 threads (128 leases) covers one session per core of all but the largest servers,
+   * while one peer claiming the protocol's maximum of 1,024 threads could otherwise hold 2,048
+   * units hostage and be drawn for most replicas.
    */
   maxWorkerThreads?: number;
   /** Forget a disconnected worker this long after it left (the registry stays bounded). */

@@ -79,3 +79,12 @@ export const CONNECTION_ALLOW = ['/ip4/127.0.0.0/ipcidr/8', '/ip6/::1/ipcidr/128
 export const RECONNECT_RETRIES = 10;
 export const RECONNECT_INTERVAL_MS = 1000;
 export const RECONNECT_BACKOFF = 1.5;
+
+/**
+ * How long a peer disconnected for its gossip score (below the graylist threshold) is refused
+ * connections both ways. Gossipsub keeps a departed peer's score without decay for an hour, so
+ * a returning offender would be graylisted again at once anyway; 10 min of ban spares us its
+ * reconnect churn and its request/response traffic meanwhile, and is short enough that an
+ * honest node hit by a bug (version skew) comes back by itself.
+ */
+export const GRAYLIST_BAN_MS = 10 * 60_000;

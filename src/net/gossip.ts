@@ -21,9 +21,13 @@ import type { Lifecycle } from './lifecycle.ts';
 
 /**
  * Topic score parameters: our topics are low-rate, so the mesh-delivery-deficit penalties
- * (which punish quiet peers) are off; an invalid message costs -10·n² (weight × count²), so three
- * rejected messages take a peer past the default graylist threshold (-80) while one honest
- * mistake only stops gossip to it briefly (gossip threshold -10).
+ * (which punish quiet peers) are off. An invalid (REJECTed) message costs -10·n² (weight ×
+ * count²) against the thresholds of SCORE_THRESHOLDS: one honest mistake (-10) stays at the
+ * gossip threshold, two (-40) stop our gossip to the peer, three (-90) graylist it — and a
+ * graylisted peer is disconnected (see createGossip). The count decays 1 % a second (half-life
+ * ~70 s, gone after ~4 min), so junk sent slowly still adds up: one rejected message every
+ * ~30 s keeps a peer past the graylist. Positive credit (time in mesh, first deliveries) is
+ * capped at +10 per topic (gossipsub's topicScoreCap), so good messages cannot buy bad ones.
  */
 const TOPIC_SCORE = {
   topicWeight: 1,
@@ -36,7 +40,26 @@ const TOPIC_SCORE = {
   meshMessageDeliveriesWeight: 0,
   meshFailurePenaltyWeight: 0,
   invalidMessageDeliveriesWeight: -10,
-  invalidMessageDeliveriesDecay: 0.9,
+  invalidMessageDeliveriesDecay: 0.99,
+} as const;
+
+/**
+ * Score thresholds (gossipsub's defaults, stated so the topic parameters above are tuned
+ * against them):
+ * - gossipThreshold -10: below it we send the peer no gossip (IHAVE) and ignore its gossip
+ *   (two rejected messages);
+ * - publishThreshold -50: below it we do not publish our own messages to it;
+ * - graylistThreshold -80: below it gossipsub ignores every RPC from it — and createGossip then
+ *   disconnects and bans it (three rejected messages);
+ * - acceptPXThreshold 100: peer exchange only from very well-behaved peers (we use no PX);
+ * - opportunisticGraftThreshold 5: low, our mesh scores are small (time in mesh counts 0.01/s).
+ */
+export const SCORE_THRESHOLDS = {
+  gossipThreshold: -10,
+  publishThreshold: -50,
+  graylistThreshold: -80,
+  acceptPXThreshold: 100,
+  opportunisticGraftThreshold: 5,
 } as const;
 
 /** Message id = sha256(topic ‖ 0x00 ‖ data): content-addressed, so the same payload relayed by
@@ -121,12 +144,20 @@ export interface Gossip {
   close(): void;
 }
 
+/** What the gossip half does with a peer whose score fell below the graylist threshold. */
+export interface GossipOptions {
+  /** Disconnect (and ban) a graylisted peer; called once per heartbeat while it stays connected. */
+  onGraylisted?: (peerId: string, score: number) => void;
+}
+
 /**
- * Wire typed topics onto a gossipsub instance.
+ * Wire typed topics onto a gossipsub instance. On every gossipsub heartbeat, connected peers
+ * scored below SCORE_THRESHOLDS.graylistThreshold are handed to `onGraylisted` (gossipsub
+ * itself only ignores their RPCs; they could keep their connection and its other protocols).
  * @throws NetError NET_BAD_ARGUMENT when the installed gossipsub exposes no score params
  *   (scoring is how peers that send junk lose standing; we refuse to run unscored).
  */
-export function createGossip(pubsub: GossipSub, maxRpc: number, life: Lifecycle, log: Logger): Gossip {
+export function createGossip(pubsub: GossipSub, maxRpc: number, life: Lifecycle, log: Logger, gopts: GossipOptions = {}): Gossip {
   // The GossipSub interface hides scoring; the implementation class has it (checked here so a
   // gossipsub upgrade that moves it fails loudly at start, not silently unscored).
   const scoring = pubsub as unknown as {
@@ -165,24 +196,28 @@ export function createGossip(pubsub: GossipSub, maxRpc: number, life: Lifecycle,
     }
   };
 
-  const makeValidator = (spec: TopicSpec<unknown>): TopicValidatorFn => async (propagationSource, msg) => {
-    // Never throw out of here: gossipsub maps unexpected throws to IGNORE, not REJECT.
-    const from = msg.type === 'signed' ? msg.from.toString() : propagationSource.toString();
+  /**
+   * The topic's checks on one message, in order: size, decode, validate (with a time limit).
+   * Never throws; counts the verdict. Used inside gossipsub's validator and for any message that
+   * reaches our 'message' listener without having passed it.
+   */
+  const judge = async (spec: TopicSpec<unknown>, data: Uint8Array, from: string): Promise<{ verdict: Verdict; value?: unknown }> => {
     let verdict: Verdict;
     let code: string | undefined;
-    if (msg.data.length > spec.maxBytes) {
+    let value: unknown;
+    if (data.length > spec.maxBytes) {
       verdict = 'reject';
       code = NetErrorCode.CODEC_TOO_LARGE;
     } else {
-      let value: unknown;
       try {
-        value = spec.decode(msg.data);
+        value = spec.decode(data);
       } catch (e) {
         verdict = verdictFor(e, { fallback: 'reject' });
         code = e instanceof DrillError ? e.code : 'DECODE_FAILED';
-        count(spec.name, verdict === 'accept' ? 'reject' : verdict, code, from);
+        if (verdict === 'accept') verdict = 'reject';
+        count(spec.name, verdict, code, from);
         log.debug('gossip decode failed', { topic: spec.name, from, code, err: (e as Error)?.message });
-        return verdict === 'accept' ? TopicValidatorResult.Reject : toGossip[verdict];
+        return { verdict };
       }
       try {
         const v = spec.validate ? await withTimeout(spec.validate(value, from), VALIDATE_TIMEOUT_MS) : 'accept';
@@ -203,45 +238,68 @@ export function createGossip(pubsub: GossipSub, maxRpc: number, life: Lifecycle,
         code = e instanceof DrillError ? e.code : 'VALIDATOR_THREW';
         log.debug('gossip validation failed', { topic: spec.name, from, code, err: (e as Error)?.message });
       }
-      if (verdict === 'accept') decoded.set(msg, value);
     }
     count(spec.name, verdict, code, from);
-    return toGossip[verdict];
+    return verdict === 'accept' ? { verdict, value } : { verdict };
+  };
+
+  const makeValidator = (spec: TopicSpec<unknown>): TopicValidatorFn => async (propagationSource, msg) => {
+    // Never throw out of here: gossipsub maps unexpected throws to IGNORE, not REJECT.
+    const from = msg.type === 'signed' ? msg.from.toString() : propagationSource.toString();
+    const j = await judge(spec, msg.data, from);
+    if (j.verdict === 'accept') decoded.set(msg, j.value);
+    return toGossip[j.verdict];
+  };
+
+  const dispatch = (sub: Subscription, topic: string, value: unknown, from: string): void => {
+    for (const h of sub.handlers) {
+      try {
+        const r = h(value, from) as unknown;
+        if (r instanceof Promise) {
+          r.catch((e: unknown) => {
+            topicCounters(topic).handlerErrors++;
+            log.warn('gossip handler failed', { topic, err: (e as Error)?.message });
+          });
+        }
+      } catch (e) {
+        topicCounters(topic).handlerErrors++;
+        log.warn('gossip handler failed', { topic, err: (e as Error)?.message });
+      }
+    }
   };
 
   pubsub.addEventListener('message', (evt) => {
     const msg = evt.detail;
     const sub = subs.get(msg.topic);
     if (!sub) return;
-    let value: unknown;
     if (decoded.has(msg)) {
-      value = decoded.get(msg);
+      const value = decoded.get(msg);
       decoded.delete(msg);
-    } else {
-      // Not seen by our validator (e.g. subscribed while in flight): validate synchronously.
-      try {
-        if (msg.data.length > sub.spec.maxBytes) return;
-        value = sub.spec.decode(msg.data);
-      } catch {
-        return;
-      }
+      dispatch(sub, msg.topic, value, msg.type === 'signed' ? msg.from.toString() : '');
+      return;
     }
-    const from = msg.type === 'signed' ? msg.from.toString() : '';
-    for (const h of sub.handlers) {
-      try {
-        const r = h(value, from) as unknown;
-        if (r instanceof Promise) {
-          r.catch((e: unknown) => {
-            topicCounters(msg.topic).handlerErrors++;
-            log.warn('gossip handler failed', { topic: msg.topic, err: (e as Error)?.message });
-          });
-        }
-      } catch (e) {
-        topicCounters(msg.topic).handlerErrors++;
-        log.warn('gossip handler failed', { topic: msg.topic, err: (e as Error)?.message });
-      }
-    }
+    // Not seen by our validator (it was not installed yet, or gossipsub delivered it another
+    // way): run the topic's full checks now and hand it on only if they accept it. Unsigned
+    // messages never reach a handler (StrictSign: nobody to hold responsible).
+    if (msg.type !== 'signed') return;
+    const from = msg.from.toString();
+    void judge(sub.spec, msg.data, from).then((j) => {
+      if (j.verdict === 'accept' && subs.get(msg.topic) === sub) dispatch(sub, msg.topic, j.value, from);
+    });
   });
+
+  // Graylisted peers: gossipsub ignores their RPCs; we also cut them off (onGraylisted).
+  if (gopts.onGraylisted) {
+    const onGraylisted = gopts.onGraylisted;
+    pubsub.addEventListener('gossipsub:heartbeat', () => {
+      if (life.stopped) return;
+      for (const p of pubsub.getPeers()) {
+        const id = p.toString();
+        const score = scoring.getScore!(id);
+        if (score < SCORE_THRESHOLDS.graylistThreshold) onGraylisted(id, score);
+      }
+    });
+  }
 
   return {
     subscribe<T>(topic: TopicSpec<T>, handler: (msg: T, from: string) => void): void {

@@ -17,17 +17,18 @@ import { gossipsub, StrictSign } from '@libp2p/gossipsub';
 import type { GossipSub } from '@libp2p/gossipsub';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import type { PeerId, PrivateKey } from '@libp2p/interface';
+import { peerIdFromString } from '@libp2p/peer-id';
 import type { Logger } from '../util/log.ts';
 import { silentLogger } from '../util/log.ts';
 import { NetError, NetErrorCode } from './errors.ts';
 import type { TopicSpec } from './topics.ts';
 import {
   DEFAULT_LISTEN, GOSSIP_MAX_RPC_BYTES, COLOCATION_WHITELIST, CONNECTION_ALLOW,
-  RECONNECT_RETRIES, RECONNECT_INTERVAL_MS, RECONNECT_BACKOFF,
+  RECONNECT_RETRIES, RECONNECT_INTERVAL_MS, RECONNECT_BACKOFF, GRAYLIST_BAN_MS,
 } from './constants.ts';
 import { checkSize, parseAddr } from './checks.ts';
 import { Lifecycle } from './lifecycle.ts';
-import { createGossip, contentMsgId, RPC_OVERHEAD_BYTES } from './gossip.ts';
+import { createGossip, contentMsgId, RPC_OVERHEAD_BYTES, SCORE_THRESHOLDS } from './gossip.ts';
 import type { TopicCounters, VerdictEvent } from './gossip.ts';
 import { createReqResp } from './reqresp.ts';
 import type { RequestOptions, HandleOptions, RequestCounters } from './reqresp.ts';
@@ -54,6 +55,8 @@ export interface DrillNodeOptions {
   /** Networks (multiaddr CIDRs like '/ip4/10.0.0.0/ipcidr/8') exempt from libp2p's inbound
    * connection rate limit; default loopback (see CONNECTION_ALLOW). */
   connectionAllow?: string[];
+  /** How long a peer disconnected for its gossip score stays banned (no connection either way). */
+  banMs?: number;
   /** libp2p's metrics implementation (e.g. @libp2p/prometheus-metrics), for /metrics. */
   metrics?: Libp2pOptions['metrics'];
 }
@@ -64,11 +67,14 @@ export const defaultDrillNodeOptions = {
   maxGossipRpcBytes: GOSSIP_MAX_RPC_BYTES,
   colocationWhitelist: [...COLOCATION_WHITELIST],
   connectionAllow: [...CONNECTION_ALLOW],
+  banMs: GRAYLIST_BAN_MS,
 } as const;
 
 export interface NetMetrics {
   topics: Record<string, TopicCounters>;
   requests: RequestCounters;
+  /** Peers disconnected and banned because their gossip score fell below the graylist threshold. */
+  peersBanned: number;
 }
 
 export interface DrillNode {
@@ -124,6 +130,8 @@ export interface DrillNode {
   remoteIp(peerId: string): string | null;
   /** Gossipsub score of a peer (negative after it sent rejected messages). */
   peerScore(peerId: string): number;
+  /** Whether a peer is banned (disconnected for its gossip score; no connection either way until the ban ends). */
+  isBanned(peerId: string): boolean;
   /** Plain counters: accept/ignore/reject per topic, request counts. */
   metrics(): NetMetrics;
   /** Observe every gossip verdict our validators reach (for metrics exporters, logs and
@@ -155,10 +163,26 @@ export async function createDrillNode(opts: DrillNodeOptions = {}): Promise<Dril
     throw new NetError(NetErrorCode.NET_BAD_ARGUMENT, `maxGossipRpcBytes: expected at least ${4 * RPC_OVERHEAD_BYTES}, received ${maxRpc}`);
   }
 
+  // Peers cut off for their gossip score: refused both ways until their ban ends.
+  const bans = new Map<string, number>();
+  const banMs = opts.banMs ?? defaultDrillNodeOptions.banMs;
+  let peersBanned = 0;
+  const isBanned = (id: string): boolean => {
+    const until = bans.get(id);
+    if (until === undefined) return false;
+    if (Date.now() < until) return true;
+    bans.delete(id);
+    return false;
+  };
   const libp2p = await createLibp2p({
     privateKey,
     ...(opts.metrics ? { metrics: opts.metrics } : {}),
     addresses: { listen },
+    connectionGater: {
+      denyDialPeer: (peer: PeerId) => isBanned(peer.toString()),
+      denyInboundEncryptedConnection: (peer: PeerId) => isBanned(peer.toString()),
+      denyOutboundEncryptedConnection: (peer: PeerId) => isBanned(peer.toString()),
+    },
     transports: [tcp()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
@@ -183,13 +207,24 @@ export async function createDrillNode(opts: DrillNodeOptions = {}): Promise<Dril
         scoreParams: {
           IPColocationFactorWhitelist: new Set(opts.colocationWhitelist ?? defaultDrillNodeOptions.colocationWhitelist),
         },
+        scoreThresholds: { ...SCORE_THRESHOLDS },
       }),
     },
   });
   const life = new Lifecycle();
   let gossip;
   try {
-    gossip = createGossip(libp2p.services.pubsub, maxRpc, life, log);
+    gossip = createGossip(libp2p.services.pubsub, maxRpc, life, log, {
+      onGraylisted: (id, score) => {
+        if (isBanned(id)) return;
+        // The ban holds as long as gossipsub keeps a departed peer's score (it does not decay
+        // while the peer is away), so reconnecting cannot launder it; banMs bounds it.
+        bans.set(id, Date.now() + banMs);
+        peersBanned++;
+        log.warn('peer graylisted for invalid gossip; disconnecting and banning it', { peer: id, score, banMs });
+        void libp2p.hangUp(peerIdFromString(id)).catch((e: unknown) => log.debug('hang up failed', { peer: id, err: (e as Error)?.message }));
+      },
+    });
   } catch (e) {
     await libp2p.stop();
     throw e;
@@ -252,9 +287,10 @@ export async function createDrillNode(opts: DrillNodeOptions = {}): Promise<Dril
     },
 
     peerScore: (id) => gossip.peerScore(id),
+    isBanned,
 
     metrics() {
-      return { topics: gossip.counters(), requests: rr.counters() };
+      return { topics: gossip.counters(), requests: rr.counters(), peersBanned };
     },
 
     onVerdict: (cb) => gossip.onVerdict(cb),

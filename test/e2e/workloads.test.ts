@@ -243,6 +243,6 @@ describe('generator', () => {
       stderr = String((e as { stderr: Buffer }).stderr);
     }
     expect(status).toBe(2);
-    expect(stderr).toMatch(/workload: expected one of cnn, mlp, encoder, rowwise, received "resnet"/);
+    expect(stderr).toMatch(/workload: expected one of cnn, mlp, encoder, upscale, rowwise, received "resnet"/);
   });
 });

@@ -113,6 +113,7 @@ describe('worker: a coordinator it was not given', () => {
       await strangerNode.stop();
     });
     const strangerJob = await identityJob(stranger, 'stranger-job', 64, 4, 8);
+    const before = heapUsed();
     const ignored = new Promise<string>((r) => worker.worker.events.on('ignored', r));
     await strangerNode.dial(worker.node.multiaddrs()[0]!);
     expect(await ignored).toBe(strangerNode.peerId);
@@ -121,6 +122,7 @@ describe('worker: a coordinator it was not given', () => {
     // Honest work on the coordinator the worker joined still runs.
     const job = await identityJob(honest, 'honest-1', 64, 4, 8);
     expect((await job.result).status).toBe('done');
+    expect(heapUsed() - before).toBeLessThan(32 * MiB);
     // A worker that lists the same coordinator (as a genesis would) joins it on its announcement.
     const listed = await startWorker(join(tmp, 'w-listed'), undefined, { coordinators: [strangerNode.peerId] });
     cleanups.push(() => listed.stop());
@@ -165,6 +167,7 @@ describe('worker: same-filesystem leases from a hostile coordinator', () => {
     await writeFile(probe, formatFsProbe(H.node.peerId, token));
     for (const [i, [, r]] of bad.entries()) leases.push({ ok: true, lease: leaseInfo(`bad-${i}`, H.modelHash, modelBytes.length, 1, { inputFiles: { x: r } }), inputs: {} });
     leases.push({ ok: true, lease: leaseInfo('good', H.modelHash, modelBytes.length, 1, { inputFiles: { x: range({}) } }), inputs: {} });
+    const before = heapUsed();
     await worker.worker.join(H.node.multiaddrs()[0]!);
     await seen(() => H.errors.length, bad.length, 'an error report for every bad lease');
     await seen(() => H.commits.length, 1, 'the good lease committed');
@@ -180,6 +183,7 @@ describe('worker: same-filesystem leases from a hostile coordinator', () => {
     expect(good.ok && [...(good.outputs.y!.data as Float32Array)]).toEqual([8, 9, 10, 11]);
     const job = await identityJob(honest, 'honest-2', 64, 4, 8);
     expect((await job.result).status).toBe('done');
+    expect(heapUsed() - before).toBeLessThan(32 * MiB);
   });
 
   it("a peer relaying the real coordinator's probe path earns no file trust", async () => {

@@ -3,7 +3,7 @@ import { describe, it, expect } from 'vitest';
 import { WorkerRegistry } from '../../src/coordinator/workers.ts';
 import { errCode } from '../helpers/errors.ts';
 
-const hello = { threads: 1, device: 'cpu', score: 0, cheater: false, profile: '{}' };
+const hello = { threads: 1, device: 'cpu', score: 0, profile: '{}' };
 
 describe('WorkerRegistry', () => {
   it('forgets a disconnected worker forgetAfterMs after it left, never a connected one', () => {

@@ -21,7 +21,7 @@ import { shortPeer } from '../progress.ts';
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
 const FLAGS: Record<string, FlagSpec> = {
-  workload: { type: 'string', help: 'sample workload in workloads/ (cnn, mlp, encoder, rowwise)', default: 'cnn' },
+  workload: { type: 'string', help: 'sample workload in workloads/ (cnn, mlp, encoder, upscale, rowwise)', default: 'cnn' },
   out: { type: 'string', help: 'output directory', default: 'drill-out/demo' },
   workers: { type: 'string', help: 'honest workers', default: '3' },
   cheaters: { type: 'string', help: 'cheating workers to add (PoD catches them)', default: '0' },
@@ -45,7 +45,7 @@ export const command: Command = {
     }
     const name = str(p, 'workload')!;
     const manifest = join(ROOT, 'workloads', name, 'job.json');
-    if (!existsSync(manifest)) throw new UserError('--workload', 'one of cnn, mlp, encoder, rowwise', name);
+    if (!existsSync(manifest)) throw new UserError('--workload', 'one of cnn, mlp, encoder, upscale, rowwise', name);
     const m = await readJobManifest(manifest);
     const outDir = str(p, 'out')!;
     const withChain = !bool(p, 'no-chain');
