@@ -17,10 +17,12 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ command:
   coordinator: { summary: 'start a coordinator that accepts jobs and schedules work units', load: () => import('./commands/coordinator.ts') },
   worker: { summary: 'start a drilling worker that joins a coordinator and runs work units', load: () => import('./commands/worker.ts') },
   submit: { summary: 'submit a job to a running coordinator and wait for its outputs', load: () => import('./commands/submit.ts') },
+  status: { summary: 'show the network (workers, jobs, chain) from a coordinator HTTP API', load: () => import('./commands/status.ts') },
   vrf: { summary: 'RFC 9381 ECVRF: keygen, prove, verify', load: () => import('./commands/vrf.ts') },
   genesis: { summary: 'write a genesis file for a hashrate chain (coordinator-signed bootstrap credit for producers)', load: () => import('./commands/genesis.ts') },
   devnet: { summary: 'run N block-producing nodes on 127.0.0.1 and report the chain they agree on', load: () => import('./commands/devnet.ts') },
   sim: { summary: 'PoD / VRF-lottery research simulator', load: () => import('./commands/sim.ts') },
+  chain: { summary: "list a node's block store: blocks, the peers they credit, the faults they carry", load: () => import('./commands/chain.ts') },
   settle: { summary: 'anchor matrix-drill blocks and credit roots on a Substrate chain', load: () => import('./commands/settle.ts') },
   'verify-credit': { summary: "prove a trainer's credit against an anchor on a Substrate chain", load: () => import('./commands/verify-credit.ts') },
 };

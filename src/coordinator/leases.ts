@@ -34,6 +34,8 @@ export interface LeaseHost {
   remoteIp(peer: string): string | null;
   /** Carry out what the scheduler decided (its events) after a commit. */
   process(job: RunningJob): void;
+  /** A lease was committed `ms` after it was issued (metrics). */
+  committed?(ms: number): void;
 }
 
 export interface LeaseDeskOptions {
@@ -137,8 +139,11 @@ export class LeaseDesk {
   #commit(c: Commit, from: string): Ack {
     const job = this.#host.jobOfLease(c.lease);
     if (!job) return { ok: false, reason: 'unknown lease' };
-    const reveal = job.sched.commit(c.lease, from, c.commitment, this.#host.now());
+    const issuedAt = job.sched.lease(c.lease)?.issuedAt;
+    const now = this.#host.now();
+    const reveal = job.sched.commit(c.lease, from, c.commitment, now);
     if (reveal === null) return { ok: false, reason: 'not your lease, or already committed' };
+    if (issuedAt !== undefined) this.#host.committed?.(now - issuedAt);
     for (const l of reveal) this.#host.reveal(job, l);
     this.#host.process(job);
     return { ok: true };

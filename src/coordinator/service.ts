@@ -8,6 +8,7 @@
  *  - reveal.ts   pulling committed results, PoD, and writing decided units with their credit;
  *  - output.ts   the output files; report.ts the job report.
  */
+import { EventEmitter } from 'node:events';
 import { writeFile, rm } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
@@ -92,6 +93,16 @@ export interface CoordinatorOptions {
   now?: () => number;
 }
 
+/** What a coordinator tells observers (the HTTP API's event stream and metrics). */
+export interface CoordinatorEvents {
+  /** A job started (submitted, or resumed after a restart): follow its handle's events. */
+  job: [JobHandle];
+  /** A worker said hello (connected) or left. */
+  worker: [{ peer: string; connected: boolean }];
+  /** A lease was committed this many ms after it was issued. */
+  lease: [number];
+}
+
 /** The error of a job its partner cancelled. */
 export const CANCELLED_MESSAGE = 'cancelled by the partner';
 
@@ -132,6 +143,8 @@ export class Coordinator {
   #timer: NodeJS.Timeout | null = null;
   readonly #announcing = new Set<string>();
   #offPeer: (() => void) | null = null;
+  /** Jobs starting, workers coming and going, lease latencies (see CoordinatorEvents). */
+  readonly events = new EventEmitter<CoordinatorEvents>();
 
   constructor(node: DrillNode, opts: CoordinatorOptions) {
     this.#node = node;
@@ -139,6 +152,7 @@ export class Coordinator {
     this.#seed = node.privateKey.raw.subarray(0, 32);
     this.#opts = { ...defaultCoordinatorOptions, ...opts };
     this.#workers = new WorkerRegistry({ forgetAfterMs: this.#opts.forgetWorkerMs });
+    this.#workers.changes.on('change', (c) => this.events.emit('worker', c));
     this.#log = (opts.logger ?? silentLogger).child('coordinator');
     this.#now = opts.now ?? Date.now;
   }
@@ -190,6 +204,9 @@ export class Coordinator {
       unitError: (job, lease, worker, message) => reveals.error(job, lease, worker, message),
       remoteIp: (peer) => this.#node.remoteIp(peer),
       process: (job) => void reveals.process(job),
+      committed: (ms) => {
+        if (this.events.listenerCount('lease') > 0) this.events.emit('lease', ms);
+      },
     }, { inflightPerThread: this.#opts.inflightPerThread, maxWorkerThreads: this.#opts.maxWorkerThreads, fsProbe: this.#fsProbe, spool: this.#spool });
     // Subscribing makes us a mesh member of the units topic, so our announcements propagate.
     this.#node.subscribe(UNITS_TOPIC, () => undefined);
@@ -221,10 +238,18 @@ export class Coordinator {
     this.#store = null;
   }
 
-  /** Registered workers (connected or not). `cheater` only for workers an embedded grid started as such. */
-  workers(): { peer: string; connected: boolean; threads: number; device: string; score: number; cheater: boolean }[] {
+  /**
+   * Registered workers (connected or not; `leftAt` when they left). `cheater` only for workers
+   * an embedded grid started as such.
+   */
+  workers(): { peer: string; connected: boolean; threads: number; device: string; score: number; cheater: boolean; leftAt?: number }[] {
     const cheat = this.#opts.isCheater ?? (() => false);
-    return this.#workers.all().map((w) => ({ peer: w.peer, connected: w.connected, threads: w.threads, device: w.device, score: w.score, cheater: cheat(w.peer) }));
+    return this.#workers.all().map((w) => ({ peer: w.peer, connected: w.connected, threads: w.threads, device: w.device, score: w.score, cheater: cheat(w.peer), ...(w.leftAt !== undefined && !w.connected ? { leftAt: w.leftAt } : {}) }));
+  }
+
+  /** Handles of the jobs running now. */
+  runningJobs(): JobHandle[] {
+    return [...this.#jobs.values()].filter((j) => !j.finishing).map(jobHandle);
   }
 
   /** Resolves once `n` workers have registered (event-driven). @throws DrillError WORKERS_TIMEOUT */
@@ -245,7 +270,9 @@ export class Coordinator {
     const job = this.#addJob(spec, undefined, this.#now());
     this.#log.info('job accepted', { job: spec.id, rows: spec.rows, units: job.sched.progress().total, replicas: spec.replicas, audit: spec.audit, policy: formatPolicy(spec.policy) });
     void this.#announce(job);
-    return jobHandle(job);
+    const handle = jobHandle(job);
+    this.events.emit('job', handle);
+    return handle;
   }
 
   /** Jobs that were running when the coordinator last stopped and were resumed by start(). */
@@ -310,6 +337,7 @@ export class Coordinator {
         }
         for (const u of store.unitStats(spec.id)) for (const w of u.workers) job.runs.set(w, (job.runs.get(w) ?? 0) + 1);
         this.#resumed.push(jobHandle(job));
+        this.events.emit('job', jobHandle(job));
         this.#log.warn('resumed job after a restart', { job: spec.id, unitsDone: done.size, units: job.sched.progress().total });
         if (job.sched.isFinished()) await this.#finish(job);
         else this.#announceSoon(job);

@@ -98,6 +98,45 @@ export class JobStore {
     return (this.#db.prepare('SELECT upload_dir FROM jobs WHERE upload_dir IS NOT NULL AND freed_at IS NULL').all() as { upload_dir: string }[]).map((r) => r.upload_dir);
   }
 
+  /** Every job, newest first (at most `limit`): an operator's view. */
+  recentJobs(limit: number): StoredJob[] {
+    return (this.#db.prepare('SELECT * FROM jobs ORDER BY created_at DESC, id LIMIT ?').all(limit) as Record<string, unknown>[]).map(rowToJob);
+  }
+
+  /** Jobs per status (metrics). */
+  countByStatus(): Record<JobStatus, number> {
+    const out: Record<JobStatus, number> = { running: 0, done: 0, failed: 0 };
+    for (const r of this.#db.prepare('SELECT status, COUNT(*) AS n FROM jobs GROUP BY status').all() as { status: JobStatus; n: number }[]) out[r.status] = Number(r.n);
+    return out;
+  }
+
+  /**
+   * Per worker, over every job this coordinator ran: units it ran (results compared), units it
+   * was credited for and the verified FLOPs credited — except in jobs it was found faulty in
+   * (a fault record forfeits the job's credit) — and its fault records.
+   */
+  workerTotals(): Map<string, { units: number; unitsCredited: number; credit: number; faults: number }> {
+    const out = new Map<string, { units: number; unitsCredited: number; credit: number; faults: number }>();
+    const get = (w: string): { units: number; unitsCredited: number; credit: number; faults: number } => {
+      let e = out.get(w);
+      if (!e) out.set(w, (e = { units: 0, unitsCredited: 0, credit: 0, faults: 0 }));
+      return e;
+    };
+    for (const r of this.#db.prepare('SELECT j.value AS w, COUNT(*) AS n FROM units, json_each(units.workers) AS j GROUP BY j.value').all() as { w: string; n: number }[]) get(r.w).units = Number(r.n);
+    const credited = this.#db.prepare(`
+      SELECT j.value AS w, COUNT(*) AS n, SUM(json_extract(c.record, '$.flops')) AS flops
+      FROM credits AS c, json_each(json_extract(c.record, '$.credited')) AS j
+      WHERE NOT EXISTS (SELECT 1 FROM faults AS f WHERE f.worker = j.value AND f.job = c.job)
+      GROUP BY j.value`).all() as { w: string; n: number; flops: number }[];
+    for (const r of credited) {
+      const e = get(r.w);
+      e.unitsCredited = Number(r.n);
+      e.credit = Number(r.flops);
+    }
+    for (const r of this.#db.prepare('SELECT worker AS w, COUNT(*) AS n FROM faults GROUP BY worker').all() as { w: string; n: number }[]) get(r.w).faults = Number(r.n);
+    return out;
+  }
+
   setLayout(id: string, layout: OutputLayout[]): void {
     this.#db.prepare('UPDATE jobs SET layout = ? WHERE id = ?').run(JSON.stringify(layout), id);
   }

@@ -44,6 +44,8 @@ export const defaultWorkerRegistryOptions: WorkerRegistryOptions = { forgetAfter
 export class WorkerRegistry {
   readonly #workers = new Map<string, WorkerInfo>();
   readonly #registered = new EventEmitter<{ worker: [string] }>();
+  /** Every hello (`connected` true) and departure (false), for observers (API events, metrics). */
+  readonly changes = new EventEmitter<{ change: [{ peer: string; connected: boolean }] }>();
   readonly #opts: WorkerRegistryOptions;
 
   constructor(opts: Partial<WorkerRegistryOptions> = {}) {
@@ -66,6 +68,7 @@ export class WorkerRegistry {
     this.#workers.set(peer, w);
     this.#candidates = null;
     this.#registered.emit('worker', peer);
+    this.changes.emit('change', { peer, connected: true });
     return w;
   }
 
@@ -76,6 +79,7 @@ export class WorkerRegistry {
     w.connected = false;
     this.#candidates = null;
     w.leftAt = now;
+    this.changes.emit('change', { peer, connected: false });
     return true;
   }
 

@@ -7,7 +7,7 @@
  *  - checks.ts     argument checks; lifecycle.ts the running/stopped state shared by them.
  */
 import { createLibp2p, tcp, noise, yamux, identify, gossipsub, StrictSign, generateKeyPair, peerIdFromString } from '../vendor/libp2p.ts';
-import type { Libp2p } from 'libp2p';
+import type { Libp2p, Libp2pOptions } from 'libp2p';
 import type { Identify } from '@libp2p/identify';
 import type { GossipSub } from '@libp2p/gossipsub';
 import type { PeerId, PrivateKey } from '@libp2p/interface';
@@ -50,6 +50,8 @@ export interface DrillNodeOptions {
   connectionAllow?: string[];
   /** How long a peer disconnected for its gossip score stays banned (no connection either way). */
   banMs?: number;
+  /** libp2p's metrics implementation (e.g. @libp2p/prometheus-metrics), for /metrics. */
+  metrics?: Libp2pOptions['metrics'];
 }
 
 export const defaultDrillNodeOptions = {
@@ -167,6 +169,7 @@ export async function createDrillNode(opts: DrillNodeOptions = {}): Promise<Dril
   };
   const libp2p = await createLibp2p({
     privateKey,
+    ...(opts.metrics ? { metrics: opts.metrics } : {}),
     addresses: { listen },
     connectionGater: {
       denyDialPeer: (peer: PeerId) => isBanned(peer.toString()),

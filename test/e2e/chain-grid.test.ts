@@ -98,7 +98,7 @@ describe('hashrate chain on a multi-process grid', () => {
     expect({ slotMs: genesis.slotMs, epochSlots: genesis.epochSlots, c: genesis.c }).toEqual({ slotMs: 300, epochSlots: 6, c: 0.5 });
 
     // A coordinator whose key the genesis does not list is refused with one clear line.
-    const stranger = start(['coordinator', '--listen', '/ip4/127.0.0.1/tcp/0', '--data-dir', join(tmp, 'other-coord'), '--genesis', genesisPath]);
+    const stranger = start(['coordinator', '--http', 'off', '--listen', '/ip4/127.0.0.1/tcp/0', '--data-dir', join(tmp, 'other-coord'), '--genesis', genesisPath]);
     expect(await stranger.exited).toBe(2);
     expect(stranger.output()).toMatch(/--genesis: expected a genesis that lists this coordinator/);
     // ... unless it is listed with --coordinator (its identity file has the same format as a worker's).
@@ -111,12 +111,12 @@ describe('hashrate chain on a multi-process grid', () => {
     expect(g2.coordinators[0]).toBe(summary.coordinator);
 
     // 3. The grid, with the chain.
-    const coordArgs = ['coordinator', '--listen', '/ip4/127.0.0.1/tcp/0', '--data-dir', join(tmp, 'coord'), '--genesis', genesisPath, '--open-intake'];
+    const coordArgs = ['coordinator', '--http', 'off', '--listen', '/ip4/127.0.0.1/tcp/0', '--data-dir', join(tmp, 'coord'), '--genesis', genesisPath, '--open-intake'];
     const coord = start(coordArgs);
     const [, storePath] = await coord.waitFor(/chain \S+ \(genesis \S+\): following, head #0, .*store (\S+)/);
     const [, addr] = await coord.waitFor(/listening: (\S+)/);
     expect(coord.output()).toContain(`coordinator ${summary.coordinatorPeerId}`);
-    const workers = [0, 1].map((i) => start(['worker', '--join', addr!, '--genesis', genesisPath, '--threads', '1', '--data-dir', join(tmp, `w${i}`), '--listen', '/ip4/127.0.0.1/tcp/0', '--verbose']));
+    const workers = [0, 1].map((i) => start(['worker', '--join', addr!, '--genesis', genesisPath, '--threads', '1', '--data-dir', join(tmp, `w${i}`), '--listen', '/ip4/127.0.0.1/tcp/0', '--verbose'], { DRILL_STATUS_MS: '1000' }))
     await Promise.all(workers.map((w) => w.waitFor(/chain \S+: producing/)));
     await Promise.all(workers.map((w) => w.waitFor(/joined coordinator/)));
 
@@ -141,6 +141,8 @@ describe('hashrate chain on a multi-process grid', () => {
     // The coordinator's head lines report the records, the workers their own blocks.
     expect(coord.output()).toMatch(/block #\d+ slot \d+ by 12D3Ko\S+: [1-9]\d* credit records \(head /);
     await until(workers, () => workers.every((w) => /produced block #\d+ slot \d+ \S+: \d+ credit records/.test(w.output())), 20_000, 'a block produced by each worker');
+    // Each trainer's status line shows its earnings from the chain it follows.
+    await until(workers, () => workers.every((w) => /units [1-9]\d* \| rows \d+ \| verified credit [\d.]+ [kMGT]?FLOP \| faults 0 \| lottery weight [\d.]+% \| chain height [1-9]\d* \| joined 1/.test(w.output())), 20_000, 'a status line with earnings from each worker');
 
     // 5. Heads agree (the chain keeps growing: wait for a moment when all three print the same head).
     const coordHeight = (): number => Number(lastMatch(coord.output(), /block #(\d+) slot/g) ?? 0);

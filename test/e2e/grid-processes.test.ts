@@ -44,7 +44,7 @@ async function partnerId(): Promise<string> {
 
 /** A coordinator and `n` workers as child processes; resolves once every worker has joined. */
 async function startGrid(dir: string, n: number, workerFlags: string[] = []): Promise<{ coord: Proc; addr: string; workers: Proc[] }> {
-  const coord = drill(['coordinator', '--listen', '/ip4/127.0.0.1/tcp/0', '--data-dir', join(dir, 'coord'), '--allow-partner', await partnerId()]);
+  const coord = drill(['coordinator', '--http', 'off', '--listen', '/ip4/127.0.0.1/tcp/0', '--data-dir', join(dir, 'coord'), '--allow-partner', await partnerId()]);
   procs.push(coord);
   const [, addr] = await coord.waitFor(/listening: (\S+)/);
   const workers = Array.from({ length: n }, (_, i) => drill(['worker', '--join', addr!, '--threads', '1', '--data-dir', join(dir, `w${i}`), '--listen', '/ip4/127.0.0.1/tcp/0', ...workerFlags]));
@@ -101,7 +101,7 @@ describe('coordinator crash', () => {
     await submit.waitFor(/units ([3-9]|1[0-5])\/16/);
     coord.child.kill('SIGKILL');
     await coord.exited;
-    const again = drill(['coordinator', '--listen', `/ip4/127.0.0.1/tcp/${port}`, '--data-dir', join(dir, 'coord'), '--allow-partner', await partnerId()]);
+    const again = drill(['coordinator', '--http', 'off', '--listen', `/ip4/127.0.0.1/tcp/${port}`, '--data-dir', join(dir, 'coord'), '--allow-partner', await partnerId()]);
     procs.push(again);
     await again.waitFor(/resumed job/);
 

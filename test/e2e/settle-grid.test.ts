@@ -48,9 +48,13 @@ describe('settle e2e: a running devnet chain anchored on Substrate', () => {
     const nodeStore = join(storeDir, readdirSync(storeDir).find((f) => f.endsWith('node-0.sqlite'))!);
 
     const dataDir = join(dir, 'settle');
-    const settle = await drill(['settle', '--ws', chain.url, '--suri', '//Alice', '--chain-store', nodeStore, '--confirmations', '1', '--every', '2', '--data-dir', dataDir, '--once', '--log-level', 'warn']);
+    const settle = await drill(['settle', '--ws', chain.url, '--suri', '//Alice', '--chain-store', nodeStore, '--confirmations', '1', '--every', '2', '--data-dir', dataDir, '--once', '--log-level', 'warn', '--json']);
     expect(settle.code, settle.stderr).toBe(0);
-    const summary = JSON.parse(settle.stdout) as { posted: number; anchors: number; pending: number };
+    const lines = settle.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const summary = lines.at(-1) as { posted: number; anchors: number; pending: number };
+    // One JSON line per anchor as it landed, then the summary.
+    expect(lines.length).toBe(summary.posted + 1);
+    for (const a of lines.slice(0, -1)) expect(a).toMatchObject({ anchor: expect.any(Number), from: expect.any(Number), to: expect.any(Number), substrateBlock: expect.stringMatching(/^0x[0-9a-f]{64}$/) });
     expect(summary.posted).toBeGreaterThan(0);
     expect(summary.posted).toBe(summary.anchors);
 
@@ -116,9 +120,9 @@ describe('settle e2e: anchors from a running grid', () => {
     }
 
     const dataDir = join(dir, 'settle');
-    const settle = await drill(['settle', '--ws', chain.url, '--suri', '//Alice', '--chain-store', storePath, '--confirmations', '1', '--data-dir', dataDir, '--once', '--log-level', 'warn']);
+    const settle = await drill(['settle', '--ws', chain.url, '--suri', '//Alice', '--chain-store', storePath, '--confirmations', '1', '--data-dir', dataDir, '--once', '--log-level', 'warn', '--json']);
     expect(settle.code, settle.stderr).toBe(0);
-    expect((JSON.parse(settle.stdout) as { posted: number }).posted).toBeGreaterThan(0);
+    expect((JSON.parse(settle.stdout.trim().split('\n').at(-1)!) as { posted: number }).posted).toBeGreaterThan(0);
 
     // A block carrying the job's PoD credit and a worker it credits.
     const store = new SettleStore(join(dataDir, 'settle.sqlite'));

@@ -193,7 +193,11 @@ describe('settle e2e (chopsticks solochain-template)', () => {
     const settle = await drill(['settle', '--ws', chain.url, '--suri', '//Alice', '--data-dir', dataDir, '--blocks', blocksFile, '--link', linkFile, '--once', '--log-level', 'warn']);
     expect(settle.stderr).not.toMatch(/ERROR|internal error/);
     expect(settle.code).toBe(0);
-    expect(JSON.parse(settle.stdout)).toMatchObject({ account: alice.address, posted: 2, anchors: 2, pending: 0 });
+    // A line per anchor as it lands, then the summary.
+    const lines = settle.stdout.trim().split('\n');
+    expect(lines).toHaveLength(3);
+    for (const l of lines.slice(0, 2)) expect(l).toMatch(/^anchor \d+: matrix-drill blocks #\d+\.\.#\d+ \(\d+\) → substrate block #\d+ 0x[0-9a-f]{64}, extrinsic \d+$/);
+    expect(lines[2]).toBe(`settled: 2 anchor(s) posted this run by ${alice.address}; 2 in the queue, 0 pending; last: blocks ${lines[1]!.match(/blocks (#\d+\.\.#\d+)/)![1]} in substrate block ${lines[1]!.match(/(0x[0-9a-f]{64})/)![1]}`);
 
     // By SS58 address (through the anchored identity link).
     const ok = await drill(['verify-credit', '--ws', chain.url, '--worker', link.ss58, '--block', '2', '--data-dir', dataDir]);

@@ -35,7 +35,7 @@ describe('drill submit against a coordinator that does not know the partner', ()
     expect(await again.exited).toBe(0);
     expect(again.output().trim()).toBe(id); // the identity persists
 
-    const coord = run(['coordinator', '--listen', '/ip4/127.0.0.1/tcp/0', '--data-dir', join(tmp, 'coord')]);
+    const coord = run(['coordinator', '--http', 'off', '--listen', '/ip4/127.0.0.1/tcp/0', '--data-dir', join(tmp, 'coord')]);
     const [, addr] = await coord.waitFor(/listening: (\S+)/);
     await coord.waitFor(/intake: 0 partner\(s\) — nobody can submit jobs/);
     const submit = run(['submit', '--to', addr!, '--job', 'workloads/rowwise/job.json', '--out', join(tmp, 'out'), '--data-dir', join(tmp, 'partner'), '--quiet']);
@@ -50,7 +50,7 @@ describe('drill submit against a coordinator that does not know the partner', ()
   });
 
   it('refuses a malformed --allow-partner with one line and exit 2', async () => {
-    const coord = run(['coordinator', '--listen', '/ip4/127.0.0.1/tcp/0', '--data-dir', join(tmp, 'coord2'), '--allow-partner', 'not-a-peer-id']);
+    const coord = run(['coordinator', '--http', 'off', '--listen', '/ip4/127.0.0.1/tcp/0', '--data-dir', join(tmp, 'coord2'), '--allow-partner', 'not-a-peer-id']);
     expect(await coord.exited).toBe(2);
     expect(coord.output()).toMatch(/--allow-partner: expected a partner's peer id like 12D3KooW… .*received "not-a-peer-id"/);
   });

@@ -9,6 +9,10 @@
  * credit record it signs published on the credits topic for the workers to put in blocks. It
  * prints a line per new head block. A genesis that does not list this coordinator's key is
  * refused: its credit records would be ignored by every node.
+ *
+ * With `--http HOST:PORT` (default 127.0.0.1:9361; `off` to disable) it serves the HTTP API,
+ * the dashboard and /metrics (src/api/, loaded only then); `--api-tokens FILE` requires bearer
+ * tokens, without which the API stays on loopback unless `--http-insecure`.
  */
 import { join, resolve } from 'node:path';
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
@@ -23,6 +27,7 @@ import { Coordinator, defaultCoordinatorOptions } from '../../coordinator/servic
 import { IntakeCore, IntakeServer, defaultIntakeLimits, partnerPolicy } from '../../coordinator/intake/index.ts';
 import type { IntakeLimits } from '../../coordinator/intake/index.ts';
 import { UserError, isDrillError } from '../../util/errors.ts';
+import { parseHttpAddress } from '../../api/auth.ts';
 import { bytesToHex } from '../../util/bytes.ts';
 import type { Logger } from '../../util/log.ts';
 import type { DrillNode } from '../../net/node.ts';
@@ -53,6 +58,9 @@ const FLAGS: Record<string, FlagSpec> = {
   'max-job-bytes': { type: 'string', help: 'bytes one job may upload (model + inputs; streamed to disk)', default: '1G' },
   'min-unit-bytes': { type: 'string', help: 'input bytes a unit must carry at least (jobs of at most 64 units are exempt)', default: '4K' },
   'max-job-units': { type: 'string', help: 'units one job may have at most', default: String(defaultIntakeLimits.maxUnitsPerJob) },
+  http: { type: 'string', help: 'HTTP API, dashboard and /metrics on HOST:PORT, or off (without --api-tokens only a loopback address, unless --http-insecure)', default: '127.0.0.1:9361' },
+  'api-tokens': { type: 'string', help: 'file of "TOKEN PARTNER [operator]" lines: HTTP callers need a bearer token; each token admits its partner to the intake' },
+  'http-insecure': { type: 'boolean', help: 'serve the HTTP API without tokens on a non-loopback address (anyone who reaches it may submit and cancel jobs)' },
   'output-ttl': { type: 'string', help: "a finished job's files are deleted this long after it ended unless fetched and released sooner (status and report stay)", default: '24h' },
   announce: { type: 'string', multiple: true, help: 'address workers should dial when the listening ones are not reachable as such, e.g. /dns4/coordinator/tcp/9360 (/p2p/<peer id> is appended): shown in the join hint and written to --address-file' },
   'address-file': { type: 'string', help: "once ready, write the address workers join (each --announce, else the listening addresses, with /p2p/<peer id>; one per line) to this file, for 'drill worker --join-file'" },
@@ -212,6 +220,14 @@ export const command: Command = {
     // Listen for the stop signal before start-up, not after the ready lines: a supervisor may
     // send SIGTERM as soon as it reads them (or during start-up: then stop once started).
     const stopSignal = untilSignal();
+    // The HTTP side is loaded only when it is on (it costs ~100 ms of start-up and some memory).
+    const http = parseHttpAddress(str(p, 'http')!);
+    const tokensFile = str(p, 'api-tokens');
+    const api = http ? await import('../../api/index.ts') : null;
+    const tokens = api && tokensFile !== undefined ? api.readTokensFile(tokensFile) : null;
+    if (http && api) api.checkExposure(http.host, tokens, bool(p, 'http-insecure'));
+    const registry = http ? new (await import('prom-client')).Registry() : null;
+    const libp2pMetrics = registry ? (await import('@libp2p/prometheus-metrics')).prometheusMetrics({ registry, collectDefaultMetrics: true, preserveExistingMetrics: true }) : undefined;
     const id = await loadOrCreateIdentity(dataDir, { logger: log });
     if (genesis) {
       const key = bytesToHex(id.privateKey.publicKey.raw);
@@ -219,7 +235,7 @@ export const command: Command = {
         throw new UserError('--genesis', `a genesis that lists this coordinator (key ${key}, data dir ${dataDir}) in "coordinators"`, genesisFile, `it lists ${genesis.coordinators.map((k) => k.slice(0, 12) + '…').join(', ')}; write one with drill genesis --data-dir ${dataDir}`);
       }
     }
-    const node = await createDrillNode({ privateKey: id.privateKey, listen: Array.isArray(listen) ? listen : [listen], logger: log });
+    const node = await createDrillNode({ privateKey: id.privateKey, listen: Array.isArray(listen) ? listen : [listen], logger: log, ...(libp2pMetrics ? { metrics: libp2pMetrics } : {}) });
     let chain: ChainService | null = null;
     let publisher: RecordPublisher | null = null;
     if (genesis) {
@@ -254,8 +270,10 @@ export const command: Command = {
     const addrs = node.multiaddrs().map(String);
     const joinAddrs = announce.length ? announce.map((a) => `${a}/p2p/${node.peerId}`) : addrs;
     let failure: unknown = null;
+    let httpServer: Awaited<ReturnType<NonNullable<typeof api>['ApiServer']['start']>> | null = null;
     try {
       if (addressFile !== undefined) writeAddressFile(addressFile, joinAddrs);
+      if (http && api) httpServer = await api.ApiServer.start({ coordinator: coord, intake: intakeCore, node, chain, logger: log, ...(registry ? { registry } : {}) }, { host: http.host, port: http.port, tokens, insecure: bool(p, 'http-insecure') });
     } catch (e) {
       failure = e; // stop what was started, then report it
     }
@@ -272,10 +290,12 @@ export const command: Command = {
       if (addressFile !== undefined) say(`address file: ${addressFile}`, { addressFile });
       say(`workers join with:  npx drill worker --join ${joinAddrs[0]}${genesisFile ? ` --genesis ${resolve(genesisFile)}` : ''}`, { join: joinAddrs[0] });
       say(`partners submit with: npx drill submit --to ${joinAddrs[0]} --model M.onnx --input NAME=X.npy --out DIR`, { submitTo: joinAddrs[0] });
+      if (httpServer) say(`http: ${httpServer.url} (dashboard /, API /v1, /openapi.json, /metrics; ${tokens ? `${tokens.size} token(s)` : 'no tokens: local operator only'})`, { http: httpServer.url, tokens: tokens?.size ?? 0 });
       const sig = await stopSignal;
       const connected = coord.workers().filter((w) => w.connected).length;
       say(`${format === 'human' ? '\n' : ''}${sig}: stopping (workers: ${connected} connected)`, { signal: sig, workersConnected: connected });
     }
+    await httpServer?.stop();
     await intake.stop();
     await intakeCore.stop();
     await coord.stop();

@@ -30,6 +30,7 @@ import {
 import type { AnchorSource, IdentityLink } from '../../settle/index.ts';
 import { onStopSignal } from '../signals.ts';
 import { LOG_FORMAT_FLAG, logFormatOf } from '../output.ts';
+import type { AnchorRow } from '../../settle/store.ts';
 
 /** File name of the settler's SQLite store inside --data-dir. */
 export const SETTLE_DB_FILE = 'settle.sqlite';
@@ -50,6 +51,7 @@ const SPEC: Record<string, FlagSpec> = {
   link: { type: 'string', multiple: true, help: 'register an identity link (JSON file from --show-identity) to carry in anchors' },
   'show-identity': { type: 'boolean', help: 'print the signed link between a worker identity (--identity) and --suri, then exit' },
   identity: { type: 'string', help: `worker data folder or its ${IDENTITY_FILE} (for --show-identity); default $DRILL_HOME/worker or ~/.matrix-drill/worker (where drill worker keeps it)` },
+  json: { type: 'boolean', help: 'print each anchor, and the summary at the end, as JSON lines' },
   'log-level': { type: 'string', help: 'error | warn | info | debug', default: 'info' },
   'log-format': LOG_FORMAT_FLAG,
   help: { type: 'boolean', help: 'show this help' },
@@ -148,8 +150,16 @@ export const command: Command = {
       );
       logger.info('settling', { url, account: signer.address, every, store: store.path });
       const once = bool(p, 'once');
+      const json = bool(p, 'json');
       let posted = 0;
-      settler.on('posted', () => posted++);
+      // Each anchor as it lands: one line for a person, or a JSON line with --json.
+      settler.on('posted', (a: AnchorRow) => {
+        posted++;
+        const blocks = a.toHeight - a.fromHeight + 1;
+        process.stdout.write(json
+          ? JSON.stringify({ anchor: a.id, from: a.fromHeight, to: a.toHeight, blocks, substrateBlock: a.substrateBlock, substrateNumber: a.substrateNumber, extrinsicIndex: a.extIndex, remarkHash: a.remarkHash }) + '\n'
+          : `anchor ${a.id}: matrix-drill blocks #${a.fromHeight}..#${a.toHeight} (${blocks}) → substrate block #${a.substrateNumber ?? '?'} ${a.substrateBlock ?? '?'}, extrinsic ${a.extIndex ?? '?'}\n`);
+      });
       const stop = (): void => void settler.stop();
       const offSignal = onStopSignal(stop);
       if (once) settler.once('idle', stop);
@@ -161,15 +171,16 @@ export const command: Command = {
         offSignal();
       }
       const anchors = store.anchors();
-      process.stdout.write(
-        JSON.stringify({
-          account: signer.address,
-          posted,
-          anchors: anchors.length,
-          pending: anchors.filter((a) => a.status !== 'posted').length,
-          last: anchors.filter((a) => a.status === 'posted').map((a) => ({ from: a.fromHeight, to: a.toHeight, substrateBlock: a.substrateBlock, extrinsicIndex: a.extIndex })).pop() ?? null,
-        }) + '\n',
-      );
+      const summary = {
+        account: signer.address,
+        posted,
+        anchors: anchors.length,
+        pending: anchors.filter((a) => a.status !== 'posted').length,
+        last: anchors.filter((a) => a.status === 'posted').map((a) => ({ from: a.fromHeight, to: a.toHeight, substrateBlock: a.substrateBlock, extrinsicIndex: a.extIndex })).pop() ?? null,
+      };
+      process.stdout.write(json
+        ? JSON.stringify(summary) + '\n'
+        : `settled: ${posted} anchor(s) posted this run by ${signer.address}; ${summary.anchors} in the queue, ${summary.pending} pending${summary.last ? `; last: blocks #${summary.last.from}..#${summary.last.to} in substrate block ${summary.last.substrateBlock}` : ''}\n`);
       return 0;
     } finally {
       chain?.close();

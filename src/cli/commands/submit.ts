@@ -1,5 +1,6 @@
 /**
- * `drill submit --to MULTIADDR ...`: hand a job to a running coordinator, follow its progress,
+ * `drill submit --to MULTIADDR ...` (libp2p) or `drill submit --api URL [--token T] ...` (the
+ * coordinator's HTTP API): hand a job to a running coordinator, follow its progress,
  * and download the outputs and report.json into --out. Same flags and the same input checks
  * as `drill run` (done locally first, so mistakes are reported before any upload). The files
  * are uploaded in chunks read from disk. The partner identity (an Ed25519 libp2p key, which the
@@ -17,13 +18,16 @@ import { createDrillNode } from '../../net/node.ts';
 import { loadOrCreateIdentity, defaultDataDir } from '../../worker/identity.ts';
 import { prepareJob } from '../../coordinator/job.ts';
 import { IntakeClient } from '../../coordinator/intake/index.ts';
-import type { ClientFile } from '../../coordinator/intake/index.ts';
+import type { ClientFile, IntakeSubmitOptions } from '../../coordinator/intake/index.ts';
+import type { Progress } from '../../coordinator/scheduler.ts';
 import type { JobReport } from '../../coordinator/service.ts';
 import { RUN_FLAGS, jobRequestFrom } from './run.ts';
 import { ProgressBar, formatSummary } from '../progress.ts';
 
 const FLAGS: Record<string, FlagSpec> = {
-  to: { type: 'string', help: "the coordinator's multiaddr (printed by 'drill coordinator')" },
+  to: { type: 'string', help: "the coordinator's multiaddr (printed by 'drill coordinator'): submit over libp2p as this partner identity" },
+  api: { type: 'string', help: "the coordinator's HTTP API URL (printed by 'drill coordinator', e.g. http://127.0.0.1:9361): submit over HTTP" },
+  token: { type: 'string', help: 'bearer token for --api (default $DRILL_API_TOKEN), from the coordinator operator\'s --api-tokens file' },
   model: RUN_FLAGS.model!,
   input: RUN_FLAGS.input!,
   job: RUN_FLAGS.job!,
@@ -50,7 +54,55 @@ const RETRY_MS = 1000;
 
 /** A transport failure (the coordinator is down or restarting), not an answer from it. */
 function isNetError(e: unknown): boolean {
-  return !isDrillError(e) || ['NET_DIAL_FAILED', 'NET_TIMEOUT', 'NET_BAD_FRAME', 'NET_ABORTED'].includes(e.code);
+  return !isDrillError(e) || ['NET_DIAL_FAILED', 'NET_TIMEOUT', 'NET_BAD_FRAME', 'NET_ABORTED', 'HTTP_UNREACHABLE'].includes(e.code) || (e.code === 'HTTP_ERROR' && Number(e.meta.status) >= 502);
+}
+
+/** One way to reach a coordinator's intake (libp2p or HTTP). */
+interface Remote {
+  /** Upload the files and submit: the job id and its size. */
+  submit(files: ClientFile[], opts: IntakeSubmitOptions): Promise<{ job: string; rows: number; units: number }>;
+  /** Long poll: the status once more than `seen` units are done, the job ends, or ~10 s pass. */
+  status(job: string, seen: number): Promise<{ status: 'running' | 'done' | 'failed'; progress?: Progress; report?: JobReport; error?: string }>;
+  download(job: string, file: string, dest: string): Promise<void>;
+  /** Outputs fetched: the coordinator may free the job's files. */
+  release(job: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+async function libp2pRemote(to: string, dataDir: string, say: (s: string) => void): Promise<Remote> {
+  const id = await loadOrCreateIdentity(dataDir);
+  const node = await createDrillNode({ privateKey: id.privateKey });
+  const client = new IntakeClient(node, to);
+  say(`submitting to ${to} as partner ${id.peerId}`);
+  return {
+    async submit(files, opts) {
+      const upload = await client.upload(files);
+      return client.submit(upload, opts);
+    },
+    status: (job, seen) => client.status(job, seen),
+    download: (job, file, dest) => client.download(job, file, dest),
+    release: (job) => client.release(job),
+    close: () => node.stop(),
+  };
+}
+
+async function httpRemote(url: string, token: string | undefined, say: (s: string) => void): Promise<Remote> {
+  const { ApiClient } = await import('../../api/client.ts');
+  const client = new ApiClient(url, token);
+  say(`submitting to ${client.base}${token ? ' with a token' : ''}`);
+  return {
+    async submit(files, opts) {
+      const r = await client.submit(files, opts);
+      return { job: r.id, rows: r.rows, units: r.units };
+    },
+    async status(job, seen) {
+      const v = await client.job(job, seen);
+      return { status: v.status, ...(v.progress ? { progress: v.progress } : {}), ...(v.report ? { report: v.report } : {}), ...(v.error ? { error: v.error } : {}) };
+    },
+    download: (job, file, dest) => client.download(job, file, dest),
+    release: async (job) => void (await client.delete(job)),
+    close: async () => undefined,
+  };
 }
 
 export const command: Command = {
@@ -59,7 +111,7 @@ export const command: Command = {
   async run(argv) {
     const p = parseArgs(argv, FLAGS);
     if (bool(p, 'help')) {
-      process.stdout.write(helpText('usage: drill submit --to MULTIADDR --model M.onnx --input NAME=X.npy [...] --out DIR [flags]\n       drill submit --show-id [--data-dir DIR]', FLAGS));
+      process.stdout.write(helpText('usage: drill submit --to MULTIADDR --model M.onnx --input NAME=X.npy [...] --out DIR [flags]\n       drill submit --api URL [--token T] --model M.onnx --input NAME=X.npy [...] --out DIR [flags]\n       drill submit --show-id [--data-dir DIR]', FLAGS));
       return 0;
     }
     const dataDir = str(p, 'data-dir') ?? join(defaultDataDir(), 'partner');
@@ -70,7 +122,10 @@ export const command: Command = {
       return 0;
     }
     const to = str(p, 'to');
-    if (!to || !to.startsWith('/') || !to.includes('/p2p/')) throw new UserError('--to', 'a coordinator multiaddr ending in /p2p/<peer id>', to);
+    const api = str(p, 'api');
+    if ((to === undefined) === (api === undefined)) throw new UserError('--to / --api', "exactly one coordinator: --to MULTIADDR (libp2p) or --api URL (HTTP), as 'drill coordinator' prints them", to ?? api ?? undefined);
+    if (to !== undefined && (!to.startsWith('/') || !to.includes('/p2p/'))) throw new UserError('--to', 'a coordinator multiaddr ending in /p2p/<peer id>', to);
+    if (api !== undefined && !/^https?:\/\//.test(api)) throw new UserError('--api', "the coordinator's HTTP URL, e.g. http://127.0.0.1:9361", api);
     const req = await jobRequestFrom(p);
     // Every input check, locally, before uploading. An external-data model is inlined into a
     // self-contained copy (in --out/.drill), which is what gets uploaded.
@@ -81,13 +136,10 @@ export const command: Command = {
     for (const [name, inp] of Object.entries(spec.inputs)) files.push({ role: 'input', name, path: inp.path, bytes: (await stat(inp.path)).size });
     const total = files.reduce((a, f) => a + f.bytes, 0);
 
-    const id = await loadOrCreateIdentity(dataDir);
-    const node = await createDrillNode({ privateKey: id.privateKey });
-    const client = new IntakeClient(node, to);
+    const remote = api !== undefined ? await httpRemote(api, str(p, 'token') ?? process.env.DRILL_API_TOKEN, say) : await libp2pRemote(to!, dataDir, say);
     try {
-      say(`uploading ${(total / 1e6).toFixed(1)} MB to ${to} as partner ${id.peerId}`);
-      const upload = await client.upload(files);
-      const reply = await client.submit(upload, { name: spec.name, replicas: spec.replicas, audit: spec.audit, unitRows: req.unitRows, policy: req.policy, batchAxes: req.batchAxes, broadcast: req.broadcast });
+      say(`uploading ${(total / 1e6).toFixed(1)} MB`);
+      const reply = await remote.submit(files, { name: spec.name, replicas: spec.replicas, audit: spec.audit, unitRows: req.unitRows, policy: req.policy, batchAxes: req.batchAxes, broadcast: req.broadcast });
       say(`job ${reply.job}: ${reply.rows} rows in ${reply.units} units`);
       const bar = bool(p, 'quiet') ? null : new ProgressBar(reply.rows);
       let report: JobReport | undefined;
@@ -96,7 +148,7 @@ export const command: Command = {
       while (!report) {
         let st;
         try {
-          st = await client.status(reply.job, seen);
+          st = await remote.status(reply.job, seen);
         } catch (e) {
           // The coordinator may be restarting: it resumes the job from its store, so keep asking.
           const now = Date.now();
@@ -123,15 +175,15 @@ export const command: Command = {
       if (report.status === 'done') {
         await mkdir(spec.outDir, { recursive: true });
         const local: Record<string, string> = {};
-        for (const [name, remote] of Object.entries(report.outputs)) {
-          const file = basename(remote);
-          await client.download(reply.job, file, join(spec.outDir, file));
+        for (const [name, remoteFile] of Object.entries(report.outputs)) {
+          const file = basename(remoteFile);
+          await remote.download(reply.job, file, join(spec.outDir, file));
           local[name] = join(spec.outDir, file);
         }
         report = { ...report, outputs: local };
-        await client.download(reply.job, 'report.json', join(spec.outDir, 'report.json')).catch(() => undefined);
+        await remote.download(reply.job, 'report.json', join(spec.outDir, 'report.json')).catch(() => undefined);
         // Everything is here: the coordinator may free the job's files now.
-        await client.release(reply.job).catch(() => undefined);
+        await remote.release(reply.job).catch(() => undefined);
       }
       if (bool(p, 'json')) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
       else say('\n' + formatSummary(report, spec.outDir));
@@ -141,7 +193,7 @@ export const command: Command = {
       }
       return 0;
     } finally {
-      await node.stop();
+      await remote.close();
     }
   },
 };

@@ -30,6 +30,8 @@ import { chainStorePath, readGenesisFlag } from './coordinator.ts';
 import { untilSignal } from '../signals.ts';
 import { LOG_FORMAT_FLAG, cliOutput, logFormatOf } from '../output.ts';
 import { formatMs } from '../progress.ts';
+import { StatusLine, formatWorkerStatus } from '../status-line.ts';
+import type { WorkerStatus } from '../status-line.ts';
 import { ChainService } from '../../chain/service.ts';
 import { shortId } from '../../chain/block.ts';
 import { slotAt } from '../../chain/epoch.ts';
@@ -122,9 +124,11 @@ export const command: Command = {
     const out = cliOutput('worker', logFormatOf(p), { defaultLevel: 'warn' });
     const { log } = out;
     // Human lines carry the time of day (a worker runs for days); JSON records carry a full time.
+    // Once the status line runs (below), human messages print above it.
+    let line: StatusLine | null = null;
     const stamp = (s: string): string => (out.format === 'human' ? `${new Date().toISOString().slice(11, 19)} ${s}` : s);
-    const say = (s: string, fields?: Record<string, unknown>): void => out.say(stamp(s), fields);
-    const warn = (s: string, fields?: Record<string, unknown>): void => out.warn(stamp(s), fields);
+    const say = (s: string, fields?: Record<string, unknown>): void => (line ? line.log(stamp(s)) : out.say(stamp(s), fields));
+    const warn = (s: string, fields?: Record<string, unknown>): void => (line ? line.log(stamp(s)) : out.warn(stamp(s), fields));
 
     // Listen for the stop signal before start-up, not after the ready lines: a supervisor may
     // send SIGTERM as soon as it reads them (or during start-up: then stop once started).
@@ -180,13 +184,36 @@ export const command: Command = {
       if (verbose) say(`unit ${u.lease} done: ${u.rows} rows in ${formatMs(u.runMs)}`, { lease: u.lease, rows: u.rows, runMs: u.runMs });
     });
     worker.events.on('error', (e) => warn(`unit ${e.lease} failed: ${e.message}`, { lease: e.lease, err: e.message }));
-    const status = setInterval(() => {
-      if (units) say(`${units} units, ${rows} rows done; busy ${formatMs(runMs)} of ${formatMs(Date.now() - started)}`, { units, rows, busyMs: runMs, upMs: Date.now() - started });
-    }, 10_000);
-    status.unref();
 
     let stopping = false;
     const connected = new Set<string>();
+    // The trainer's earnings: one line redrawn in place on a TTY, a plain line every 10 s otherwise
+    // (DRILL_STATUS_MS); with --log-format json, a record with the same fields when they change.
+    const earnings = (): WorkerStatus => {
+      if (!chain) return { units, rows, credit: null, faults: null, weightShare: null, height: null, joined: connected.size };
+      const mine = chain.state.ledger.window().get(id.peerId);
+      const st = chain.status();
+      return { units, rows, credit: mine && mine.credit > 0n ? Number(mine.credit) : 0, faults: mine?.faults ?? 0, weightShare: st.weightShare, height: st.height, joined: connected.size };
+    };
+    const busy = (): string => (runMs ? ` | busy ${formatMs(runMs)} of ${formatMs(Date.now() - started)}` : '');
+    let stopStatus: () => void;
+    if (out.format === 'human') {
+      line = new StatusLine(() => `${line?.tty ? '' : `${new Date().toISOString().slice(11, 19)} `}${formatWorkerStatus(earnings())}${busy()}`);
+      stopStatus = () => {
+        line?.stop();
+        line = null;
+      };
+    } else {
+      let last = '';
+      const timer = setInterval(() => {
+        const e = earnings();
+        const msg = formatWorkerStatus(e);
+        if (msg !== last) out.say(`status: ${msg}`, { ...e, busyMs: runMs, upMs: Date.now() - started });
+        last = msg;
+      }, process.env.DRILL_STATUS_MS !== undefined ? Number(process.env.DRILL_STATUS_MS) : 10_000);
+      timer.unref();
+      stopStatus = () => clearInterval(timer);
+    }
     const joinLoop = async (target: { addr: string } | { file: string }): Promise<void> => {
       let waitingForFile = false;
       for (let attempt = 0; !stopping; attempt++) {
@@ -226,8 +253,8 @@ export const command: Command = {
     if (joinFile !== undefined) void joinLoop({ file: joinFile });
     const sig = await stopSignal;
     stopping = true;
+    stopStatus();
     say(`${sig}: stopping after ${units} units`, { signal: sig, units });
-    clearInterval(status);
     if (chain) {
       const st = chain.status();
       say(`chain head #${st.height} ${shortId(st.head)}: ${st.blocksProduced} of its blocks by this worker`, { height: st.height, head: st.head, blocksProduced: st.blocksProduced });

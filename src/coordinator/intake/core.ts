@@ -8,6 +8,7 @@
  *   writeStream(partner, upload, file | decl, source)     a whole file from a stream (multipart)
  *   submit(partner, upload, options)        validate (prepareJob + unit limits) and start the job
  *   status / list / waitForUpdate / cancel  the partner's jobs (running ones live, ended ones from SQLite)
+ *   listAll / statusAny                     every job, whoever submitted it (an operator's view)
  *   outputFile(partner, job, file)          path and size of an output file (serve it with Range)
  *   release(partner, job)                   outputs fetched: free the job's files now
  *
@@ -81,6 +82,8 @@ export interface IntakeJobStatus {
   job: string;
   partner: string;
   name: string;
+  /** Rows of the job's inputs. */
+  rows?: number;
   status: 'running' | 'done' | 'failed';
   error?: string;
   /** The partner cancelled it (status 'failed'). */
@@ -270,6 +273,19 @@ export class IntakeCore {
     return this.#coord.store().partnerJobs(partner, limit).map((r) => this.#status(r));
   }
 
+  /** Every job (any partner's, or a local one), newest first: the operator's view. */
+  listAll(opts: { limit?: number } = {}): IntakeJobStatus[] {
+    const limit = Math.max(1, Math.min(MAX_LIST, opts.limit ?? MAX_LIST));
+    return this.#coord.store().recentJobs(limit).map((r) => this.#status(r));
+  }
+
+  /** Any job's status (the operator's view). @throws IntakeError JOB_UNKNOWN */
+  statusAny(job: string): IntakeJobStatus {
+    const row = typeof job === 'string' && job.length <= 128 ? this.#coord.store().getJob(job) : undefined;
+    if (!row) throw new IntakeError(IntakeErrorCode.JOB_UNKNOWN, `job ${JSON.stringify(String(job).slice(0, 80))}: no such job`);
+    return this.#status(row);
+  }
+
   /**
    * Long poll: resolves with the status once more than `seen` units are done, the job ends, or
    * `timeoutMs` passes (or `signal` aborts).
@@ -422,6 +438,7 @@ export class IntakeCore {
       job: row.id,
       partner: row.partner ?? '',
       name: spec.name,
+      rows: spec.rows,
       status: row.status,
       ...(row.error ? { error: row.error } : {}),
       cancelled: row.error === CANCELLED_MESSAGE,

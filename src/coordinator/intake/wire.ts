@@ -340,7 +340,7 @@ export const jobStatusCodec = jsonCodec<IntakeJobStatus>({
     if (o.status !== 'running' && o.status !== 'done' && o.status !== 'failed') throw new Error('status: expected running, done or failed');
     if (!Array.isArray(o.files) || o.files.length > 65 || !o.files.every((f) => typeof f === 'string' && f.length <= 256)) throw new Error('files: expected a list of file names');
     return {
-      job: str(o, 'job', 128), partner: str(o, 'partner', 128), name: str(o, 'name'), status: o.status, ...opt(o, 'error', () => str(o, 'error', 4096)),
+      job: str(o, 'job', 128), partner: str(o, 'partner', 128), name: str(o, 'name'), ...opt(o, 'rows', () => int(o, 'rows')), status: o.status, ...opt(o, 'error', () => str(o, 'error', 4096)),
       cancelled: bool(o, 'cancelled'), ...opt(o, 'progress', () => checkProgress(o.progress)), ...opt(o, 'report', () => checkReport(o.report)),
       createdAt: int(o, 'createdAt'), ...opt(o, 'finishedAt', () => int(o, 'finishedAt')), files: o.files as string[], freed: bool(o, 'freed'),
     } as IntakeJobStatus;
