@@ -3,6 +3,8 @@
 #   docker build -t matrix-drill .
 #   docker run --rm matrix-drill                       # the demo: sample job on an embedded grid
 #   docker run -d -v drill-coord:/data -p 9360:9360 matrix-drill coordinator
+#   (its HTTP API stays inside the container unless it listens on --http 0.0.0.0:9361, with
+#   --api-tokens FILE or --http-insecure, and you publish it: -p 127.0.0.1:9361:9361)
 #   docker compose up -d                               # a coordinator and three workers (compose.yaml)
 #
 # Build arguments:
@@ -63,6 +65,7 @@ COPY bin bin/
 COPY src src/
 COPY workloads workloads/
 COPY scenarios scenarios/
+COPY docker/healthcheck.js docker/
 
 # ---- runtime ------------------------------------------------------------------------------
 FROM ${BASE}
@@ -85,9 +88,9 @@ WORKDIR /data
 VOLUME ["/data"]
 # 9360: libp2p (workers join the coordinator here). 9361: the coordinator's HTTP API.
 EXPOSE 9360 9361
-# HEALTHCHECK — needs the coordinator's HTTP API (port 9361, /healthz), which is not in this
-# version yet; enable it with the API:
-# HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-#   CMD node -e "fetch('http://127.0.0.1:9361/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"
+# A coordinator is healthy while its HTTP API answers /healthz (on the port its --http names);
+# other commands (worker, demo) have no HTTP side and count as healthy while they run.
+HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
+  CMD ["node", "/app/docker/healthcheck.js"]
 ENTRYPOINT ["drill"]
 CMD ["demo"]

@@ -9,10 +9,12 @@
 #  2. docker build -t $DRILL_IMAGE (default matrix-drill:test).
 #  3. docker run IMAGE — the demo — with /data on a temporary folder: exit 0, "DONE", and its
 #     outputs checked against the golden ones by scripts/check-golden.ts, outside the container.
-#  4. compose.yaml up (project matrix-drill-test, a free host port): the three workers join the
-#     coordinator through the shared address file; the cnn job is submitted from inside the grid
-#     (drill submit --to ADDR, as README shows) and its outputs copied out and checked the same way; the
-#     coordinator is restarted and must keep its peer id and get its workers back; then down -v.
+#  4. compose.yaml up (project matrix-drill-test, free host ports): the three workers join the
+#     coordinator through the shared address file and the coordinator turns healthy (HEALTHCHECK
+#     on /healthz); the cnn job is submitted from this machine over the published HTTP API
+#     (drill submit --api, as README shows) and its outputs checked the same way; drill status
+#     --api lists the workers and the dashboard is served; the coordinator is restarted and must
+#     keep its peer id and get its workers back; then down -v.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -78,14 +80,9 @@ node scripts/check-golden.ts "$TMP/demo/drill-out/demo" workloads/cnn || fail "d
 export DRILL_P2P_PORT
 DRILL_P2P_PORT="$(node -e "const s = require('node:net').createServer().listen(0, () => { console.log(s.address().port); s.close(); })")"
 dc down -v --remove-orphans >/dev/null 2>&1 || true
-# A partner identity in the coordinator's volume, allowed through the partners file, as the
-# README shows.
-export DRILL_PARTNERS_FILE="$TMP/partners.txt"
-: >"$DRILL_PARTNERS_FILE"
-PARTNER="$(dc run --rm --no-deps coordinator submit --show-id 2>/dev/null | grep -Eo '12D3Koo[1-9A-HJ-NP-Za-km-z]+' | tail -n 1)"
-[ -n "$PARTNER" ] || fail "drill submit --show-id printed no peer id"
-echo "$PARTNER test-docker" >"$DRILL_PARTNERS_FILE"
-say "compose up: coordinator + 3 workers (host port $DRILL_P2P_PORT, partner $PARTNER)"
+export DRILL_API_PORT
+DRILL_API_PORT="$(node -e "const s = require('node:net').createServer().listen(0, '127.0.0.1', () => { console.log(s.address().port); s.close(); })")"
+say "compose up: coordinator + 3 workers (host ports: libp2p $DRILL_P2P_PORT, HTTP API 127.0.0.1:$DRILL_API_PORT)"
 dc up -d --no-build >/dev/null 2>&1 || { dc up -d --no-build; fail "compose up"; }
 
 # Wait until `worker` has logged "joined coordinator" `n` times.
@@ -96,21 +93,37 @@ wait_joined() {
     sleep 1
   done
 }
+# Wait until the coordinator's HEALTHCHECK (docker/healthcheck.js: GET /healthz) says healthy.
+wait_healthy() {
+  local c deadline=$(( $(date +%s) + JOIN_TIMEOUT_S ))
+  c="$(dc ps -q coordinator)"
+  until [ "$(docker inspect -f '{{.State.Health.Status}}' "$c")" = healthy ]; do
+    [ "$(date +%s)" -lt "$deadline" ] || { docker inspect -f '{{json .State.Health}}' "$c"; fail "the coordinator was not healthy within ${JOIN_TIMEOUT_S} s"; }
+    sleep 1
+  done
+}
 for w in worker-1 worker-2 worker-3; do wait_joined "$w" 1; done
 ADDR="$(dc exec -T coordinator cat /grid/coordinator.addr | head -n 1 | tr -d '\r')"
 case "$ADDR" in /dns4/coordinator/tcp/9360/p2p/12D3Koo*) ;; *) fail "unexpected address file: '$ADDR'" ;; esac
 say "3 workers joined $ADDR"
+wait_healthy
+say "coordinator healthy (HEALTHCHECK on /healthz)"
+# Workers report healthy too (they have no HTTP side): the check must not mark them unhealthy.
+[ "$(docker inspect -f '{{.State.Health.Status}}' "$(dc ps -q worker-1)")" != unhealthy ] || fail "worker-1 reported unhealthy"
 
-say "drill submit --to $ADDR (cnn workload, from inside the grid as the README shows)"
-if ! dc exec -T coordinator sh -c 'drill submit --to "$(cat /grid/coordinator.addr)" --job /app/workloads/cnn/job.json --out /data/out/cnn --quiet' >"$TMP/submit.log" 2>&1; then
-  cat "$TMP/submit.log"; dc logs --no-color --tail 50; fail "drill submit"
+API="http://127.0.0.1:$DRILL_API_PORT"
+say "drill submit --api $API (cnn workload, from this machine as the README shows)"
+if ! node bin/drill.js submit --api "$API" --job workloads/cnn/job.json --out "$TMP/out/cnn" --quiet >"$TMP/submit.log" 2>&1; then
+  cat "$TMP/submit.log"; dc logs --no-color --tail 50; fail "drill submit --api"
 fi
-grep -E '^job cnn \(job-[^)]+\): DONE$' "$TMP/submit.log" || { cat "$TMP/submit.log"; fail "the job did not end DONE"; }
-docker cp "$(dc ps -q coordinator)":/data/out/cnn "$TMP/out/cnn"
+grep -E 'DONE' "$TMP/submit.log" || { cat "$TMP/submit.log"; fail "the job did not end DONE"; }
 node scripts/check-golden.ts "$TMP/out/cnn" workloads/cnn || fail "grid outputs differ from the golden ones"
 RAN="$(node -e "const r = JSON.parse(require('node:fs').readFileSync('$TMP/out/cnn/report.json', 'utf8')); console.log(r.workers.filter((w) => w.unitsRun > 0).length)")"
 [ "$RAN" -ge 2 ] || fail "only $RAN worker(s) ran units"
 say "job DONE on the grid: $RAN workers ran units"
+node bin/drill.js status --api "$API" >"$TMP/status.log" 2>&1 || { cat "$TMP/status.log"; fail "drill status --api"; }
+[ "$(grep -c '12D3Koo' "$TMP/status.log")" -ge 3 ] || { cat "$TMP/status.log"; fail "drill status lists fewer than 3 workers"; }
+curl -fsS "$API/" | grep -qi '<html' || fail "the dashboard page is not served on $API/"
 
 say "compose restart coordinator: same peer id, workers rejoin"
 dc restart coordinator >/dev/null 2>&1
