@@ -112,7 +112,8 @@ export interface RunRequest {
   /**
    * Write the result's tensor frame to this new file on the thread (created exclusively, not
    * through links) instead of returning the tensors: RunResult.outputs is then empty and
-   * `spooled` true, and `digest` is always computed. The coordinator's result spool.
+   * `spooled` true, and `digest` is always computed. The coordinator's result spool. A result
+   * under 64 KiB (thread.ts SPOOL_MIN_BYTES) is returned as usual, `spooled` false.
    */
   spoolPath?: string;
 }
@@ -281,7 +282,8 @@ export class InferencePool {
     };
     this.#selection = sel;
     this.#piscina = new Piscina<ThreadTask, ThreadReply>({
-      filename: new URL('./thread.ts', import.meta.url).href,
+      // thread-entry.js installs the stripped-TypeScript cache in the thread, then loads thread.ts.
+      filename: new URL('./thread-entry.js', import.meta.url).href,
       // A fixed set of threads: a thread that idles out would lose its loaded sessions.
       minThreads: this.threads,
       maxThreads: this.threads,
