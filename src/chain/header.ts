@@ -11,6 +11,7 @@
  * hash (a hash that excludes it cannot be changed by re-encoding a signature).
  */
 import { ed25519 } from '@noble/curves/ed25519.js';
+import { ed25519Sign } from '../util/ed25519.ts';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { peerIdFromString } from '../vendor/libp2p.ts';
 import { bytesToHex, concatBytes, hexToBytes, utf8ToBytes } from '../util/bytes.ts';
@@ -74,7 +75,7 @@ export function blockSigningBytes(h: BlockHeader): Uint8Array {
 /** Sign a header with a 32-byte Ed25519 seed (hex signature). @throws RangeError for a wrong-sized seed. */
 export function signHeader(h: BlockHeader, seed: Uint8Array): string {
   if (seed.length !== 32) throw new RangeError(`producer seed must be 32 bytes, got ${seed.length}`);
-  return bytesToHex(ed25519.sign(blockSigningBytes(h), seed));
+  return bytesToHex(ed25519Sign(blockSigningBytes(h), seed));
 }
 
 /** Verify a producer signature over a header against a 32-byte public key. Never throws. */

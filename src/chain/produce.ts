@@ -9,6 +9,7 @@
 import { publicKeyFromRaw, peerIdFromPublicKey } from '../vendor/libp2p.ts';
 import type { PrivateKey } from '@libp2p/interface';
 import { ed25519 } from '@noble/curves/ed25519.js';
+import { ed25519PublicKey } from '../util/ed25519.ts';
 import { bytesToHex } from '../util/bytes.ts';
 import { creditRecordId } from '../pod/credit.ts';
 import type { CreditRecord } from '../pod/credit.ts';
@@ -37,7 +38,7 @@ export interface ProducerKey {
  */
 export function producerKeyFromSeed(seed: Uint8Array): ProducerKey {
   if (!(seed instanceof Uint8Array) || seed.length !== 32) throw new RangeError(`producer seed must be 32 bytes, got ${seed instanceof Uint8Array ? seed.length : typeof seed}`);
-  const publicKey = ed25519.getPublicKey(seed);
+  const publicKey = ed25519PublicKey(seed);
   const peerId = peerIdFromPublicKey(publicKeyFromRaw(publicKey)).toString();
   return { peerId, seed: seed.slice(), publicKey };
 }

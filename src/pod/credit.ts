@@ -8,6 +8,7 @@
  * Coordinators sign with their Ed25519 identity (the same key as their libp2p peer id).
  */
 import { ed25519 } from '@noble/curves/ed25519.js';
+import { ed25519PublicKey, ed25519Sign } from '../util/ed25519.ts';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex, concatBytes, hexToBytes, utf8ToBytes } from '../util/bytes.ts';
 
@@ -66,12 +67,12 @@ export function signCreditRecord(body: Omit<CreditBody, 'v' | 'coordinator'>, se
   if (seed.length !== 32) throw new RangeError(`coordinator seed must be 32 bytes, got ${seed.length}`);
   const full: CreditBody = {
     v: CREDIT_RECORD_VERSION,
-    coordinator: bytesToHex(ed25519.getPublicKey(seed)),
+    coordinator: bytesToHex(ed25519PublicKey(seed)),
     ...body,
     credited: [...body.credited].sort(),
     faulty: [...body.faulty].sort(),
   };
-  return { ...full, sig: bytesToHex(ed25519.sign(signingBytes(full), seed)) };
+  return { ...full, sig: bytesToHex(ed25519Sign(signingBytes(full), seed)) };
 }
 
 /**

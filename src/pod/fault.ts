@@ -11,6 +11,7 @@
  * their Ed25519 identity, as for credit records (credit.ts).
  */
 import { ed25519 } from '@noble/curves/ed25519.js';
+import { ed25519PublicKey, ed25519Sign } from '../util/ed25519.ts';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex, concatBytes, hexToBytes, utf8ToBytes } from '../util/bytes.ts';
 
@@ -57,8 +58,8 @@ export function faultRecordId(b: FaultBody): string {
 export function signFaultRecord(body: Omit<FaultBody, 'v' | 'kind' | 'coordinator'>, seed: Uint8Array): FaultRecord {
   if (seed.length !== 32) throw new RangeError(`coordinator seed must be 32 bytes, got ${seed.length}`);
   const reasons = [...new Set(body.reasons)].sort().slice(0, MAX_FAULT_REASONS);
-  const full: FaultBody = { v: FAULT_RECORD_VERSION, kind: 'pod', coordinator: bytesToHex(ed25519.getPublicKey(seed)), job: body.job, worker: body.worker, reasons, time: body.time };
-  return { ...full, sig: bytesToHex(ed25519.sign(faultSigningBytes(full), seed)) };
+  const full: FaultBody = { v: FAULT_RECORD_VERSION, kind: 'pod', coordinator: bytesToHex(ed25519PublicKey(seed)), job: body.job, worker: body.worker, reasons, time: body.time };
+  return { ...full, sig: bytesToHex(ed25519Sign(faultSigningBytes(full), seed)) };
 }
 
 /** Structural check of an untrusted record: a reason string when malformed, else null. Never throws. */
