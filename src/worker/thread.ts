@@ -27,6 +27,18 @@ import { resultDigest } from '../pod/commit.ts';
 import { tensorFrameParts } from '../protocol/tensors.ts';
 
 /**
+ * Results smaller than this are returned (and revealed over the network) even when a spool file
+ * is offered: 64 KiB crosses loopback in well under a millisecond, less than a file costs.
+ */
+export const SPOOL_MIN_BYTES = 64 * 1024;
+
+function resultBytes(outputs: Record<string, HostTensor>): number {
+  let n = 0;
+  for (const t of Object.values(outputs)) n += t.data.byteLength;
+  return n;
+}
+
+/**
  * Write a result's tensor frame to a new file: O_EXCL (never over an existing file, so never
  * through a planted link either) and O_NOFOLLOW, positional writes of each part. A failed write
  * removes what it created.
@@ -83,6 +95,7 @@ export type ThreadTask =
       /**
        * Write the result as a tensor frame to this new file (created exclusively, never through a
        * link) and send no tensors back: the coordinator's result spool (coordinator/spool.ts).
+       * Results under SPOOL_MIN_BYTES are returned instead (`spooled` false).
        */
       spoolPath?: string;
     };
@@ -214,10 +227,13 @@ export async function createHandler(cfg: ThreadConfig): Promise<ThreadHandler> {
       const { outputs } = await runChecked(s, task.inputs, task.outputNames);
       const runMs = performance.now() - t0;
       const digest = task.digest || task.spoolPath ? resultDigest(outputs) : undefined;
-      if (task.spoolPath) await writeSpool(task.spoolPath, outputs);
-      const sent = task.spoolPath ? {} : outputs;
+      // A small result crosses the network faster than a file is created, written, read and
+      // removed: only results of SPOOL_MIN_BYTES or more go to the spool.
+      const spool = task.spoolPath !== undefined && resultBytes(outputs) >= SPOOL_MIN_BYTES;
+      if (spool) await writeSpool(task.spoolPath!, outputs);
+      const sent = spool ? {} : outputs;
       const busyMs = performance.timeOrigin + performance.now() - startedAt;
-      const reply: ThreadReply = { ok: true, kind: 'run', thread: threadId, outputs: sent, ...(digest ? { digest } : {}), spooled: Boolean(task.spoolPath), runMs, sessionLoaded: loaded, loadMs, sessionLoads, startedAt, busyMs, profile };
+      const reply: ThreadReply = { ok: true, kind: 'run', thread: threadId, outputs: sent, ...(digest ? { digest } : {}), spooled: spool, runMs, sessionLoaded: loaded, loadMs, sessionLoads, startedAt, busyMs, profile };
       const buffers = new Set<ArrayBuffer>();
       for (const t of Object.values(sent)) if (t.data.buffer instanceof ArrayBuffer) buffers.add(t.data.buffer);
       return move({ get [transferableSymbol]() { return [...buffers]; }, get [valueSymbol]() { return reply; } });

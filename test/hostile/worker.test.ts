@@ -29,6 +29,7 @@ import {
 import type { ClaimReply, InputFileRange, LeaseInfo } from '../../src/protocol/grid.ts';
 import { encodeNpy, readNpyHeader } from '../../src/util/npy.ts';
 import { decodeTensors } from '../../src/protocol/tensors.ts';
+import { SPOOL_MIN_BYTES } from '../../src/worker/thread.ts';
 import { heapUsed, writeIdentityModel, startWorker, when } from './harness.ts';
 import type { TestWorker } from './harness.ts';
 
@@ -194,9 +195,11 @@ describe('worker: same-filesystem leases from a hostile coordinator', () => {
     const dir = join(tmp, 'spool-fs');
     const spoolDir = join(dir, 'spool');
     await mkdir(spoolDir, { recursive: true });
-    const model = await writeIdentityModel(join(dir, 'id.onnx'), [4]);
+    // Rows of 64 KiB: results that small or larger go to the spool (thread.ts SPOOL_MIN_BYTES).
+    const W = SPOOL_MIN_BYTES / 4;
+    const model = await writeIdentityModel(join(dir, 'id.onnx'), [W]);
     const x = join(dir, 'x.npy');
-    await writeFile(x, encodeNpy({ dtype: 'float32', dims: [8, 4], data: new Float32Array(32).map((_, i) => i) }));
+    await writeFile(x, encodeNpy({ dtype: 'float32', dims: [8, W], data: new Float32Array(8 * W).map((_, i) => i) }));
     const h = await readNpyHeader(x);
     const victim = join(dir, 'victim.txt');
     await writeFile(victim, 'ORIGINAL');
@@ -216,7 +219,7 @@ describe('worker: same-filesystem leases from a hostile coordinator', () => {
     const modelBytes = new Uint8Array(await readFile(model));
     const H = await scripted({ model: modelBytes, fsProbe: probe, spoolDir, next: () => leases.shift() ?? null });
     await writeFile(probe, formatFsProbe(H.node.peerId, randomBytes(32).toString('hex')));
-    const row2 = { x: { path: x, offset: h.dataOffset + 2 * 16, dtype: 'float32', dims: [1, 4] } satisfies InputFileRange };
+    const row2 = { x: { path: x, offset: h.dataOffset + 2 * 4 * W, dtype: 'float32', dims: [1, W] } satisfies InputFileRange };
     for (const [i, [, path]] of bad.entries()) leases.push({ ok: true, lease: leaseInfo(`spool-bad-${i}`, H.modelHash, modelBytes.length, 1, { inputFiles: row2, resultSpool: path }), inputs: {} });
     const good = join(spoolDir, name(5));
     leases.push({ ok: true, lease: leaseInfo('spool-good', H.modelHash, modelBytes.length, 1, { inputFiles: row2, resultSpool: good }), inputs: {} });
@@ -231,7 +234,9 @@ describe('worker: same-filesystem leases from a hostile coordinator', () => {
     // The good one: its reveal carries no bytes, and the spool file holds row 2.
     const r = decodeRevealReply(await H.node.request(worker.node.peerId, PROTOCOL.reveal, revealRequestCodec.encode({ lease: 'spool-good' })));
     expect(r).toMatchObject({ ok: true, spooled: true });
-    expect([...(decodeTensors(new Uint8Array(await readFile(good))).y!.data as Float32Array)]).toEqual([8, 9, 10, 11]);
+    const spooled = decodeTensors(new Uint8Array(await readFile(good))).y!;
+    expect(spooled.dims).toEqual([1, W]);
+    expect([...(spooled.data as Float32Array)]).toEqual(Array.from({ length: W }, (_, i) => 2 * W + i));
   });
 
   it('a coordinator without file trust cannot have results written anywhere', async () => {
