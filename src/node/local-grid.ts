@@ -187,11 +187,12 @@ export class LocalGrid {
   async stop(): Promise<void> {
     for (const w of this.workers) await w.chain?.stop().catch(() => undefined);
     await this.chain?.stop().catch(() => undefined);
-    for (const w of this.workers.reverse()) {
+    // Workers are independent of each other: each stops in order (worker, pool, node), all at once.
+    await Promise.all(this.workers.map(async (w) => {
       await w.worker.stop().catch(() => undefined);
       await w.pool.stop().catch(() => undefined);
       await w.node.stop().catch(() => undefined);
-    }
+    }));
     this.workers.length = 0;
     await this.coordinator?.stop().catch(() => undefined);
     await this.coordinatorNode?.stop().catch(() => undefined);
