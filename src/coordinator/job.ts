@@ -138,6 +138,23 @@ export function splitRowBytes(spec: Pick<JobSpec, 'inputs'>): number {
   return n;
 }
 
+/**
+ * Where a unit's rows lie in each input and output, for the workers (LeaseInfo.rowAxes): only
+ * when every output has a known axis (none sent whole, none guessed), else undefined.
+ */
+export function rowAxesOf(spec: Pick<JobSpec, 'inputs' | 'outputs' | 'outputNames'>): { inputs: Record<string, number | null>; outputs: Record<string, number> } | undefined {
+  const outputs: Record<string, number> = {};
+  for (const name of spec.outputNames) {
+    const o = spec.outputs?.find((x) => x.name === name);
+    const axis = outputAxis(spec, name);
+    if (axis === null || o?.guessed) return undefined;
+    outputs[name] = axis;
+  }
+  const inputs: Record<string, number | null> = {};
+  for (const [name, i] of Object.entries(spec.inputs)) inputs[name] = inputAxis(i);
+  return { inputs, outputs };
+}
+
 /** The stitch axis of a job output (axis 0 for specs stored before batch axes existed). */
 export function outputAxis(spec: Pick<JobSpec, 'outputs'>, name: string): number | null {
   const o = spec.outputs?.find((x) => x.name === name);

@@ -12,6 +12,7 @@ import {
 import type { Ack, ClaimRequest, Commit, LeaseInfo } from '../protocol/grid.ts';
 import type { Lease } from './scheduler.ts';
 import type { ResultSpool } from './spool.ts';
+import { rowAxesOf } from './job.ts';
 import type { RunningJob } from './running.ts';
 import type { WorkerRegistry } from './workers.ts';
 
@@ -117,7 +118,8 @@ export class LeaseDesk {
       // The job's report describes this worker even after the registry forgets it.
       if (!job.workerInfo.has(from)) job.workerInfo.set(from, { threads: w.threads, device: w.device, profile: w.profile });
       try {
-        const info: LeaseInfo = { lease: lease.id, job: job.spec.id, unit: lease.unit, modelHash: job.spec.modelHash, modelBytes: job.spec.modelBytes, outputNames: job.spec.outputNames, rows: lease.end - lease.start, deadlineMs: lease.deadline - host.now() };
+        const axes = rowAxesOf(job.spec);
+        const info: LeaseInfo = { lease: lease.id, job: job.spec.id, unit: lease.unit, modelHash: job.spec.modelHash, modelBytes: job.spec.modelBytes, outputNames: job.spec.outputNames, rows: lease.end - lease.start, deadlineMs: lease.deadline - host.now(), ...(axes ? { rowAxes: axes } : {}) };
         if (c.fsToken !== undefined && c.fsToken === this.#opts.fsProbe?.token) {
           // A worker on our filesystem reads the rows itself and writes its result into our spool:
           // no tensor bytes cross the network either way.

@@ -215,6 +215,17 @@ export interface LeaseInfo {
    * RESULT_SPOOL_NAME) to write the result into; the reveal then says `spooled`.
    */
   resultSpool?: string;
+  /**
+   * Where the unit's rows lie in each input (null: sent whole) and each output, when the
+   * coordinator knows every output's axis: the worker may then run the unit in chunks of rows
+   * (bounded memory) and concatenate the outputs on these axes.
+   */
+  rowAxes?: RowAxes;
+}
+/** Each input's batch axis (null: the input is sent whole) and each output's. */
+export interface RowAxes {
+  inputs: Record<string, number | null>;
+  outputs: Record<string, number>;
 }
 /**
  * Where a unit's tensor lies in a file: `segments` runs (default 1) of equal length, `stride`
@@ -245,7 +256,7 @@ const leaseCodec = jsonCodec<{ ok: true; lease: LeaseInfo } | { ok: false; reaso
     const l = obj(o.lease);
     return {
       ok: true,
-      lease: { lease: s(l, 'lease', 256), job: s(l, 'job', 128), unit: int(l, 'unit'), modelHash: hex(l, 'modelHash', 32), modelBytes: int(l, 'modelBytes', 1, MAX_MODEL_BYTES), outputNames: strList(l, 'outputNames'), rows: int(l, 'rows', 1), deadlineMs: int(l, 'deadlineMs', 1), ...(l.inputFiles === undefined ? {} : { inputFiles: inputFiles(l.inputFiles) }), ...(l.resultSpool === undefined ? {} : { resultSpool: s(l, 'resultSpool', 4096) }) },
+      lease: { lease: s(l, 'lease', 256), job: s(l, 'job', 128), unit: int(l, 'unit'), modelHash: hex(l, 'modelHash', 32), modelBytes: int(l, 'modelBytes', 1, MAX_MODEL_BYTES), outputNames: strList(l, 'outputNames'), rows: int(l, 'rows', 1), deadlineMs: int(l, 'deadlineMs', 1), ...(l.inputFiles === undefined ? {} : { inputFiles: inputFiles(l.inputFiles) }), ...(l.resultSpool === undefined ? {} : { resultSpool: s(l, 'resultSpool', 4096) }), ...(l.rowAxes === undefined ? {} : { rowAxes: rowAxes(l.rowAxes) }) },
     };
   },
 });
@@ -256,6 +267,26 @@ const leaseCodec = jsonCodec<{ ok: true; lease: LeaseInfo } | { ok: false; reaso
  * bounds the reads a lease can ask of a worker far above any real layout.
  */
 export const MAX_INPUT_SEGMENTS = 65536;
+
+/** A lease's row axes: at most 64 inputs and 64 outputs, each axis 0..15 (null only for inputs). */
+function rowAxes(raw: unknown): RowAxes {
+  const o = obj(raw);
+  const axisMap = (v: unknown, field: string, nullable: boolean): Record<string, number | null> => {
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error(`rowAxes.${field}: expected an object of axes by name`);
+    const m = v as Obj;
+    const names = Object.keys(m);
+    if (names.length > 64) throw new Error(`rowAxes.${field}: expected at most 64 names`);
+    const out: Record<string, number | null> = {};
+    for (const n of names) {
+      const a = m[n];
+      if (a === null && nullable) out[n] = null;
+      else if (Number.isSafeInteger(a) && (a as number) >= 0 && (a as number) < 16) out[n] = a as number;
+      else throw new Error(`rowAxes.${field}.${n.slice(0, 64)}: expected an axis from 0 to 15${nullable ? ' or null' : ''}`);
+    }
+    return out;
+  };
+  return { inputs: axisMap(o.inputs, 'inputs', true), outputs: axisMap(o.outputs, 'outputs', false) as Record<string, number> };
+}
 
 function inputFiles(raw: unknown): Record<string, InputFileRange> {
   const o = obj(raw);

@@ -376,7 +376,7 @@ export class WorkerNode {
    */
   async #runOrCheat(lease: LeaseInfo, modelPath: string, inputs: Record<string, HostTensor>, spoolPath?: string): ReturnType<InferencePool['run']> {
     const mode = this.#opts.cheat;
-    if (!mode) return this.#pool.run({ modelHash: lease.modelHash, modelPath, inputs, outputNames: lease.outputNames, digest: true, ...(spoolPath ? { spoolPath } : {}) });
+    if (!mode) return this.#pool.run({ modelHash: lease.modelHash, modelPath, inputs, outputNames: lease.outputNames, digest: true, ...(spoolPath ? { spoolPath } : {}), ...(lease.rowAxes ? { rowAxes: lease.rowAxes } : {}) });
     if (mode === 'error') throw new Error(CHEAT_ERROR_MESSAGE);
     if (mode === 'stale') {
       const old = this.#stale.get(lease.job, lease.rows);

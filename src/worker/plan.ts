@@ -171,3 +171,77 @@ export function concatRows(name: string, parts: readonly HostTensor[]): HostTens
   }
   return { dtype: first.dtype, dims: [rows, ...rest], data };
 }
+
+/**
+ * Rows [start, end) of a tensor along `axis` (its batch axis). A view when the axis has nothing
+ * before it (axis 0, or leading dims of 1); otherwise one copy of the selected rows.
+ */
+export function sliceAxis(t: HostTensor, axis: number, start: number, end: number): HostTensor {
+  const n = t.dims[axis]!;
+  const outer = elementCount(t.dims.slice(0, axis));
+  const inner = elementCount(t.dims.slice(axis + 1));
+  const dims = [...t.dims.slice(0, axis), end - start, ...t.dims.slice(axis + 1)];
+  if (outer === 1) return { dtype: t.dtype, dims, data: t.data.subarray(start * inner, end * inner) as TensorData };
+  const rows = end - start;
+  const data = new (t.data.constructor as new (n: number) => TensorData)(outer * rows * inner);
+  for (let o = 0; o < outer; o++) (data as Float32Array).set(t.data.subarray((o * n + start) * inner, (o * n + end) * inner) as Float32Array, o * rows * inner);
+  return { dtype: t.dtype, dims, data };
+}
+
+/**
+ * Concatenate tensors along `axis`, in order (the chunks of one unit's rows).
+ * @throws DrillError OUTPUT_MISMATCH when dtypes, ranks or the other dims differ between parts.
+ */
+export function concatAxis(name: string, parts: readonly HostTensor[], axis: number): HostTensor {
+  if (parts.length === 0) throw new RangeError('concatAxis: no parts');
+  const first = parts[0]!;
+  if (parts.length === 1) return first;
+  let rows = 0;
+  for (const [k, p] of parts.entries()) {
+    if (p.dtype !== first.dtype || p.dims.length !== first.dims.length || p.dims.length <= axis || p.dims.some((d, i) => i !== axis && d !== first.dims[i])) {
+      throw new DrillError('OUTPUT_MISMATCH', `outputs.${name}: expected every chunk of rows to give ${first.dtype} ${fmtShape(first.dims.map((d, i) => (i === axis ? 'rows' : d)))}, received ${p.dtype} ${fmtShape(p.dims)} for chunk ${k}`, { output: name, chunk: k });
+    }
+    rows += p.dims[axis]!;
+  }
+  const outer = elementCount(first.dims.slice(0, axis));
+  const inner = elementCount(first.dims.slice(axis + 1));
+  const data = new (first.data.constructor as new (n: number) => TensorData)(outer * rows * inner);
+  let r = 0;
+  for (const p of parts) {
+    const pr = p.dims[axis]!;
+    for (let o = 0; o < outer; o++) (data as Float32Array).set(p.data.subarray(o * pr * inner, (o + 1) * pr * inner) as Float32Array, (o * rows + r) * inner);
+    r += pr;
+  }
+  return { dtype: first.dtype, dims: first.dims.map((d, i) => (i === axis ? rows : d)), data };
+}
+
+/** Where a unit's rows lie: each input's batch axis (null: sent whole) and each output's. */
+export interface RowAxes {
+  inputs: Record<string, number | null>;
+  outputs: Record<string, number>;
+}
+
+/**
+ * How to run a batch in chunks of rows, so ONNX Runtime's intermediate tensors (and its arena,
+ * which keeps its peak) stay bounded whatever the unit's size: chunks of split input of at most
+ * `maxInputBytes`. Null when the batch is one chunk, or when `axes` does not account for every
+ * input and every wanted output (then it runs whole, as before). Pure.
+ */
+export function chunkPlan(inputs: Readonly<Record<string, HostTensor>>, outputNames: readonly string[], axes: RowAxes, maxInputBytes: number): { rows: number; chunkRows: number } | null {
+  let rows = -1;
+  let rowBytes = 0;
+  for (const [name, t] of Object.entries(inputs)) {
+    const axis = axes.inputs[name];
+    if (axis === undefined) return null;
+    if (axis === null) continue;
+    if (!Number.isInteger(axis) || axis < 0 || axis >= t.dims.length) return null;
+    const n = t.dims[axis]!;
+    if (rows >= 0 && n !== rows) return null;
+    rows = n;
+    rowBytes += n > 0 ? t.data.byteLength / n : 0;
+  }
+  if (rows <= 1 || rowBytes === 0) return null;
+  for (const o of outputNames) if (!Number.isInteger(axes.outputs[o])) return null;
+  const chunkRows = Math.max(1, Math.floor(maxInputBytes / rowBytes));
+  return chunkRows >= rows ? null : { rows, chunkRows };
+}

@@ -29,6 +29,7 @@ import { buildMatMulChain } from './benchmark.ts';
 import { checkHostTensor } from './plan.ts';
 import { selectDevice, selectionFor } from './device.ts';
 import type { Device, DeviceSelection, ExecutionProfile } from './device.ts';
+import type { RowAxes } from './plan.ts';
 import type { ThreadConfig, ThreadReply, ThreadTask } from './thread.ts';
 
 export type { Device, ExecutionProfile } from './device.ts';
@@ -107,6 +108,8 @@ export interface RunRequest {
    * into a larger buffer are copied (moving them would move the whole buffer).
    */
   transfer?: boolean;
+  /** Each input's and output's row axis: a unit over 1 MiB of split input then runs in chunks of rows (bounded ORT memory). */
+  rowAxes?: RowAxes;
   /** Compute the result's digest (pod/commit.ts resultDigest) on the thread: RunResult.digest. */
   digest?: boolean;
   /**
@@ -365,7 +368,7 @@ export class InferencePool {
     // ORT. The task runs to completion (the in-flight count drops only then, so backpressure
     // stays honest) and an aborted caller is answered at once.
     const task = piscina.run(
-      { kind: 'run', modelHash: req.modelHash.toLowerCase(), modelPath: req.modelPath, inputs, outputNames: req.outputNames, ...(req.digest ? { digest: true } : {}), ...(req.spoolPath ? { spoolPath: req.spoolPath } : {}) },
+      { kind: 'run', modelHash: req.modelHash.toLowerCase(), modelPath: req.modelPath, inputs, outputNames: req.outputNames, ...(req.digest ? { digest: true } : {}), ...(req.spoolPath ? { spoolPath: req.spoolPath } : {}), ...(req.rowAxes ? { rowAxes: req.rowAxes } : {}) },
       { transferList: [...transferList] },
     );
     void task.then(

@@ -23,6 +23,7 @@ import type { HostTensor } from '../util/tensor.ts';
 import { executionProfile } from './device.ts';
 import type { DeviceSelection, ExecutionProfile } from './device.ts';
 import { inputSpecs, openSession, runChecked } from './session.ts';
+import type { RowAxes } from './plan.ts';
 import { resultDigest } from '../pod/commit.ts';
 import { tensorFrameParts } from '../protocol/tensors.ts';
 
@@ -90,6 +91,8 @@ export type ThreadTask =
       modelPath: string;
       inputs: Record<string, HostTensor>;
       outputNames?: string[];
+      /** Where the rows lie: lets a large unit run in chunks of rows (session.ts runChecked). */
+      rowAxes?: RowAxes;
       /** Also compute the result's digest (pod/commit.ts resultDigest) here, off the main thread. */
       digest?: boolean;
       /**
@@ -224,7 +227,7 @@ export async function createHandler(cfg: ThreadConfig): Promise<ThreadHandler> {
       }
       const { s, loaded, loadMs } = await session(task.modelHash, task.modelPath);
       const t0 = performance.now();
-      const { outputs } = await runChecked(s, task.inputs, task.outputNames);
+      const { outputs } = await runChecked(s, task.inputs, task.outputNames, task.rowAxes);
       const runMs = performance.now() - t0;
       const digest = task.digest || task.spoolPath ? resultDigest(outputs) : undefined;
       // A small result crosses the network faster than a file is created, written, read and

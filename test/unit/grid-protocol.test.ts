@@ -111,6 +111,15 @@ describe('same-filesystem leases', () => {
     const r = decodeClaimReply(encodeClaimReply({ ok: true, lease: { ...lease, inputFiles }, inputs: {} }));
     expect(r.ok && r.lease.inputFiles).toEqual(inputFiles);
   });
+  it('a lease may say where the rows lie (row axes); malformed axes are refused', () => {
+    const rowAxes = { inputs: { audio: 0, state: 1, sr: null }, outputs: { prob: 0, stateN: 1 } };
+    const r = decodeClaimReply(encodeClaimReply({ ok: true, lease: { ...lease, rowAxes }, inputs: {} }));
+    expect(r.ok && r.lease.rowAxes).toEqual(rowAxes);
+    for (const bad of [{ inputs: { x: -1 }, outputs: {} }, { inputs: { x: 16 }, outputs: {} }, { inputs: {}, outputs: { y: null } }, { inputs: { x: 'a' }, outputs: {} }, { inputs: [], outputs: {} }]) {
+      expect(() => decodeClaimReply(encodeClaimReply({ ok: true, lease: { ...lease, rowAxes: bad as never }, inputs: {} }))).toThrow(/rowAxes/);
+    }
+  });
+
   it('rejects malformed file ranges from the network', () => {
     for (const bad of [
       { x: { path: '/d', offset: -1, dtype: 'float32', dims: [1] } },
