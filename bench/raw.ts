@@ -16,6 +16,7 @@ import { DirectSession } from '../src/worker/direct.ts';
 import { readNpy, readNpyHeader, NpyWriter } from '../src/util/npy.ts';
 import type { HostTensor, TensorData } from '../src/util/tensor.ts';
 import { runRange } from './raw-thread.ts';
+import { peakRssBytes } from '../src/util/rss.ts';
 import type { RawReply, RawTask } from './raw-thread.ts';
 
 function args(): { model: string; inputs: Record<string, string>; out: string; threads: number; mode: 'split' | 'intra'; chunk: number } {
@@ -94,4 +95,4 @@ if (o.mode === 'intra') {
   outputs = concat(parts.map((p) => p.outputs), rows);
 }
 await writeOutputs(o.out, outputs);
-process.stdout.write(JSON.stringify({ rows, maxRssBytes: process.resourceUsage().maxRSS * 1024 }) + '\n');
+process.stdout.write(JSON.stringify({ rows, maxRssBytes: peakRssBytes() }) + '\n');

@@ -10,6 +10,7 @@ import { isDrillError } from '../util/errors.ts';
 import { createLogger, envLogFormat, envLogLevel, parseLogFormat } from '../util/log.ts';
 import type { LogFormat } from '../util/log.ts';
 import { trace } from '../util/trace.ts';
+import { peakRssBytes } from '../util/rss.ts';
 
 const COMMANDS: Record<string, { summary: string; load: () => Promise<{ command: Command }> }> = {
   demo: { summary: 'run the sample job on an embedded local grid (what `npm start` does)', load: () => import('./commands/demo.ts') },
@@ -48,7 +49,7 @@ function reportResourcesAtExit(): void {
   process.once('exit', () => {
     trace('exit');
     const r = process.resourceUsage();
-    writeFileSync(file, JSON.stringify({ maxRssBytes: r.maxRSS * 1024, cpuMs: (r.userCPUTime + r.systemCPUTime) / 1000 }) + '\n');
+    writeFileSync(file, JSON.stringify({ maxRssBytes: peakRssBytes(), cpuMs: (r.userCPUTime + r.systemCPUTime) / 1000 }) + '\n');
   });
 }
 
