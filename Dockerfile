@@ -47,7 +47,7 @@ RUN set -eu; \
 
 WORKDIR /app
 COPY package.json package-lock.json ./
-COPY scripts/onnxruntime-cuda.js scripts/
+COPY scripts/onnxruntime-cuda.js scripts/bundle-libp2p.js scripts/
 ARG ONNXRUNTIME_NODE_INSTALL=skip
 # package.json's allowScripts keeps onnxruntime-node's own CUDA download from running (npm >= 11.16);
 # the project's postinstall fetches the CUDA binaries only when ONNXRUNTIME_NODE_INSTALL asks.
