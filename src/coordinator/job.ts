@@ -102,6 +102,11 @@ export interface JobSpec {
   outputs: JobOutput[];
   rows: number;
   unitRows: number;
+  /**
+   * The coordinator chose the unit size (the partner did not): the job's last rows run in
+   * smaller units (scheduler.ts `planUnits`). Absent in jobs stored before it existed: equal units.
+   */
+  taper?: boolean;
   replicas: number;
   /** Spot-check probability in [0, 1]; 0 = no audits (replicas > 1 replicate every unit). */
   audit: number;
@@ -394,6 +399,7 @@ export async function prepareJob(req: JobRequest): Promise<JobSpec> {
     })),
     rows,
     unitRows,
+    ...(req.unitRows === undefined && !oneUnit ? { taper: true } : {}),
     replicas,
     audit,
     maxReplicas: defaultMaxReplicas(replicas),

@@ -98,6 +98,7 @@ export function createRunningJob(spec: JobSpec, opts: RunningJobOptions, resumed
     leaseMs: opts.leaseMs,
     leaseTag: opts.leaseTag,
     audit: spec.audit ?? 0,
+    taper: spec.taper === true,
     random: opts.random,
     pool: opts.pool,
     ...(opts.reserveMs !== undefined ? { reserveMs: opts.reserveMs } : {}),

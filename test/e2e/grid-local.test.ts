@@ -27,10 +27,11 @@ afterAll(async () => {
   await rm(tmp, { recursive: true, force: true });
 });
 
-async function runWorkload(name: string, over: { replicas?: number; unitRows?: number } = {}): Promise<{ report: JobReport; outDir: string }> {
+async function runWorkload(name: string, over: { replicas?: number; unitRows?: number; defaultUnits?: boolean } = {}): Promise<{ report: JobReport; outDir: string }> {
   const m = await readJobManifest(join(ROOT, 'workloads', name, 'job.json'));
   const outDir = join(tmp, `out-${name}-${over.replicas ?? m.replicas}`);
-  const spec = await prepareJob({ model: m.model, inputs: m.inputs, outDir, replicas: over.replicas ?? m.replicas, unitRows: over.unitRows ?? m.unitRows, policy: m.policy, name });
+  const unitRows = over.defaultUnits ? undefined : (over.unitRows ?? m.unitRows);
+  const spec = await prepareJob({ model: m.model, inputs: m.inputs, outDir, replicas: over.replicas ?? m.replicas, ...(unitRows !== undefined ? { unitRows } : {}), policy: m.policy, name });
   const h = await grid.coordinator.submit(spec);
   return { report: await h.result, outDir };
 }
@@ -96,5 +97,16 @@ describe('embedded grid', () => {
     expect(report.units.unverified + report.units.disputed + report.units.agreed).toBe(report.units.total);
     expect(report.totalCredit).toBe(0);
     // with one replica a cheater's unit goes through unverified: that is why R ≥ 2 is the default
+  });
+
+  it('a job whose unit size the coordinator chose ends in smaller units; outputs equal a direct ORT run', async () => {
+    const rows = (await readNpy(join(ROOT, 'workloads/cnn/inputs/image.npy'))).dims[0]!;
+    const { report } = await runWorkload('cnn', { defaultUnits: true });
+    expect(report.status).toBe('done');
+    // The default splits into at least 32 units; the last two units' rows run as 2 halves and 4 quarters.
+    const equal = Math.ceil(rows / report.unitRows);
+    expect(equal).toBeGreaterThanOrEqual(32);
+    expect(report.units.total).toBe(equal + 4);
+    await expectMatchesDirect('cnn', report);
   });
 });

@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { JobScheduler, splitRows } from '../../src/coordinator/scheduler.ts';
+import { JobScheduler, planUnits, splitRows } from '../../src/coordinator/scheduler.ts';
 import type { Candidate, Lease, Result, SchedulerEvent, SchedulerOptions } from '../../src/coordinator/scheduler.ts';
 import { policyAgree, parsePolicy } from '../../src/pod/index.ts';
 import { seededRandom } from '../../src/util/random.ts';
@@ -349,5 +349,33 @@ describe('JobScheduler: resume', () => {
     expect(s.progress()).toMatchObject({ done: 2, total: 3, rowsDone: 8, agreed: 1, disputed: 1, quarantined: 1 });
     expect(s.claim('X', 0)).toBeNull();
     expect(s.claim('A', 0)!.unit).toBe(1);
+  });
+});
+
+describe('planUnits', () => {
+  it('without taper, or for short jobs, is splitRows', () => {
+    expect(planUnits(1000, 100, false)).toEqual(splitRows(1000, 100));
+    expect(planUnits(700, 100, true)).toEqual(splitRows(700, 100)); // fewer than 8 units
+    expect(planUnits(30, 3, true)).toEqual(splitRows(30, 3)); // units of fewer than 4 rows
+  });
+
+  it('tapers the last 2 units into halves and quarters, covering every row once', () => {
+    const u = planUnits(1000, 100, true);
+    expect(u.slice(-6)).toEqual([[800, 850], [850, 900], [900, 925], [925, 950], [950, 975], [975, 1000]]);
+    expect(u.length).toBe(splitRows(1000, 100).length + 4);
+    // Any size: contiguous, non-empty, nothing bigger than unitRows, the last unit at most a quarter (rounded).
+    for (const [rows, unitRows] of [[9120, 174], [738, 18], [801, 9], [8_000_000, 131_072], [33, 4], [1001, 7]] as const) {
+      const p = planUnits(rows, unitRows, true);
+      expect(p[0]![0]).toBe(0);
+      expect(p.at(-1)![1]).toBe(rows);
+      for (let i = 0; i < p.length; i++) {
+        const [s, e] = p[i]!;
+        expect(e).toBeGreaterThan(s);
+        expect(e - s).toBeLessThanOrEqual(unitRows);
+        if (i > 0) expect(s).toBe(p[i - 1]![1]);
+      }
+      expect(p.at(-1)![1] - p.at(-1)![0]).toBeLessThanOrEqual(Math.ceil(unitRows / 4));
+      expect(p.length).toBeLessThanOrEqual(splitRows(rows, unitRows).length + 4);
+    }
   });
 });

@@ -30,7 +30,7 @@ export const RUN_FLAGS: Record<string, FlagSpec> = {
   workers: { type: 'string', help: 'honest workers in the embedded grid', default: '3' },
   replicas: { type: 'string', help: `workers that run each unit (default ${DEFAULT_REPLICAS}, or 1 with --audit)` },
   audit: { type: 'string', help: 'spot checks: run each unit once (--replicas 1) and re-run this fraction of units, chosen at random after the result is committed, on a second random worker (e.g. 0.1)' },
-  'unit-rows': { type: 'string', help: 'rows per work unit (default: ~40 GFLOP of work, at most 16 MiB of input and 1/32 of the rows)' },
+  'unit-rows': { type: 'string', help: 'rows per work unit (default: ~40 GFLOP of work, at most 16 MiB of input and 1/32 of the rows, the last units smaller)' },
   compare: { type: 'string', help: 'PoD comparison policy: exact | argmax | allclose:RTOL,ATOL', default: DEFAULT_POLICY },
   'batch-axis': {
     type: 'string',
