@@ -246,7 +246,7 @@ export class JobScheduler {
       taper: opts.taper === true,
       audit,
     };
-    this.#units = planUnits(rows, unitRows, opts.taper === true).map(([start, end], index) => ({
+    this.#units = planUnits(rows, unitRows, this.#opts.taper).map(([start, end], index) => ({
       index,
       start,
       end,

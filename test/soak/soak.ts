@@ -17,11 +17,13 @@
  * be 0), duplicates (units credited twice in the coordinator's store, or output rows holding
  * another row's data: must be 0), the hostile rounds and their outcomes, and each process's
  * RSS at its start (after a 30 s warm-up), its peak and its end. A process's RSS climbs to a
- * plateau in its first minute or two (V8 sizes its heap to the load, malloc keeps its arenas;
- * the coordinator's JS heap in use stays at 40–90 MB throughout, seen through its /metrics), so
+ * plateau in its first minutes (the memory V8 took at a peak of the load is kept; the
+ * coordinator's JS heap in use stays at 40–90 MB throughout, seen through its /metrics, and
+ * MALLOC_ARENA_MAX=2 does not change the step), so
  * a leak is judged on the second half of each process's life after the warm-up: RSS at the end
  * within +10 % of RSS at that half-way point (a steady leak over the whole life shows there as
- * +20 % or more), for processes that lived two minutes past the warm-up. Exit 0 when all hold.
+ * +20 % or more), for processes that lived four minutes past the warm-up (a run of 10 minutes
+ * judges worker 0 and the last coordinator). Exit 0 when all hold.
  */
 import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
 import { existsSync, readFileSync } from 'node:fs';
@@ -77,9 +79,7 @@ interface Tracked {
   role: string;
   proc: Proc;
   started: number;
-  rssStart?: number;
-  rssEnd?: number;
-  /** RSS samples after the warm-up: [ms since start, bytes]. */
+  /** RSS samples from the warm-up on: [ms since start, bytes]; the first is its start, the last its end. */
   samples: [number, number][];
   ended?: number;
 }
@@ -105,11 +105,7 @@ const rssTimer = setInterval(() => {
     if (t.ended !== undefined) continue;
     const r = rssOf(t.proc.child.pid);
     if (r === undefined) continue;
-    if (now - t.started >= WARMUP_MS && t.rssStart === undefined) t.rssStart = r;
-    if (t.rssStart !== undefined) {
-      t.rssEnd = r;
-      t.samples.push([now - t.started, r]);
-    }
+    if (now - t.started >= WARMUP_MS) t.samples.push([now - t.started, r]);
   }
 }, RSS_EVERY_MS);
 
@@ -315,7 +311,10 @@ try {
 
 clearInterval(rssTimer);
 const ends = new Map<Tracked, number | undefined>();
-for (const t of tracked) ends.set(t, t.ended === undefined ? rssOf(t.proc.child.pid) ?? t.rssEnd : t.rssEnd);
+for (const t of tracked) {
+  const last = t.samples.at(-1)?.[1];
+  ends.set(t, t.ended === undefined ? rssOf(t.proc.child.pid) ?? last : last);
+}
 for (const t of tracked) await kill(t);
 
 // ------------------------------------------------------------------------------ report
@@ -327,17 +326,18 @@ for (const t of tracked) {
   if (t.role.startsWith('worker') || t.role === 'coordinator') {
     const end = ends.get(t);
     const life = ((t.ended ?? Date.now()) - t.started) / 1000;
-    const change = t.rssStart && end ? (end - t.rssStart) / t.rssStart : undefined;
+    const start = t.samples[0]?.[1];
+    const change = start && end ? (end - start) / start : undefined;
     const peak = t.samples.reduce((m, [, r]) => Math.max(m, r), 0) || undefined;
     // The trend: from half-way through the process's life after the warm-up to its end.
     const halfAt = (WARMUP_MS + life * 1000) / 2;
     const half = t.samples.find(([at]) => at >= halfAt)?.[1];
     const trend = half && end ? (end - half) / half : undefined;
-    // Only processes that lived past the warm-up and two minutes more have a meaningful trend.
-    const judged = trend !== undefined && life >= WARMUP_MS / 1000 + 120;
+    // Only processes that lived past the warm-up and four minutes more are past the step to their plateau.
+    const judged = trend !== undefined && life >= WARMUP_MS / 1000 + 240;
     if (judged && trend! > 0.1) rssOk = false;
     const pct = (x: number | undefined): string => (x === undefined ? '—' : `${x >= 0 ? '+' : ''}${(x * 100).toFixed(1)} %`);
-    rows.push(`  ${t.role.padEnd(12)} pid ${String(t.proc.child.pid).padEnd(8)} lived ${life.toFixed(0).padStart(4)} s  RSS start ${mb(t.rssStart).padStart(7)}  peak ${mb(peak).padStart(7)}  end ${mb(end).padStart(7)}  ${pct(change).padStart(8)}; second half ${mb(half).padStart(7)} → end ${pct(trend)}${judged ? '' : ' (short-lived: not judged)'}`);
+    rows.push(`  ${t.role.padEnd(12)} pid ${String(t.proc.child.pid).padEnd(8)} lived ${life.toFixed(0).padStart(4)} s  RSS start ${mb(start).padStart(7)}  peak ${mb(peak).padStart(7)}  end ${mb(end).padStart(7)}  ${pct(change).padStart(8)}; second half ${mb(half).padStart(7)} → end ${pct(trend)}${judged ? '' : ' (short-lived: not judged)'}`);
   }
 }
 const ok = rowsLost === 0 && dupRows === 0 && dupCredits === 0 && rssOk && completed > 0;
